@@ -1,0 +1,294 @@
+"""Batched FIRE relaxation with a Fréchet cell filter and in-flight swapping.
+
+Every system keeps its own FIRE state and convergence test; a system leaves the batch as soon
+as it converges (or fails, or reaches ``max_steps``) and the next waiting structure takes its
+place, so the batch stays full until the queue is empty.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from pymatgen.core import Lattice, Structure
+
+from mlipflows.engine.autobatch import BatchBudget
+from mlipflows.engine.batch import Batch
+from mlipflows.engine.cell_filter import CellMode, cell_forces
+from mlipflows.engine.evaluate import guarded_evaluate
+from mlipflows.engine.fire import FireParams, fire_step
+from mlipflows.engine.results import SystemResult
+from mlipflows.engine.validate import check_structure, estimate_edges
+from mlipflows.potentials.base import Potential, PotentialOutput
+
+
+@dataclass(frozen=True)
+class RelaxSettings:
+    """Relaxation settings.
+
+    Attributes:
+        fmax: convergence threshold on the largest generalised force row, eV/Å (ASE's rule:
+            atom forces and, with a cell filter, the cell's generalised forces).
+        max_steps: optimizer steps before a structure is stored as not converged.
+        cell_filter: "frechet" (positions + full cell), "hydrostatic" (positions + volume) or
+            "fixed" (positions only).
+        fire: FIRE parameters (ASE defaults).
+    """
+
+    fmax: float = 0.05
+    max_steps: int = 500
+    cell_filter: CellMode = "frechet"
+    fire: FireParams = FireParams()
+
+
+class _Active:
+    """The systems currently in the batch, with their optimizer state (float64, on device)."""
+
+    def __init__(self, device: torch.device, relax_cell: bool) -> None:
+        f64 = dict(dtype=torch.float64, device=device)
+        self.device, self.relax_cell = device, relax_cell
+        self.pos = torch.zeros((0, 3), **f64)
+        self.z = torch.zeros(0, dtype=torch.long, device=device)
+        self.sys = torch.zeros(0, dtype=torch.long, device=device)
+        self.v_atoms = torch.zeros((0, 3), **f64)
+        self.cell = torch.zeros((0, 3, 3), **f64)
+        self.orig_cell = torch.zeros((0, 3, 3), **f64)
+        self.cell_x = torch.zeros((0, 3, 3), **f64)
+        self.v_cell = torch.zeros((0, 3, 3), **f64)
+        self.dt = torch.zeros(0, **f64)
+        self.alpha = torch.zeros(0, **f64)
+        self.ecf = torch.zeros(0, **f64)
+        self.n_pos = torch.zeros(0, dtype=torch.long, device=device)
+        self.first = torch.zeros(0, dtype=torch.bool, device=device)
+        self.ids: list[int] = []
+        self.n_steps: list[int] = []
+        self.t_start: list[float] = []
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def batch(self) -> Batch:
+        pbc = torch.ones((self.n, 3), dtype=torch.bool, device=self.device)
+        return Batch(self.pos, self.z, self.sys, self.cell, pbc)
+
+    def add(self, structures: list[Structure], ids: list[int], fire: FireParams) -> None:
+        b = Batch.from_structures(structures, device=self.device)
+        n_new = b.n_systems
+        self.sys = torch.cat([self.sys, b.system_idx + self.n])
+        self.pos = torch.cat([self.pos, b.positions])
+        self.z = torch.cat([self.z, b.atomic_numbers])
+        self.v_atoms = torch.cat([self.v_atoms, torch.zeros_like(b.positions)])
+        self.cell = torch.cat([self.cell, b.cell])
+        self.orig_cell = torch.cat([self.orig_cell, b.cell.clone()])
+        self.cell_x = torch.cat([self.cell_x, torch.zeros_like(b.cell)])
+        self.v_cell = torch.cat([self.v_cell, torch.zeros_like(b.cell)])
+        self.dt = torch.cat(
+            [self.dt, torch.full((n_new,), fire.dt_start, dtype=torch.float64, device=self.device)]
+        )
+        self.alpha = torch.cat(
+            [
+                self.alpha,
+                torch.full((n_new,), fire.alpha_start, dtype=torch.float64, device=self.device),
+            ]
+        )
+        self.ecf = torch.cat([self.ecf, b.n_atoms.double()])
+        self.n_pos = torch.cat(
+            [self.n_pos, torch.zeros(n_new, dtype=torch.long, device=self.device)]
+        )
+        self.first = torch.cat(
+            [self.first, torch.ones(n_new, dtype=torch.bool, device=self.device)]
+        )
+        self.ids += ids
+        self.n_steps += [0] * n_new
+        self.t_start += [time.perf_counter()] * n_new
+
+    def keep(self, keep: list[bool]) -> None:
+        mask = torch.as_tensor(keep, dtype=torch.bool, device=self.device)
+        atom_mask = mask[self.sys]
+        remap = torch.cumsum(mask.long(), 0) - 1
+        self.sys = remap[self.sys[atom_mask]]
+        for name in ("pos", "z", "v_atoms"):
+            setattr(self, name, getattr(self, name)[atom_mask])
+        for name in (
+            "cell",
+            "orig_cell",
+            "cell_x",
+            "v_cell",
+            "dt",
+            "alpha",
+            "ecf",
+            "n_pos",
+            "first",
+        ):
+            setattr(self, name, getattr(self, name)[mask])
+        self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
+        self.n_steps = [i for i, k in zip(self.n_steps, keep, strict=True) if k]
+        self.t_start = [i for i, k in zip(self.t_start, keep, strict=True) if k]
+
+
+def relax(
+    structures: Sequence[Structure],
+    potential: Potential,
+    settings: RelaxSettings | None = None,
+    budget: BatchBudget | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[SystemResult]:
+    """Relax every structure; returns one :class:`SystemResult` per input, in input order.
+
+    Args:
+        structures: pymatgen Structures (periodic).
+        potential: a loaded potential.
+        settings: fmax, max_steps, cell filter, FIRE parameters.
+        budget: atoms/edges per batched call (default from the potential's device).
+        progress: called after each step as ``progress(n_finished, n_steps_this_call)``.
+    """
+    settings = settings or RelaxSettings()
+    budget = budget or BatchBudget.for_potential(potential)
+    relax_cell = settings.cell_filter != "fixed"
+    results = [SystemResult(index=i, structure=s) for i, s in enumerate(structures)]
+    queue: deque[int] = deque()
+    for r in results:
+        r.error = check_structure(r.structure, potential)
+        if r.error is None:
+            queue.append(r.index)
+        elif progress:
+            progress(1, 0)
+    edges = {i: estimate_edges(structures[i], potential.cutoff) for i in queue}
+    active = _Active(potential.device, relax_cell)
+
+    while queue or active.n:
+        _refill(active, queue, structures, edges, potential, budget, settings.fire)
+        batch = active.batch()
+        out, errors = guarded_evaluate(potential, batch, compute_stress=relax_cell)
+        volume = torch.linalg.det(active.cell).abs()
+        deform = torch.linalg.matrix_exp(active.cell_x / active.ecf[:, None, None])
+        g_atoms = torch.einsum("ni,nij->nj", out.forces, deform[active.sys])
+        g_cell = None
+        if relax_cell:
+            stress = torch.nan_to_num(out.stress)
+            g_cell = cell_forces(stress, volume, active.cell_x, active.ecf, settings.cell_filter)
+        row_max = segment_max(
+            torch.nan_to_num(g_atoms, nan=np.inf).norm(dim=1), active.sys, active.n
+        )
+        if g_cell is not None:
+            row_max = torch.maximum(row_max, g_cell.norm(dim=2).amax(1))
+        converged = (row_max < settings.fmax).tolist()
+        energies = out.energy.tolist()
+
+        keep, finished = [], 0
+        forces_split = None
+        for s, idx in enumerate(active.ids):
+            r = results[idx]
+            if errors[s] is None:
+                r.trajectory.append(energies[s])
+            done = errors[s] is not None or converged[s] or active.n_steps[s] >= settings.max_steps
+            keep.append(not done)
+            if not done:
+                continue
+            finished += 1
+            if forces_split is None:
+                forces_split = torch.split(out.forces.cpu(), batch.n_atoms.tolist())
+            _finish(r, s, active, out, forces_split, errors[s], converged[s])
+        if progress:
+            progress(finished, 1)
+        if not any(keep):
+            active.keep(keep)
+            continue
+        if not all(keep):
+            keep_t = torch.as_tensor(keep, device=g_atoms.device)
+            g_atoms = g_atoms[keep_t[active.sys]]
+            g_cell = None if g_cell is None else g_cell[keep_t]
+            active.keep(keep)
+
+        dr_atoms, dr_cell = fire_step(
+            settings.fire,
+            g_atoms,
+            g_cell,
+            active.v_atoms,
+            active.v_cell if relax_cell else None,
+            active.dt,
+            active.alpha,
+            active.n_pos,
+            active.first,
+            active.sys,
+        )
+        if relax_cell and dr_cell is not None:
+            old = torch.linalg.matrix_exp(active.cell_x / active.ecf[:, None, None])
+            x_atoms = torch.einsum(
+                "ni,nij->nj", active.pos, torch.linalg.inv(old.transpose(1, 2))[active.sys]
+            )
+            active.cell_x = active.cell_x + dr_cell
+            new = torch.linalg.matrix_exp(active.cell_x / active.ecf[:, None, None])
+            active.pos = torch.einsum(
+                "ni,nij->nj", x_atoms + dr_atoms, new.transpose(1, 2)[active.sys]
+            )
+            active.cell = active.orig_cell @ new.transpose(1, 2)
+        else:
+            active.pos = active.pos + dr_atoms
+        active.n_steps = [n + 1 for n in active.n_steps]
+    return results
+
+
+def segment_max(values: torch.Tensor, index: torch.Tensor, n_segments: int) -> torch.Tensor:
+    out = torch.full((n_segments,), -np.inf, dtype=values.dtype, device=values.device)
+    return out.scatter_reduce(0, index, values, reduce="amax", include_self=True)
+
+
+def _refill(
+    active: _Active,
+    queue: deque[int],
+    structures: Sequence[Structure],
+    edges: dict[int, float],
+    potential: Potential,
+    budget: BatchBudget,
+    fire: FireParams,
+) -> None:
+    n_atoms = int(active.pos.shape[0])
+    n_edges = sum(edges[i] for i in active.ids)
+    new: list[int] = []
+    while queue:
+        i = queue[0]
+        n, e = len(structures[i]), edges[i]
+        if (active.n or new) and not budget.fits(
+            n_atoms, n_edges, n, e, potential.memory_scales_with
+        ):
+            break
+        new.append(queue.popleft())
+        n_atoms, n_edges = n_atoms + n, n_edges + e
+    if new:
+        active.add([structures[i] for i in new], new, fire)
+
+
+def _finish(
+    r: SystemResult,
+    s: int,
+    active: _Active,
+    out: PotentialOutput,
+    forces_split: tuple[torch.Tensor, ...],
+    error: str | None,
+    converged: bool,
+) -> None:
+    r.n_steps = active.n_steps[s]
+    r.wall_time = time.perf_counter() - active.t_start[s]
+    if error is not None:
+        r.error = error
+        return
+    pos = active.pos[active.sys == s].cpu().numpy()
+    cell = active.cell[s].cpu().numpy()
+    z = active.z[active.sys == s].cpu().tolist()
+    r.structure = Structure(
+        Lattice(cell),
+        z,
+        pos,
+        coords_are_cartesian=True,
+        site_properties=r.structure.site_properties or None,
+    )
+    r.energy = float(out.energy[s])
+    r.forces = forces_split[s].numpy()
+    r.stress = None if out.stress is None else np.asarray(out.stress[s].cpu())
+    r.converged = bool(converged)

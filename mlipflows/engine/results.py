@@ -1,0 +1,47 @@
+"""What the engine returns for each input structure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from pymatgen.core import Structure
+
+
+@dataclass
+class SystemResult:
+    """Outcome of one structure's calculation.
+
+    Attributes:
+        index: position in the input list.
+        structure: final structure (the input one for static or failed calculations).
+        energy: eV (None when failed).
+        forces: (n, 3) eV/Å.
+        stress: (3, 3) eV/Å³, ASE sign convention.
+        converged: relaxations: generalised forces below fmax; statics: True when evaluated.
+        n_steps: optimizer steps taken (0 for statics).
+        error: reason it failed, None on success.
+        trajectory: energy (eV) after each evaluation.
+        wall_time: seconds from entering the batch to leaving it.
+    """
+
+    index: int
+    structure: Structure
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    converged: bool = False
+    n_steps: int = 0
+    error: str | None = None
+    trajectory: list[float] = field(default_factory=list)
+    wall_time: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def max_force(self) -> float | None:
+        if self.forces is None or len(self.forces) == 0:
+            return None
+        return float(np.linalg.norm(self.forces, axis=1).max())

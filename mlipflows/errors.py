@@ -1,0 +1,33 @@
+"""One exception type per failure class; each message says what the user can do about it."""
+
+
+class MlipflowsError(Exception):
+    """Base class of every error mlipflows raises on purpose."""
+
+
+class StructureReadError(MlipflowsError):
+    """A structure file could not be read (missing, unreadable, malformed)."""
+
+
+class UnsupportedElementError(MlipflowsError):
+    """A structure holds an element the potential was not trained on."""
+
+
+class CloseContactError(MlipflowsError):
+    """Two atoms are closer than the allowed minimum distance."""
+
+
+class NonFiniteResultError(MlipflowsError):
+    """The potential returned NaN or infinite energies, forces or stresses."""
+
+
+class ModelLoadError(MlipflowsError):
+    """A potential spec could not be resolved or its weights could not be loaded."""
+
+
+class StoreConfigError(MlipflowsError):
+    """The store configuration (mlipflows.yaml / MLIPFLOWS_STORE_URI) is invalid or unreachable."""
+
+
+class DataNotFoundError(MlipflowsError):
+    """A reference data set the command needs is not at the path given."""

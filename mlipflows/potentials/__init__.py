@@ -1,0 +1,82 @@
+"""Which MLIP: registry names, checkpoint paths and import paths, all behind one batched interface.
+
+>>> pot = load_potential("sevennet-0")          # weights from the sevenn wheel, offline
+>>> out = pot.evaluate(Batch.from_structures(structures))
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import torch
+
+from mlipflows.errors import ModelLoadError
+from mlipflows.potentials.base import ModelCard, Potential, PotentialOutput, resolve_device
+from mlipflows.potentials.registry import REGISTRY, RegistryEntry, register
+
+__all__ = [
+    "REGISTRY",
+    "ModelCard",
+    "Potential",
+    "PotentialOutput",
+    "RegistryEntry",
+    "clear_cache",
+    "load_potential",
+    "register",
+]
+
+_CACHE: dict[tuple[str, str, str], Potential] = {}
+_LOCK = threading.Lock()
+
+
+def load_potential(
+    spec: str,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
+) -> Potential:
+    """Load (once per process) the potential named by ``spec``.
+
+    Args:
+        spec: a registry name (``mlipflows models`` lists them), a checkpoint path, or an
+            import path ``package.module:factory``.
+        device: "cpu", "cuda", "cuda:N" or "auto".
+        dtype: preferred float dtype; models that support only float32 (SevenNet, CHGNet)
+            ignore it.
+    """
+    dev = resolve_device(device)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype)
+    key = (spec, str(dev), str(dtype))
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _load_uncached(spec, dev, dtype)
+        return _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Forget loaded models (frees their memory once no other reference is held)."""
+    with _LOCK:
+        _CACHE.clear()
+
+
+def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Potential:
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(
+            f"device {device} requested but CUDA is not available; use --device cpu"
+        )
+    if spec in REGISTRY:
+        return REGISTRY[spec].loader(device, dtype)
+    path = Path(spec).expanduser()
+    if path.is_file():
+        from mlipflows.potentials.custom import load_checkpoint
+
+        return load_checkpoint(path, device, dtype)
+    if ":" in spec and not path.exists():
+        from mlipflows.potentials.custom import load_import_path
+
+        return load_import_path(spec, device, dtype)
+    raise ModelLoadError(
+        f"unknown model {spec!r}: not a registry name ({', '.join(sorted(REGISTRY))}), "
+        "not an existing checkpoint file, and not an import path 'package.module:factory'"
+    )

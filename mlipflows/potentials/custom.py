@@ -1,0 +1,63 @@
+"""Custom models: a checkpoint path (SevenNet, CHGNet) or an import path ``pkg.module:factory``.
+
+A factory is called as ``factory(device=..., dtype=...)`` and must return a
+:class:`~mlipflows.potentials.base.Potential`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+
+from mlipflows.errors import ModelLoadError
+from mlipflows.potentials.base import Potential
+
+
+def load_import_path(spec: str, device: torch.device, dtype: torch.dtype) -> Potential:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"cannot import module {module_name!r} of model spec {spec!r}: {exc}"
+        ) from exc
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ModelLoadError(
+            f"module {module_name!r} has no attribute {attr!r} (model spec {spec!r})"
+        )
+    potential = factory(device=device, dtype=dtype)
+    if not isinstance(potential, Potential):
+        raise ModelLoadError(
+            f"{spec} returned {type(potential).__name__}; a factory must return a mlipflows Potential"
+        )
+    return potential
+
+
+def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype) -> Potential:
+    """Recognise a checkpoint by its contents and build the matching adapter."""
+    try:
+        # weights_only=False would unpickle arbitrary objects; SevenNet and CHGNet checkpoints are
+        # plain tensors and dicts, so the safe loader reads them.
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"{path} is not a readable torch checkpoint: {exc}") from exc
+    if not isinstance(content, dict):
+        raise ModelLoadError(f"{path}: unrecognised checkpoint layout ({type(content).__name__})")
+    if content.get("format") == "mlipflows":
+        from mlipflows.models.checkpoint import potential_from_checkpoint
+
+        return potential_from_checkpoint(path, content, device=device, dtype=dtype)
+    if "model_state_dict" in content and "config" in content:
+        from mlipflows.potentials.sevennet import SevenNetPotential
+
+        return SevenNetPotential(path, name=path.stem, device=device)
+    if "model" in content and "model_args" in content.get("model", {}):
+        from mlipflows.potentials.chgnet import CHGNetPotential
+
+        return CHGNetPotential(path, name=path.stem, device=device)
+    raise ModelLoadError(
+        f"{path}: not a SevenNet, CHGNet or mlipflows checkpoint (keys: {sorted(content)[:8]})"
+    )

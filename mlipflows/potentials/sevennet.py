@@ -1,0 +1,120 @@
+"""SevenNet (sevenn) checkpoints evaluated as one batched graph per call.
+
+Builds sevenn's batched ``AtomGraphData`` directly from our flat batch and neighbour list
+(no per-structure ASE/graph objects), so a whole batch is one forward + one backward pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mlipflows.engine.batch import Batch
+from mlipflows.engine.neighbors import neighbor_list
+from mlipflows.errors import ModelLoadError
+from mlipflows.potentials.base import (
+    ModelCard,
+    Potential,
+    PotentialOutput,
+    file_checksum,
+    symbols_from_numbers,
+)
+
+
+def pretrained_path(name: str) -> Path:
+    """Path of a checkpoint that ships inside the sevenn wheel (no download)."""
+    from sevenn import _const
+
+    attr = {"sevennet-0": "SEVENNET_0_11Jul2024", "sevennet-l3i5": "SEVENNET_l3i5"}[name]
+    path = Path(getattr(_const, attr))
+    if not path.is_file():
+        raise ModelLoadError(
+            f"{name}: checkpoint {path} is not inside the installed sevenn wheel; "
+            "reinstall sevenn (pip install --force-reinstall sevenn)"
+        )
+    return path
+
+
+class SevenNetPotential(Potential):
+    """A SevenNet model (float32 only, as sevenn requires)."""
+
+    memory_scales_with = "n_edges"
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        name: str | None = None,
+        device: torch.device = torch.device("cpu"),
+        modal: str | None = None,
+    ) -> None:
+        import sevenn._keys as KEY
+        from sevenn.util import load_checkpoint
+
+        self._key = KEY
+        try:
+            cp = load_checkpoint(str(checkpoint))
+            model = cp.build_model()
+        except Exception as exc:
+            raise ModelLoadError(f"could not load SevenNet checkpoint {checkpoint}: {exc}") from exc
+        model.set_is_batch_data(True)
+        model.eval_type_map = torch.tensor(True)
+        self.model = model.to(device).eval()
+        self.device = device
+        self.dtype = torch.float32
+        self.modal = modal
+        if model.modal_map and modal is None:
+            raise ModelLoadError(
+                f"{checkpoint} is multi-fidelity; choose a modal of {list(model.modal_map)}"
+            )
+        import sevenn
+
+        self.card = ModelCard(
+            name=name or Path(checkpoint).stem,
+            version=f"sevenn-{sevenn.__version__}",
+            checksum=file_checksum(checkpoint),
+            source=str(checkpoint),
+            cutoff=float(model.cutoff),
+            elements=symbols_from_numbers(list(model.type_map)),
+        )
+
+    def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
+        from sevenn.atom_graph_data import AtomGraphData
+
+        KEY = self._key
+        b = batch.to(self.device, self.dtype)
+        graph = neighbor_list(b, self.card.cutoff)
+        n_atoms = b.n_atoms
+        data = AtomGraphData(
+            x=b.atomic_numbers,
+            **{
+                KEY.ATOMIC_NUMBERS: b.atomic_numbers,
+                KEY.POS: b.positions,
+                KEY.EDGE_IDX: graph.edge_index,
+                # forces and virial come from ∂E/∂r_ij, so edge vectors are the leaves
+                KEY.EDGE_VEC: graph.edge_vectors(b.positions, b.cell).detach(),
+                KEY.CELL: b.cell,
+                KEY.CELL_SHIFT: graph.unit_shifts,
+                KEY.CELL_VOLUME: torch.linalg.det(b.cell).abs(),
+                KEY.NUM_ATOMS: n_atoms,
+                KEY.BATCH: b.system_idx,
+            },
+        )
+        if self.modal is not None:
+            data[KEY.DATA_MODALITY] = [self.modal] * b.n_systems
+        out = self.model(data)
+        energy = out[KEY.PRED_TOTAL_ENERGY].detach().reshape(-1)
+        forces = out[KEY.PRED_FORCE].detach()
+        stress = None
+        if compute_stress:
+            # sevenn returns -σ (eV/Å³) in the order xx, yy, zz, xy, yz, zx
+            v = -out[KEY.PRED_STRESS].detach().reshape(-1, 6)
+            stress = torch.stack(
+                [
+                    torch.stack([v[:, 0], v[:, 3], v[:, 5]], -1),
+                    torch.stack([v[:, 3], v[:, 1], v[:, 4]], -1),
+                    torch.stack([v[:, 5], v[:, 4], v[:, 2]], -1),
+                ],
+                1,
+            )
+        return PotentialOutput(energy=energy, forces=forces, stress=stress)

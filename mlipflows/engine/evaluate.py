@@ -1,4 +1,4 @@
-"""One guarded batched evaluation: a failing or non-finite system never takes its neighbours down."""
+"""One guarded batched evaluation: a failing or non-finite system never sinks its neighbours."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from mlipflows.engine.batch import segment_sum
 
 @dataclass(frozen=True)
 class FireParams:
-    """ASE defaults: dt=0.1, dtmax=1.0, maxstep=0.2 Å, Nmin=5, finc=1.1, fdec=0.5, a=0.1, fa=0.99."""
+    """ASE defaults: dt 0.1, dtmax 1, maxstep 0.2 Å, Nmin 5, finc 1.1, fdec 0.5, a 0.1, fa 0.99."""
 
     dt_start: float = 0.1
     dt_max: float = 1.0

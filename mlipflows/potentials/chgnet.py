@@ -42,7 +42,7 @@ class CHGNetPotential(Potential):
         checkpoint: str | Path,
         name: str,
         version: str | None = None,
-        device: torch.device = torch.device("cpu"),
+        device: torch.device | str = "cpu",
     ) -> None:
         from chgnet.model import CHGNet
 
@@ -53,7 +53,7 @@ class CHGNetPotential(Potential):
         except Exception as exc:
             raise ModelLoadError(f"could not load CHGNet checkpoint {checkpoint}: {exc}") from exc
         self.model = model.to(device).eval()
-        self.device = device
+        self.device = torch.device(device)
         self.dtype = torch.float32
         self.card = ModelCard(
             name=name,

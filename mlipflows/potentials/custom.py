@@ -31,7 +31,7 @@ def load_import_path(spec: str, device: torch.device, dtype: torch.dtype) -> Pot
     potential = factory(device=device, dtype=dtype)
     if not isinstance(potential, Potential):
         raise ModelLoadError(
-            f"{spec} returned {type(potential).__name__}; a factory must return a mlipflows Potential"
+            f"{spec} returned {type(potential).__name__}, not a mlipflows Potential"
         )
     return potential
 

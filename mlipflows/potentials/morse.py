@@ -27,7 +27,10 @@ def _covalent_radii(max_z: int = 94) -> torch.Tensor:
 
 
 class MorsePotential(Potential):
-    """Morse pairs with r0 = covalent radius sum (Å), well depth ``depth`` (eV), ``alpha`` (1/Å)."""
+    """Morse pairs with r0 = covalent radius sum (Å), well depth ``depth`` (eV), ``alpha`` (1/Å).
+
+    ``elements`` restricts the covered elements (default Z = 1..94), e.g. to test coverage checks.
+    """
 
     memory_scales_with = "n_edges"
 
@@ -36,11 +39,12 @@ class MorsePotential(Potential):
         depth: float = 0.3,
         alpha: float = 1.6,
         cutoff: float = 6.0,
-        device: torch.device = torch.device("cpu"),
+        device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float64,
+        elements: frozenset[str] | None = None,
     ) -> None:
         self.depth, self.alpha = depth, alpha
-        self.device, self.dtype = device, dtype
+        self.device, self.dtype = torch.device(device), dtype
         self.radii = _covalent_radii().to(device=device, dtype=dtype)
         self.card = ModelCard(
             name="morse",
@@ -48,7 +52,7 @@ class MorsePotential(Potential):
             checksum=f"analytic:D={depth},a={alpha},rc={cutoff}",
             source="mlipflows.potentials.morse",
             cutoff=cutoff,
-            elements=frozenset(Element.from_Z(z).symbol for z in range(1, 95)),
+            elements=elements or frozenset(Element.from_Z(z).symbol for z in range(1, 95)),
         )
 
     def _switch(self, r: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ class SevenNetPotential(Potential):
         self,
         checkpoint: str | Path,
         name: str | None = None,
-        device: torch.device = torch.device("cpu"),
+        device: torch.device | str = "cpu",
         modal: str | None = None,
     ) -> None:
         import sevenn._keys as KEY
@@ -60,7 +60,7 @@ class SevenNetPotential(Potential):
         model.set_is_batch_data(True)
         model.eval_type_map = torch.tensor(True)
         self.model = model.to(device).eval()
-        self.device = device
+        self.device = torch.device(device)
         self.dtype = torch.float32
         self.modal = modal
         if model.modal_map and modal is None:

@@ -1,0 +1,265 @@
+"""The ``mlipflows`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="High-throughput materials screening with machine-learned potentials.",
+    no_args_is_help=True,
+)
+# Piped output (CI logs, `make demo | tee`) gets a wide table instead of rich's 80 columns.
+console = Console(width=None if Console().is_terminal else 160)
+err_console = Console(stderr=True)
+
+EXAMPLES = Path(__file__).parent / "data" / "examples"
+
+
+class _BarReporter:
+    """Feeds engine progress (structures finished, steps) into a rich progress bar."""
+
+    def __init__(self, progress: Progress, task: int) -> None:
+        self.progress, self.task = progress, task
+        self.steps, self.t0 = 0, time.perf_counter()
+
+    def advance(self, finished: int, steps: int) -> None:
+        self.steps += steps
+        rate = self.steps / max(time.perf_counter() - self.t0, 1e-9)
+        self.progress.update(self.task, advance=finished, rate=f"{rate:.1f} steps/s")
+
+
+def _run_with_progress(flow: object, n_structures: int, store: object) -> None:
+    from jobflow import run_locally
+
+    from mlipflows.progress import set_reporter
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("structures"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task("relaxing", total=n_structures, rate="")
+        set_reporter(_BarReporter(progress, task))
+        try:
+            run_locally(flow, store=store, log=False, ensure_success=True)
+        finally:
+            set_reporter(None)
+
+
+def print_results(frame: object, fmt: str = "table", title: str | None = None) -> None:
+    from mlipflows.results import summary_table
+
+    if fmt == "json":
+        typer.echo(frame.to_json(orient="records", indent=2, default_handler=str))  # type: ignore[attr-defined]
+        return
+    if fmt == "csv":
+        typer.echo(frame.to_csv(index=False))  # type: ignore[attr-defined]
+        return
+    table_frame = summary_table(frame)  # type: ignore[arg-type]
+    table = Table(title=title, show_lines=False)
+    for col in table_frame.columns:
+        table.add_column(str(col), overflow="fold")
+    for row in table_frame.itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in row])
+    console.print(table)
+
+
+def _fmt(v: object) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+@app.command()
+def models() -> None:
+    """List the model registry: elements, cutoff, where the weights come from, offline loading."""
+    from mlipflows.potentials import REGISTRY, load_potential
+
+    table = Table(title="mlipflows models")
+    for col in ("name", "elements", "cutoff (Å)", "source", "loads offline", "description"):
+        table.add_column(col, overflow="fold")
+    for name, entry in REGISTRY.items():
+        try:
+            pot = load_potential(name)
+            row = [name, str(len(pot.elements)), f"{pot.cutoff:.1f}", entry.source, "yes"]
+        except Exception as exc:  # a broken install must not hide the other models
+            row = [name, "?", "?", entry.source, f"no: {exc}"]
+        table.add_row(*row, entry.description)
+    console.print(table)
+
+
+def _relax_files(
+    files: list[Path],
+    model: str,
+    fmax: float,
+    steps: int,
+    device: str,
+    tag: list[str],
+    campaign: str | None,
+    cell_filter: str,
+    chunk_size: int,
+    json_out: Path | None,
+    uri: str | None,
+) -> int:
+    from mlipflows.io import read_many
+    from mlipflows.makers import RelaxMaker, relax_flow
+    from mlipflows.makers.base import ChunkSettings
+    from mlipflows.results import build_criteria, query_results
+    from mlipflows.store import describe_store, get_job_store
+
+    loaded, failed = read_many(files)
+    for reason in failed.values():
+        err_console.print(f"[red]error[/red] {reason}")
+    if not loaded:
+        err_console.print("[red]no readable structures[/red]")
+        return 1
+    maker = RelaxMaker(
+        chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=tag),
+        fmax=fmax,
+        max_steps=steps,
+        cell_filter=cell_filter,
+    )
+    flow = relax_flow(
+        [x.structure for x in loaded],
+        [x.structure_id for x in loaded],
+        chunk_size=chunk_size,
+        maker=maker,
+    )
+    store = get_job_store(uri)
+    err_console.print(f"{len(loaded)} structures → {describe_store(store)}")
+    _run_with_progress(flow, len(loaded), store)
+    ids = [x.structure_id for x in loaded]
+    frame = query_results(
+        store, build_criteria(campaign=campaign, extra={"structure_id": {"$in": ids}})
+    )
+    frame = frame[frame["model.name"] == frame["model.name"].iloc[-1]] if len(frame) else frame
+    print_results(frame, title=f"relaxed with {model}")
+    if json_out is not None:
+        _write_json(store, flow, json_out, failed)
+        err_console.print(f"wrote {json_out}")
+    return 1 if failed else 0
+
+
+def _write_json(store: object, flow: object, path: Path, failed: dict[str, str]) -> None:
+    from monty.json import jsanitize
+
+    docs = []
+    store.connect()  # type: ignore[attr-defined]
+    for job in flow.jobs:  # type: ignore[attr-defined]
+        docs.extend(store.get_output(job.uuid, load=True))  # type: ignore[attr-defined]
+    payload = {
+        "results": jsanitize(docs, strict=False, enum_values=True),
+        "unreadable_files": failed,
+    }
+    path.write_text(json.dumps(payload, indent=1, default=str))
+
+
+@app.command()
+def relax(
+    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files")],
+    model: Annotated[
+        str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")
+    ] = "sevennet-0",
+    fmax: Annotated[float, typer.Option(help="force convergence, eV/Å")] = 0.05,
+    steps: Annotated[int, typer.Option(help="maximum FIRE steps")] = 500,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+    tag: Annotated[
+        list[str] | None, typer.Option(help="label stored with every result (repeatable)")
+    ] = None,
+    campaign: Annotated[
+        str | None, typer.Option(help="campaign name stored with every result")
+    ] = None,
+    cell_filter: Annotated[str, typer.Option(help="frechet, hydrostatic or fixed")] = "frechet",
+    chunk_size: Annotated[int, typer.Option(help="structures per job")] = 256,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write full documents here")
+    ] = None,
+    uri: Annotated[
+        str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")
+    ] = None,
+) -> None:
+    """Relax structures (positions + cell) in batches and store one result per structure."""
+    if cell_filter not in ("frechet", "hydrostatic", "fixed"):
+        raise typer.BadParameter("--cell-filter must be frechet, hydrostatic or fixed")
+    code = _relax_files(
+        files,
+        model,
+        fmax,
+        steps,
+        device,
+        tag or [],
+        campaign,
+        cell_filter,
+        chunk_size,
+        json_out,
+        uri,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def results(
+    tag: Annotated[str | None, typer.Option(help="only results with this tag")] = None,
+    campaign: Annotated[str | None, typer.Option(help="only this campaign")] = None,
+    model: Annotated[str | None, typer.Option(help="only this model name")] = None,
+    state: Annotated[str | None, typer.Option(help="successful or failed")] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="sort by this field, e.g. energy_per_atom")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many rows (0 = all)")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    uri: Annotated[
+        str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")
+    ] = None,
+) -> None:
+    """Print stored results."""
+    from mlipflows.results import build_criteria, query_results
+    from mlipflows.store import get_job_store
+
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter("--format must be table, csv or json")
+    frame = query_results(
+        get_job_store(uri),
+        build_criteria(tag, campaign, model, state=state),
+        sort=sort,
+        limit=limit,
+    )
+    if frame.empty:
+        err_console.print("no results match")
+        raise typer.Exit(0)
+    print_results(frame, fmt)
+
+
+@app.command()
+def demo(
+    model: Annotated[str, typer.Option(help="model to relax the examples with")] = "sevennet-0",
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+) -> None:
+    """Relax the twelve shipped example structures into the embedded store and print the table."""
+    files = sorted(EXAMPLES.glob("*.cif"))
+    code = _relax_files(
+        files, model, 0.05, 500, device, ["demo"], "demo", "frechet", 256, None, None
+    )
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

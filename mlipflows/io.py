@@ -1,0 +1,83 @@
+"""Read structures from files, one error per bad file (the others still load)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymatgen.core import Structure
+
+from mlipflows.errors import StructureReadError
+
+EXTXYZ_SUFFIXES = {".xyz", ".extxyz"}
+
+
+@dataclass
+class LoadedStructure:
+    """A structure with a stable id (file stem, plus a frame number for multi-frame files)."""
+
+    structure_id: str
+    structure: Structure
+    source: str
+
+
+def read_structures(path: str | Path) -> list[LoadedStructure]:
+    """All structures in one CIF / POSCAR / extxyz file (pymatgen or ASE reader).
+
+    Raises:
+        StructureReadError: the file is missing, empty, or not a structure file we can parse.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StructureReadError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in EXTXYZ_SUFFIXES:
+            return _read_extxyz(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if path.suffix.lower() == ".cif":
+                from pymatgen.io.cif import CifParser
+
+                structures = CifParser(path).parse_structures(primitive=False)
+            else:
+                structures = [Structure.from_file(path)]
+    except StructureReadError:
+        raise
+    except Exception as exc:
+        raise StructureReadError(f"{path}: not a readable structure file ({exc})") from exc
+    if not structures:
+        raise StructureReadError(f"{path}: file contains no structure")
+    if len(structures) == 1:
+        return [LoadedStructure(path.stem, structures[0], str(path))]
+    return [LoadedStructure(f"{path.stem}-{k}", s, str(path)) for k, s in enumerate(structures)]
+
+
+def _read_extxyz(path: Path) -> list[LoadedStructure]:
+    from ase.io import read
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    frames = read(path, index=":", format="extxyz")
+    if not frames:
+        raise StructureReadError(f"{path}: file contains no structure")
+    out = []
+    for k, atoms in enumerate(frames):
+        if not atoms.pbc.all():
+            raise StructureReadError(f"{path} frame {k}: not fully periodic (pbc={atoms.pbc})")
+        sid = atoms.info.get("structure_id") or (
+            path.stem if len(frames) == 1 else f"{path.stem}-{k}"
+        )
+        out.append(LoadedStructure(str(sid), AseAtomsAdaptor.get_structure(atoms), str(path)))
+    return out
+
+
+def read_many(paths: list[str | Path]) -> tuple[list[LoadedStructure], dict[str, str]]:
+    """Read every file; return the structures and ``{path: reason}`` for files that failed."""
+    loaded: list[LoadedStructure] = []
+    failed: dict[str, str] = {}
+    for p in paths:
+        try:
+            loaded.extend(read_structures(p))
+        except StructureReadError as exc:
+            failed[str(p)] = str(exc)
+    return loaded, failed

@@ -1,0 +1,56 @@
+"""Potentials with controlled behaviour, loadable as import paths ``tests.helpers:NAME``."""
+
+from __future__ import annotations
+
+import torch
+
+from mlipflows.engine.batch import Batch
+from mlipflows.potentials.base import Potential, PotentialOutput
+from mlipflows.potentials.morse import MorsePotential
+
+
+def morse_no_xe(device: str = "cpu", dtype: torch.dtype = torch.float64) -> Potential:
+    """Morse covering every element but Xe."""
+    from pymatgen.core import Element
+
+    elements = frozenset(Element.from_Z(z).symbol for z in range(1, 95)) - {"Xe"}
+    pot = MorsePotential(device=device, dtype=torch.float64, elements=elements)
+    pot.card.name = "morse-no-xe"
+    return pot
+
+
+class NaNForKr(MorsePotential):
+    """Morse, except that any system containing Kr gets NaN energies and forces."""
+
+    def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
+        out = super().evaluate(batch, compute_stress)
+        has_kr = torch.zeros(batch.n_systems, dtype=torch.bool)
+        has_kr[batch.system_idx[batch.atomic_numbers == 36]] = True
+        out.energy[has_kr] = float("nan")
+        out.forces[has_kr[batch.system_idx]] = float("nan")
+        return out
+
+
+def nan_for_kr(device: str = "cpu", dtype: torch.dtype = torch.float64) -> Potential:
+    pot = NaNForKr(device=device, dtype=torch.float64)
+    pot.card.name = "nan-for-kr"
+    return pot
+
+
+class RaisesForAr(MorsePotential):
+    """Morse that raises (like a model hitting an internal error) on any batch containing Ar."""
+
+    def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
+        if bool((batch.atomic_numbers == 18).any()):
+            raise RuntimeError("simulated model failure on Ar")
+        return super().evaluate(batch, compute_stress)
+
+
+def raises_for_ar(device: str = "cpu", dtype: torch.dtype = torch.float64) -> Potential:
+    pot = RaisesForAr(device=device, dtype=torch.float64)
+    pot.card.name = "raises-for-ar"
+    return pot
+
+
+def not_a_potential(device: str = "cpu", dtype: torch.dtype = torch.float64) -> object:
+    return object()

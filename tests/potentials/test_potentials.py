@@ -1,0 +1,197 @@
+"""Every adapter: batched = one-by-one, forces = −∇E, stress = (1/V) ∂E/∂ε, invariances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Structure
+
+from mlipflows.engine import Batch
+from mlipflows.errors import ModelLoadError
+from mlipflows.potentials import REGISTRY, clear_cache, load_potential
+
+FAST = ["morse"]
+PRETRAINED = ["sevennet-0", "sevennet-l3i5", "chgnet-0.3.0"]
+
+
+def _energy(pot, structure: Structure) -> float:
+    return float(pot.evaluate(Batch.from_structures([structure])).energy[0])
+
+
+def _check_batched_equals_single(pot, structures, atol):
+    out = pot.evaluate(Batch.from_structures(structures))
+    forces = torch.split(out.forces, [len(s) for s in structures])
+    for k, s in enumerate(structures):
+        one = pot.evaluate(Batch.from_structures([s]))
+        assert float(out.energy[k]) == pytest.approx(float(one.energy[0]), abs=atol * len(s))
+        np.testing.assert_allclose(forces[k].numpy(), one.forces.numpy(), atol=atol)
+        np.testing.assert_allclose(out.stress[k].numpy(), one.stress[0].numpy(), atol=atol)
+
+
+def _check_finite_differences(pot, structure, h, atol_f, atol_s):
+    out = pot.evaluate(Batch.from_structures([structure]))
+    for atom, axis in [(0, 0), (1, 2), (len(structure) - 1, 1)]:
+        plus, minus = structure.copy(), structure.copy()
+        disp = np.zeros(3)
+        disp[axis] = h
+        plus.translate_sites([atom], disp, frac_coords=False, to_unit_cell=False)
+        minus.translate_sites([atom], -disp, frac_coords=False, to_unit_cell=False)
+        f_fd = -(_energy(pot, plus) - _energy(pot, minus)) / (2 * h)
+        assert float(out.forces[atom, axis]) == pytest.approx(f_fd, abs=atol_f)
+    for i, j in [(0, 0), (1, 2), (2, 1)]:
+        # symmetric strain with ε_ij = ε_ji = h/2 off the diagonal (ε_ii = h on it), so that in
+        # both cases ΔE = V σ_ij h to first order
+        eps = np.zeros((3, 3))
+        eps[i, j] = eps[j, i] = h if i == j else h / 2
+        energies = [
+            _energy(
+                pot,
+                Structure(
+                    structure.lattice.matrix @ (np.eye(3) + sign * eps),
+                    structure.species,
+                    structure.frac_coords,
+                ),
+            )
+            for sign in (1, -1)
+        ]
+        sigma_fd = (energies[0] - energies[1]) / (2 * h * structure.volume)
+        assert float(out.stress[0, i, j]) == pytest.approx(sigma_fd, abs=atol_s)
+
+
+def _rotated(structure: Structure, seed: int = 0) -> Structure:
+    from scipy.spatial.transform import Rotation
+
+    rot = Rotation.random(random_state=seed).as_matrix()
+    return Structure(structure.lattice.matrix @ rot.T, structure.species, structure.frac_coords)
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_morse_physics(name, structures):
+    pot = load_potential(name, dtype="float64")
+    _check_batched_equals_single(pot, structures, 1e-10)
+    for s in structures[:3]:
+        _check_finite_differences(pot, s, 1e-4, 1e-6, 1e-7)
+    e = _energy(pot, structures[0])
+    assert _energy(pot, _rotated(structures[0])) == pytest.approx(e, abs=1e-9)
+    sc = structures[1] * (2, 1, 1)
+    assert _energy(pot, sc) == pytest.approx(2 * _energy(pot, structures[1]), abs=1e-8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRETRAINED)
+def test_pretrained_physics(name, structures):
+    pot = load_potential(name)
+    small = [s for s in structures if len(s) <= 8][:4]
+    _check_batched_equals_single(pot, small, 2e-4)
+    # float32 models: finite differences need a large step and a loose tolerance
+    _check_finite_differences(pot, small[0], 1e-2, 2e-2, 2e-3)
+    e = _energy(pot, small[1])
+    assert _energy(pot, _rotated(small[1])) == pytest.approx(e, abs=2e-4 * len(small[1]))
+
+
+@pytest.mark.slow
+def test_sevennet_matches_its_own_calculator(structures):
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from sevenn.calculator import SevenNetCalculator
+
+    pot = load_potential("sevennet-0")
+    calc = SevenNetCalculator("7net-0", device="cpu")
+    out = pot.evaluate(Batch.from_structures(structures))
+    forces = torch.split(out.forces, [len(s) for s in structures])
+    for k, s in enumerate(structures):
+        atoms = AseAtomsAdaptor.get_atoms(s)
+        atoms.calc = calc
+        assert float(out.energy[k]) == pytest.approx(atoms.get_potential_energy(), abs=1e-4)
+        np.testing.assert_allclose(forces[k].numpy(), atoms.get_forces(), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_chgnet_matches_its_own_calculator(structures):
+    from chgnet.model import CHGNet, CHGNetCalculator
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    pot = load_potential("chgnet-0.3.0")
+    calc = CHGNetCalculator(CHGNet.load("0.3.0", verbose=False), use_device="cpu")
+    out = pot.evaluate(Batch.from_structures(structures[:4]))
+    forces = torch.split(out.forces, [len(s) for s in structures[:4]])
+    for k, s in enumerate(structures[:4]):
+        atoms = AseAtomsAdaptor.get_atoms(s)
+        atoms.calc = calc
+        assert float(out.energy[k]) == pytest.approx(atoms.get_potential_energy(), abs=1e-3)
+        np.testing.assert_allclose(forces[k].numpy(), atoms.get_forces(), atol=1e-3)
+        np.testing.assert_allclose(
+            out.stress[k].numpy().ravel()[[0, 4, 8]], atoms.get_stress()[:3], atol=1e-4
+        )
+
+
+def test_cache_is_per_spec_device_dtype():
+    clear_cache()
+    a = load_potential("morse", dtype="float64")
+    assert load_potential("morse", dtype="float64") is a
+    assert load_potential("morse", dtype="float32") is not a
+
+
+def test_model_card_fields():
+    pot = load_potential("morse")
+    card = pot.card
+    assert card.name == "morse" and card.cutoff > 0 and "O" in pot.elements
+    assert card.checksum and card.version and card.source
+
+
+def test_unknown_spec_says_what_is_accepted():
+    with pytest.raises(ModelLoadError, match="not a registry name"):
+        load_potential("no-such-model")
+
+
+def test_import_path_factory():
+    pot = load_potential("tests.helpers:morse_no_xe")
+    assert pot.name == "morse-no-xe"
+    assert pot.unsupported_elements({"Xe", "O"}) == ["Xe"]
+    with pytest.raises(ModelLoadError, match="not a mlipflows Potential"):
+        load_potential("tests.helpers:not_a_potential")
+    with pytest.raises(ModelLoadError, match="no attribute"):
+        load_potential("tests.helpers:missing_factory")
+    with pytest.raises(ModelLoadError, match="cannot import"):
+        load_potential("no_such_module.x:factory")
+
+
+def test_garbage_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"definitely not a checkpoint")
+    with pytest.raises(ModelLoadError, match="not a readable torch checkpoint"):
+        load_potential(str(path))
+
+
+@pytest.mark.slow
+def test_checkpoint_path_loads_sevennet():
+    from mlipflows.potentials.sevennet import pretrained_path
+
+    pot = load_potential(str(pretrained_path("sevennet-0")))
+    assert pot.cutoff == pytest.approx(5.0)
+    assert pot.card.checksum == load_potential("sevennet-0").card.checksum
+
+
+def test_registry_has_the_pretrained_models():
+    assert set(PRETRAINED) <= set(REGISTRY)
+
+
+def test_cuda_request_without_cuda_is_clear():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(ModelLoadError, match="CUDA is not available"):
+        load_potential("morse", device="cuda")
+
+
+def test_ase_calculator_matches_batch(structures):
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from mlipflows.potentials.ase_calculator import MlipflowsCalculator
+
+    pot = load_potential("morse", dtype="float64")
+    atoms = AseAtomsAdaptor.get_atoms(structures[2])
+    atoms.calc = MlipflowsCalculator(pot)
+    out = pot.evaluate(Batch.from_structures([structures[2]]))
+    assert atoms.get_potential_energy() == pytest.approx(float(out.energy[0]))
+    np.testing.assert_allclose(atoms.get_forces(), out.forces.numpy())
+    assert atoms.get_stress().shape == (6,)

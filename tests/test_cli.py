@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mlipflows.cli import app
+from tests.conftest import EXAMPLES
+
+runner = CliRunner()
+
+
+def test_relax_stores_results_and_names_bad_files(tmp_path):
+    bad = tmp_path / "broken.cif"
+    bad.write_text("data_broken\n_cell_length_a 3\nthis is not a cif\n")
+    files = [
+        str(EXAMPLES / "MgO_rocksalt.cif"),
+        str(EXAMPLES / "Cu_fcc.cif"),
+        str(bad),
+        str(tmp_path / "missing.vasp"),
+    ]
+    out_json = tmp_path / "out.json"
+    result = runner.invoke(
+        app, ["relax", *files, "--model", "morse", "--tag", "cli", "--json", str(out_json)]
+    )
+    assert result.exit_code == 1, (
+        result.output
+    )  # unreadable inputs → non-zero, after storing the rest
+    assert "broken.cif" in result.output and "missing.vasp" in result.output
+    assert "MgO_rocksalt" in result.output and "Cu_fcc" in result.output
+    payload = json.loads(out_json.read_text())
+    assert {d["structure_id"] for d in payload["results"]} == {"MgO_rocksalt", "Cu_fcc"}
+    assert len(payload["results"][0]["forces"]) == payload["results"][0]["nsites"]
+    assert set(payload["unreadable_files"]) == {str(bad), str(tmp_path / "missing.vasp")}
+
+    csv = runner.invoke(app, ["results", "--tag", "cli", "--format", "csv"])
+    assert csv.exit_code == 0
+    assert csv.output.count("\n") >= 3 and "energy_per_atom" in csv.output
+    table = runner.invoke(app, ["results", "--tag", "cli"])
+    assert "MgO" in table.output
+    assert "no results" in runner.invoke(app, ["results", "--tag", "nothing"]).output
+
+
+def test_poscar_and_extxyz_inputs(tmp_path):
+    from ase.build import bulk
+    from ase.io import write
+
+    write(tmp_path / "POSCAR", bulk("Al", "fcc", 4.1), format="vasp")
+    write(
+        tmp_path / "two.extxyz", [bulk("Cu", "fcc", 3.7), bulk("Ni", "fcc", 3.6)], format="extxyz"
+    )
+    result = runner.invoke(
+        app, ["relax", str(tmp_path / "POSCAR"), str(tmp_path / "two.extxyz"), "--model", "morse"]
+    )
+    assert result.exit_code == 0, result.output
+    frame = runner.invoke(app, ["results", "--format", "json"])
+    ids = {row["structure_id"] for row in json.loads(frame.output)}
+    assert ids == {"POSCAR", "two-0", "two-1"}
+
+
+def test_bad_options_are_rejected():
+    result = runner.invoke(app, ["relax", str(EXAMPLES / "Cu_fcc.cif"), "--cell-filter", "wobbly"])
+    assert result.exit_code != 0
+
+
+@pytest.mark.slow
+def test_models_table_lists_offline_models():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    for name in ("sevennet-0", "sevennet-l3i5", "chgnet-0.3.0"):
+        assert name in result.output
+    assert "no:" not in result.output
+
+
+@pytest.mark.slow
+def test_demo_relaxes_the_examples_with_sevennet():
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    for name in ("MgO_rocksalt", "GaAs_zincblende", "Cu_fcc", "SrTiO3_perovskite"):
+        assert name in result.output
+    assert "failed" not in result.output

@@ -65,6 +65,10 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Poten
         raise ModelLoadError(
             f"device {device} requested but CUDA is not available; use --device cpu"
         )
+    if device.type == "cpu":
+        from mlipflows.engine.cpu_memory import tune_cpu_allocator
+
+        tune_cpu_allocator()
     if spec in REGISTRY:
         return REGISTRY[spec].loader(device, dtype)
     path = Path(spec).expanduser()

@@ -55,3 +55,14 @@ def test_expm_frechet_matches_scipy():
 
     ours = expm_frechet(torch.tensor(a)[None], torch.tensor(e)[None])[0].numpy()
     np.testing.assert_allclose(ours, scipy_frechet(a, e, compute_expm=False), atol=1e-12)
+
+
+def test_cpu_allocator_tuning_is_idempotent():
+    import sys
+
+    from mlipflows.engine.cpu_memory import tune_cpu_allocator
+
+    first = tune_cpu_allocator()
+    assert tune_cpu_allocator() == first
+    if sys.platform.startswith("linux"):
+        assert first  # glibc accepts both thresholds

@@ -98,9 +98,7 @@ def main() -> None:
     print(
         f"{len(structures)} structures, {min(n_atoms)}–{max(n_atoms)} atoms ({sum(n_atoms)} total)"
     )
-    print(
-        f"model {args.model} on {args.device}; FIRE + Fréchet filter, fmax {FMAX}, ≤ {STEPS} steps\n"
-    )
+    print(f"model {args.model} on {args.device}; FIRE + Fréchet, fmax {FMAX}, ≤ {STEPS} steps\n")
 
     from mlipflows.potentials import load_potential
 

@@ -257,6 +257,26 @@ def demo(
     raise typer.Exit(code)
 
 
+bench_app = typer.Typer(
+    help="Reproduce materials benchmarks (Matbench Discovery style).", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+
+
+def _register_command_modules() -> None:
+    import importlib
+    import pkgutil
+
+    from mlipflows import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"mlipflows.commands.{info.name}")
+        module.register(app, bench_app)
+
+
+_register_command_modules()
+
+
 def main() -> None:
     app()
 

@@ -56,14 +56,19 @@ class Timings(BaseModel):
     wall_s: float = 0.0
 
 
-class TaskDocument(BaseModel):
-    """The result of one calculation on one structure."""
+class BaseDocument(BaseModel):
+    """Identity, provenance and outcome fields every result document carries.
+
+    Subclasses (relax/static here; phonon, κ, elastic, ... elsewhere) add their result fields
+    and set ``task_type``. All of them go to the same ``results`` collection, so a structure's
+    results join on ``structure_id`` (+ ``campaign`` and ``model.name``).
+    """
 
     uuid: str = Field(default_factory=lambda: str(_uuid.uuid4()))
     structure_id: str = Field(description="user-facing id (file name, candidate id, ...)")
     campaign: str | None = None
     tags: list[str] = Field(default_factory=list)
-    task_type: TaskType
+    task_type: str
     formula_pretty: str
     formula_reduced: str
     composition: dict[str, float]
@@ -75,9 +80,33 @@ class TaskDocument(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     state: Literal["successful", "failed"]
     error: str | None = None
+    timings: Timings = Field(default_factory=Timings)
+    structure: dict[str, Any] = Field(description="final structure, pymatgen dict")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def get_structure(self) -> Structure:
+        return Structure.from_dict(self.structure)
+
+
+def identity_fields(structure: Structure) -> dict[str, Any]:
+    """Formula, composition, chemsys, elements and size of ``structure`` for a document."""
+    comp = structure.composition
+    return {
+        "formula_pretty": comp.reduced_formula,
+        "formula_reduced": comp.reduced_formula,
+        "composition": {el.symbol: amt for el, amt in comp.element_composition.items()},
+        "chemsys": comp.chemical_system,
+        "elements": sorted(el.symbol for el in comp.elements),
+        "nsites": len(structure),
+    }
+
+
+class TaskDocument(BaseDocument):
+    """The result of one relaxation or static calculation on one structure."""
+
+    task_type: TaskType
     converged: bool = False
     n_steps: int = 0
-    timings: Timings = Field(default_factory=Timings)
     energy: float | None = Field(None, description="total energy, eV")
     energy_per_atom: float | None = Field(None, description="eV/atom")
     forces: list[list[float]] | None = Field(None, description="eV/Å, one row per site")
@@ -86,13 +115,8 @@ class TaskDocument(BaseModel):
     pressure: float | None = Field(None, description="−tr(σ)/3, GPa (positive = compressed)")
     volume: float | None = Field(None, description="final cell volume, Å³")
     density: float | None = Field(None, description="g/cm³")
-    structure: dict[str, Any] = Field(description="final (relaxed) structure, pymatgen dict")
     input_structure: dict[str, Any] | None = None
     trajectory: list[float] | None = Field(None, description="energy after each step, eV")
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-    def get_structure(self) -> Structure:
-        return Structure.from_dict(self.structure)
 
     @classmethod
     def from_result(
@@ -108,7 +132,6 @@ class TaskDocument(BaseModel):
         tags: list[str] | None = None,
     ) -> TaskDocument:
         s = result.structure
-        comp = s.composition
         ok = result.error is None
         stress_gpa = None
         pressure = None
@@ -121,12 +144,7 @@ class TaskDocument(BaseModel):
             campaign=campaign,
             tags=tags or [],
             task_type=task_type,
-            formula_pretty=comp.reduced_formula,
-            formula_reduced=comp.reduced_formula,
-            composition={el.symbol: amt for el, amt in comp.element_composition.items()},
-            chemsys=comp.chemical_system,
-            elements=sorted(el.symbol for el in comp.elements),
-            nsites=len(s),
+            **identity_fields(s),
             model=ModelInfo.from_card(card),
             device=device,
             settings=settings,

@@ -14,7 +14,7 @@ from pymatgen.core import Structure
 
 from mlipflows.engine import BatchBudget, SystemResult
 from mlipflows.potentials import Potential, load_potential
-from mlipflows.schemas import TaskDocument, TaskType
+from mlipflows.schemas import BaseDocument, TaskDocument, TaskType
 from mlipflows.store import write_results
 
 _NAMESPACE = uuid.UUID("6b1f2d3e-4c5a-4e7b-9a10-3f2e1d0c9b8a")
@@ -101,18 +101,22 @@ def run_chunk(
         )
         doc.uuid = result_uuid(chunk.campaign, sid, task_type, potential.card.checksum, settings)
         docs.append(doc)
-    _store_flat(docs)
+    store_flat(docs)
     return docs
 
 
-def _store_flat(docs: list[TaskDocument]) -> None:
+def store_flat(docs: Sequence[BaseDocument], exclude: Sequence[str] = BULKY_FIELDS) -> None:
+    """Write flat copies of ``docs`` (minus bulky fields) to the running job's results store.
+
+    Needs ``JobConfig(expose_store=True)`` on the job; outside a job it does nothing.
+    """
     store = CURRENT_JOB.store
     if store is None:
         return
     job_uuid = CURRENT_JOB.job.uuid if CURRENT_JOB.job is not None else None
     flat = []
     for d in docs:
-        row = d.model_dump(mode="json", exclude=set(BULKY_FIELDS))
+        row = d.model_dump(mode="json", exclude=set(exclude))
         row["job_uuid"] = job_uuid
         flat.append(row)
     write_results(store, flat)

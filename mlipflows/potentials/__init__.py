@@ -38,8 +38,10 @@ def load_potential(
     """Load (once per process) the potential named by ``spec``.
 
     Args:
-        spec: a registry name (``mlipflows models`` lists them), a checkpoint path, or an
-            import path ``package.module:factory``.
+        spec: a registry name (``mlipflows models`` lists them), a checkpoint path (read
+            with ``weights_only=True``), ``sevennet:PATH`` / ``chgnet:PATH`` for checkpoints of
+            those packages that you trust (their loaders unpickle), or an import path
+            ``package.module:factory``.
         device: "cpu", "cuda", "cuda:N" or "auto".
         dtype: preferred float dtype; models that support only float32 (SevenNet, CHGNet)
             ignore it.
@@ -71,6 +73,11 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Poten
         tune_cpu_allocator()
     if spec in REGISTRY:
         return REGISTRY[spec].loader(device, dtype)
+    kind, _, rest = spec.partition(":")
+    if kind in ("sevennet", "chgnet") and rest:
+        from mlipflows.potentials.custom import load_trusted
+
+        return load_trusted(kind, Path(rest).expanduser(), device)
     path = Path(spec).expanduser()
     if path.is_file():
         from mlipflows.potentials.custom import load_checkpoint

@@ -1,4 +1,8 @@
-"""Custom models: a checkpoint path (SevenNet, CHGNet) or an import path ``pkg.module:factory``.
+"""Custom models: checkpoint paths and import paths ``pkg.module:factory``.
+
+A bare checkpoint path is read with ``torch.load(weights_only=True)``: our own checkpoints and
+CHGNet's load that way. SevenNet checkpoints pickle Python objects, so reading one runs code
+from the file; that needs the explicit ``sevennet:PATH`` form, which says you trust the file.
 
 A factory is called as ``factory(device=..., dtype=...)`` and must return a
 :class:`~mlipflows.potentials.base.Potential`.
@@ -43,17 +47,17 @@ def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype) -> Pot
         # plain tensors and dicts, so the safe loader reads them.
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelLoadError(f"{path} is not a readable torch checkpoint: {exc}") from exc
+        raise ModelLoadError(
+            f"{path} cannot be read safely (torch.load weights_only=True: {str(exc)[:120]}...). "
+            "If it is a SevenNet or CHGNet checkpoint from a source you trust, load it as "
+            f"sevennet:{path} or chgnet:{path} (those loaders unpickle arbitrary objects)."
+        ) from exc
     if not isinstance(content, dict):
         raise ModelLoadError(f"{path}: unrecognised checkpoint layout ({type(content).__name__})")
     if content.get("format") == "mlipflows":
         from mlipflows.models.checkpoint import potential_from_checkpoint
 
         return potential_from_checkpoint(path, content, device=device, dtype=dtype)
-    if "model_state_dict" in content and "config" in content:
-        from mlipflows.potentials.sevennet import SevenNetPotential
-
-        return SevenNetPotential(path, name=path.stem, device=device)
     if "model" in content and "model_args" in content.get("model", {}):
         from mlipflows.potentials.chgnet import CHGNetPotential
 
@@ -61,3 +65,16 @@ def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype) -> Pot
     raise ModelLoadError(
         f"{path}: not a SevenNet, CHGNet or mlipflows checkpoint (keys: {sorted(content)[:8]})"
     )
+
+
+def load_trusted(kind: str, path: Path, device: torch.device) -> Potential:
+    """``sevennet:PATH`` / ``chgnet:PATH``: the package's own loader, which unpickles."""
+    if not path.is_file():
+        raise ModelLoadError(f"{kind}:{path}: no such checkpoint file")
+    if kind == "sevennet":
+        from mlipflows.potentials.sevennet import SevenNetPotential
+
+        return SevenNetPotential(path, name=path.stem, device=device)
+    from mlipflows.potentials.chgnet import CHGNetPotential
+
+    return CHGNetPotential(path, name=path.stem, device=device)

@@ -112,7 +112,7 @@ def test_chgnet_matches_its_own_calculator(structures):
     from pymatgen.io.ase import AseAtomsAdaptor
 
     pot = load_potential("chgnet-0.3.0")
-    calc = CHGNetCalculator(CHGNet.load("0.3.0", verbose=False), use_device="cpu")
+    calc = CHGNetCalculator(CHGNet.load(model_name="0.3.0", verbose=False), use_device="cpu")
     out = pot.evaluate(Batch.from_structures(structures[:4]))
     forces = torch.split(out.forces, [len(s) for s in structures[:4]])
     for k, s in enumerate(structures[:4]):
@@ -159,7 +159,7 @@ def test_import_path_factory():
 def test_garbage_checkpoint_is_refused(tmp_path):
     path = tmp_path / "garbage.pt"
     path.write_bytes(b"definitely not a checkpoint")
-    with pytest.raises(ModelLoadError, match="not a readable torch checkpoint"):
+    with pytest.raises(ModelLoadError, match="cannot be read safely"):
         load_potential(str(path))
 
 
@@ -167,9 +167,20 @@ def test_garbage_checkpoint_is_refused(tmp_path):
 def test_checkpoint_path_loads_sevennet():
     from mlipflows.potentials.sevennet import pretrained_path
 
-    pot = load_potential(str(pretrained_path("sevennet-0")))
+    path = pretrained_path("sevennet-0")
+    with pytest.raises(ModelLoadError, match="sevennet:"):
+        load_potential(str(path))  # pickled objects: refused without an explicit trust prefix
+    pot = load_potential(f"sevennet:{path}")
     assert pot.cutoff == pytest.approx(5.0)
     assert pot.card.checksum == load_potential("sevennet-0").card.checksum
+
+
+@pytest.mark.slow
+def test_checkpoint_path_loads_chgnet_safely():
+    from mlipflows.potentials.chgnet import pretrained_path
+
+    pot = load_potential(str(pretrained_path("0.3.0")))  # weights_only=True suffices for CHGNet
+    assert pot.cutoff == pytest.approx(load_potential("chgnet-0.3.0").cutoff)
 
 
 def test_registry_has_the_pretrained_models():

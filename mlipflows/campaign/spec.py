@@ -1,0 +1,162 @@
+"""The campaign spec: YAML validated by pydantic, errors reported with file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pymatgen.core import Element
+
+from mlipflows.campaign.yaml_lines import line_of, load_with_lines
+from mlipflows.errors import MlipflowsError
+from mlipflows.prototypes import PROTOTYPES
+
+
+class SpecError(MlipflowsError):
+    """A campaign spec that cannot run; the message names the file, line and the fix."""
+
+
+def _check_element(symbol: Any) -> str:
+    if isinstance(symbol, bool):
+        # YAML 1.1 reads the bare word No (nobelium) or On as a boolean
+        raise ValueError("an element was read as a boolean: quote symbols such as 'No' or 'On'")
+    if not isinstance(symbol, str) or not Element.is_valid_symbol(symbol):
+        raise ValueError(f"unknown element {symbol!r}")
+    return symbol
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RelaxSpec(_Strict):
+    """Relaxation settings for every candidate (FIRE + cell filter)."""
+
+    fmax: float = Field(0.05, gt=0, description="eV/Å")
+    max_steps: int = Field(500, ge=1)
+    cell_filter: Literal["frechet", "hydrostatic", "fixed"] = "frechet"
+
+
+class PrototypeSpace(_Strict):
+    """One prototype with an element list per site label (perovskite: A∈[...], B∈[...], X∈[O])."""
+
+    prototype: str
+    sites: dict[str, list[str]]
+
+    @field_validator("prototype")
+    @classmethod
+    def _known_prototype(cls, v: str) -> str:
+        if v.lower() not in PROTOTYPES:
+            raise ValueError(f"unknown prototype {v!r}; choose from {', '.join(PROTOTYPES)}")
+        return v.lower()
+
+    @field_validator("sites")
+    @classmethod
+    def _elements(cls, v: dict[str, list[Any]]) -> dict[str, list[str]]:
+        out = {}
+        for label, symbols in v.items():
+            if not symbols:
+                raise ValueError(f"site {label} has an empty element list")
+            out[label] = [_check_element(s) for s in symbols]
+        return out
+
+    @model_validator(mode="after")
+    def _labels_match(self) -> PrototypeSpace:
+        labels = PROTOTYPES[self.prototype].labels
+        if set(self.sites) != set(labels):
+            raise ValueError(
+                f"prototype {self.prototype} has sites {labels}, not {sorted(self.sites)}"
+            )
+        return self
+
+
+class StructureSource(_Strict):
+    """A user structure file, optionally with species substitutions (each combination)."""
+
+    file: str
+    substitutions: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("substitutions")
+    @classmethod
+    def _elements(cls, v: dict[str, list[Any]]) -> dict[str, list[str]]:
+        return {_check_element(k): [_check_element(s) for s in vals] for k, vals in v.items()}
+
+
+class CandidateSpace(_Strict):
+    """Where candidates come from."""
+
+    prototypes: list[PrototypeSpace] = Field(default_factory=list)
+    structures: list[StructureSource] = Field(default_factory=list)
+    charge_balance: bool = Field(
+        False, description="keep only compositions with a neutral oxidation-state assignment"
+    )
+
+
+class HullSpec(_Strict):
+    """How stability is judged.
+
+    mode "mlip": formation energies and the hull from MLIP energies only; elemental references
+    (and ``references``) are relaxed with the same model. mode "dft": MLIP energies are
+    MP2020-corrected and compared with DFT reference entries (``reference_entries`` file, or
+    the Materials Project API when MP_API_KEY is set).
+    """
+
+    mode: Literal["mlip", "dft"] = "mlip"
+    references: list[str] = Field(default_factory=list, description="structure files (mlip mode)")
+    reference_entries: str | None = Field(
+        None, description="JSON list of ComputedEntries (dft mode)"
+    )
+
+
+class CampaignSpec(_Strict):
+    """A stability campaign."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    model: str = "sevennet-0"
+    device: str = "cpu"
+    chunk_size: int = Field(128, ge=1)
+    max_candidates: int = Field(20_000, ge=1, description="refuse larger spaces (typo guard)")
+    relax: RelaxSpec = Field(default_factory=RelaxSpec)
+    candidates: CandidateSpace
+    hull: HullSpec = Field(default_factory=HullSpec)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _nonempty(self) -> CampaignSpec:
+        if not self.candidates.prototypes and not self.candidates.structures:
+            raise ValueError(
+                "the candidate space is empty: give candidates.prototypes or candidates.structures"
+            )
+        return self
+
+    def resolve(self, path: str) -> Path:
+        """Paths in a spec are relative to the spec file."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+
+def load_spec(path: str | Path) -> CampaignSpec:
+    """Read and validate a campaign YAML; every problem is reported as ``file:line: message``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read campaign spec ({exc.strerror})") from exc
+    try:
+        data, lines = load_with_lines(text)
+    except Exception as exc:  # yaml errors carry their own line
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}:1: a campaign spec is a mapping with name, model, candidates, ...")
+    try:
+        spec = CampaignSpec(**data, base_dir=path.parent)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line = line_of(lines, loc)
+            where = ".".join(str(p) for p in loc) or "(top level)"
+            messages.append(f"{path}:{line}: {where}: {err['msg']}")
+        raise SpecError("\n".join(messages)) from None
+    return spec

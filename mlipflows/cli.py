@@ -24,10 +24,10 @@ EXAMPLES = Path(__file__).parent / "data" / "examples"
 
 
 class _BarReporter:
-    """Feeds engine progress (structures finished, steps) into a rich progress bar."""
+    """Feeds engine progress (structures finished, steps, chunks) into rich progress bars."""
 
-    def __init__(self, progress: Progress, task: int) -> None:
-        self.progress, self.task = progress, task
+    def __init__(self, progress: Progress, task: int, chunk_task: int | None = None) -> None:
+        self.progress, self.task, self.chunk_task = progress, task, chunk_task
         self.steps, self.t0 = 0, time.perf_counter()
 
     def advance(self, finished: int, steps: int) -> None:
@@ -35,23 +35,30 @@ class _BarReporter:
         rate = self.steps / max(time.perf_counter() - self.t0, 1e-9)
         self.progress.update(self.task, advance=finished, rate=f"{rate:.1f} steps/s")
 
+    def chunk_done(self) -> None:
+        if self.chunk_task is not None:
+            self.progress.update(self.chunk_task, advance=1)
 
-def _run_with_progress(flow: object, n_structures: int, store: object) -> None:
+
+def run_with_progress(
+    flow: object, n_structures: int, store: object, n_chunks: int | None = None
+) -> None:
+    """``run_locally`` with bars for structures (and chunk jobs when ``n_chunks`` is given)."""
     from jobflow import run_locally
 
     from mlipflows.progress import set_reporter
 
     columns = (
-        TextColumn("[bold]{task.description}"),
+        TextColumn("[bold]{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("structures"),
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task("relaxing", total=n_structures, rate="")
-        set_reporter(_BarReporter(progress, task))
+        task = progress.add_task("structures", total=n_structures, rate="")
+        chunk_task = progress.add_task("chunks", total=n_chunks, rate="") if n_chunks else None
+        set_reporter(_BarReporter(progress, task, chunk_task))
         try:
             run_locally(flow, store=store, log=False, ensure_success=True)
         finally:
@@ -141,7 +148,7 @@ def _relax_files(
     )
     store = get_job_store(uri)
     err_console.print(f"{len(loaded)} structures → {describe_store(store)}")
-    _run_with_progress(flow, len(loaded), store)
+    run_with_progress(flow, len(loaded), store)
     ids = [x.structure_id for x in loaded]
     frame = query_results(
         store, build_criteria(campaign=campaign, extra={"structure_id": {"$in": ids}})
@@ -217,6 +224,8 @@ def results(
     campaign: Annotated[str | None, typer.Option(help="only this campaign")] = None,
     model: Annotated[str | None, typer.Option(help="only this model name")] = None,
     state: Annotated[str | None, typer.Option(help="successful or failed")] = None,
+    task: Annotated[str | None, typer.Option(help="relax, static, stability, phonon, ...")] = None,
+    where: Annotated[str | None, typer.Option(help='filter, e.g. "e_above_hull < 0.05"')] = None,
     sort: Annotated[
         str | None, typer.Option(help="sort by this field, e.g. energy_per_atom")
     ] = None,
@@ -226,18 +235,18 @@ def results(
         str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")
     ] = None,
 ) -> None:
-    """Print stored results."""
-    from mlipflows.results import build_criteria, query_results
+    """Print stored results (filter with --where, e.g. "e_above_hull < 0.05")."""
+    from mlipflows.results import WhereError, build_criteria, parse_where, query_results
     from mlipflows.store import get_job_store
 
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter("--format must be table, csv or json")
-    frame = query_results(
-        get_job_store(uri),
-        build_criteria(tag, campaign, model, state=state),
-        sort=sort,
-        limit=limit,
-    )
+    try:
+        extra = parse_where(where) if where else None
+    except WhereError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--where") from None
+    criteria = build_criteria(tag, campaign, model, task_type=task, state=state, extra=extra)
+    frame = query_results(get_job_store(uri), criteria, sort=sort, limit=limit)
     if frame.empty:
         err_console.print("no results match")
         raise typer.Exit(0)

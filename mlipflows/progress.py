@@ -9,6 +9,9 @@ class Reporter(Protocol):
     def advance(self, finished: int, steps: int) -> None:
         """``finished`` structures completed and ``steps`` batched steps taken since last call."""
 
+    def chunk_done(self) -> None:
+        """One chunk job finished."""
+
 
 _REPORTER: Reporter | None = None
 
@@ -21,3 +24,8 @@ def set_reporter(reporter: Reporter | None) -> None:
 def report(finished: int, steps: int) -> None:
     if _REPORTER is not None:
         _REPORTER.advance(finished, steps)
+
+
+def report_chunk() -> None:
+    if _REPORTER is not None:
+        _REPORTER.chunk_done()

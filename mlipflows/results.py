@@ -21,8 +21,55 @@ TABLE_COLUMNS = {
     "volume": "V (Å³)",
     "max_force": "|F|max (eV/Å)",
     "pressure": "P (GPa)",
+    "formation_energy_per_atom": "Ef (eV/atom)",
+    "e_above_hull": "E_hull (eV/atom)",
+    "is_stable": "stable",
     "error": "error",
 }
+
+_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "==": "$eq", "=": "$eq", "!=": "$ne"}
+
+
+class WhereError(ValueError):
+    """A ``--where`` expression we cannot read."""
+
+
+def parse_where(expression: str) -> dict[str, Any]:
+    """``"e_above_hull < 0.05 and chemsys == Ba-O-Ti"`` → a MongoDB query.
+
+    Clauses are ``field op value`` joined by ``and``; ops are < <= > >= == = !=; values are
+    numbers, true/false/null, or strings (quotes optional).
+    """
+    import re
+
+    crit: dict[str, Any] = {}
+    for clause in re.split(r"\s+and\s+", expression.strip(), flags=re.IGNORECASE):
+        m = re.fullmatch(r"\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>|=)\s*(.+?)\s*", clause)
+        if not m:
+            raise WhereError(
+                f"cannot read {clause!r}: write FIELD OP VALUE, e.g. e_above_hull < 0.05"
+            )
+        field, op, raw = m.groups()
+        crit.setdefault(field, {})[_OPS[op]] = _value(raw)
+    return crit
+
+
+def _value(raw: str) -> Any:
+    if raw[:1] in "'\"" and raw[-1:] == raw[:1]:
+        return raw[1:-1]
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("null", "none"):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        return float(raw)
+    except ValueError:
+        return raw
 
 
 def build_criteria(

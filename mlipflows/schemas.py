@@ -165,3 +165,31 @@ class TaskDocument(BaseDocument):
             input_structure=input_structure.as_dict() if task_type == "relax" else None,
             trajectory=result.trajectory or None,
         )
+
+
+class DecompositionPart(BaseModel):
+    """One phase of the hull decomposition of a candidate."""
+
+    formula: str
+    fraction: float = Field(description="fraction of the candidate's atoms")
+    entry_id: str | None = None
+
+
+class StabilityDocument(BaseDocument):
+    """Thermodynamic stability of one relaxed candidate against its convex hull."""
+
+    task_type: Literal["stability"] = "stability"
+    hull_mode: Literal["mlip", "dft"]
+    energy_per_atom: float | None = Field(None, description="MLIP energy, eV/atom")
+    corrected_energy_per_atom: float | None = Field(
+        None, description="MP2020-corrected, eV/atom (dft mode)"
+    )
+    formation_energy_per_atom: float | None = Field(None, description="eV/atom")
+    e_above_hull: float | None = Field(
+        None, description="eV/atom; negative = below the reference hull"
+    )
+    is_stable: bool | None = None
+    decomposition: list[DecompositionPart] = Field(default_factory=list)
+    relax_uuid: str | None = None
+    relax_converged: bool | None = None
+    warnings: list[str] = Field(default_factory=list)

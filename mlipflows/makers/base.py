@@ -14,6 +14,7 @@ from pymatgen.core import Structure
 
 from mlipflows.engine import BatchBudget, SystemResult
 from mlipflows.potentials import Potential, load_potential
+from mlipflows.progress import report_chunk
 from mlipflows.schemas import BaseDocument, TaskDocument, TaskType
 from mlipflows.store import write_results
 
@@ -102,6 +103,7 @@ def run_chunk(
         doc.uuid = result_uuid(chunk.campaign, sid, task_type, potential.card.checksum, settings)
         docs.append(doc)
     store_flat(docs)
+    report_chunk()
     return docs
 
 

@@ -1,0 +1,210 @@
+"""Convex-hull stability from relaxed energies (pymatgen PhaseDiagram), per chemical system.
+
+One phase diagram is built per candidate chemical system from the entries whose elements it
+contains, so a campaign across many elements never needs one huge high-dimensional hull.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Composition, Structure
+from pymatgen.entries.computed_entries import ComputedEntry
+
+from mlipflows.energies import (
+    formation_energy_per_atom,
+    mp2020_correct,
+    mp_chemical_potentials,
+    mp_elemental_references,
+    mp_like_entry,
+)
+from mlipflows.errors import MlipflowsError
+
+log = logging.getLogger(__name__)
+
+HullMode = Literal["mlip", "dft"]
+
+
+class HullError(MlipflowsError):
+    """The hull cannot be built (missing elemental references, no usable entries)."""
+
+
+@dataclass
+class RelaxedEntry:
+    """A relaxed structure with its total energy (eV), as stored by a relax job."""
+
+    structure_id: str
+    structure: Structure
+    energy: float
+    converged: bool = True
+
+    @property
+    def composition(self) -> Composition:
+        return self.structure.composition
+
+
+@dataclass
+class Stability:
+    """Where one candidate sits relative to its hull."""
+
+    structure_id: str
+    formation_energy_per_atom: float | None = None
+    e_above_hull: float | None = None
+    is_stable: bool | None = None
+    decomposition: list[dict] = field(default_factory=list)
+    corrected_energy_per_atom: float | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HullResult:
+    """Stabilities of the candidates, and the hull entries of every chemical system used.
+
+    ``pools`` maps "A-B-C" to entries as {"formula", "energy" (eV, total), "entry_id",
+    "candidate"}; candidates measured against a DFT hull are listed with ``candidate`` True.
+    """
+
+    stabilities: list[Stability]
+    pools: dict[str, list[dict]]
+
+
+def pool_entries(pools: dict[str, list[dict]], chemsys: str) -> list[PDEntry]:
+    """PDEntries of one chemical system from :attr:`HullResult.pools` (for plots)."""
+    out = []
+    for e in pools[chemsys]:
+        entry = PDEntry(Composition(e["formula"]), e["energy"], name=e["entry_id"])
+        out.append(entry)
+    return out
+
+
+def _decomposition(decomp: dict) -> list[dict]:
+    return sorted(
+        (
+            {
+                "formula": e.composition.reduced_formula,
+                "fraction": float(frac),
+                "entry_id": e.entry_id,
+            }
+            for e, frac in decomp.items()
+        ),
+        key=lambda d: -d["fraction"],
+    )
+
+
+def mlip_hull(
+    candidates: Sequence[RelaxedEntry], references: Sequence[RelaxedEntry]
+) -> list[Stability]:
+    """MLIP-consistent stability: every energy (elements, references, candidates) from the MLIP.
+
+    μ of each element is the lowest energy per atom among its relaxed elemental references
+    (and any elemental candidates). Candidates enter the hull together with the references.
+    """
+    mu: dict[str, float] = {}
+    for r in [*references, *candidates]:
+        if len(r.composition.elements) == 1:
+            el = r.composition.elements[0].symbol
+            mu[el] = min(mu.get(el, float("inf")), r.energy / r.composition.num_atoms)
+    entries = [
+        PDEntry(r.composition, r.energy, name=r.structure_id) for r in [*references, *candidates]
+    ]
+    for e, r in zip(entries, [*references, *candidates], strict=True):
+        e.entry_id = r.structure_id
+    return _stabilities(candidates, entries, mu, include_candidates=True)
+
+
+def dft_reference_hull(
+    candidates: Sequence[RelaxedEntry], reference_entries: Sequence[ComputedEntry]
+) -> HullResult:
+    """DFT-reference stability: MP2020-corrected MLIP energies against DFT reference entries.
+
+    Formation energies use the MP 2023-02-07 elemental references; the hull is built from the
+    given reference entries plus those elemental references, and candidates are measured
+    against it without entering it (negative e_above_hull = below the known hull).
+    """
+    mu = mp_chemical_potentials()
+    refs = list(reference_entries) + list(mp_elemental_references().values())
+    out_candidates = []
+    corrected: dict[str, float] = {}
+    rejected: dict[str, str] = {}
+    for c in candidates:
+        entry = mp2020_correct(mp_like_entry(c.structure, c.energy, c.structure_id))
+        if entry is None:
+            rejected[c.structure_id] = "MaterialsProject2020Compatibility rejected the entry"
+            continue
+        corrected[c.structure_id] = entry.energy
+        out_candidates.append(c)
+    results = _stabilities(out_candidates, refs, mu, include_candidates=False, energies=corrected)
+    results += [Stability(structure_id=sid, error=msg) for sid, msg in rejected.items()]
+    return results
+
+
+def _stabilities(
+    candidates: Sequence[RelaxedEntry],
+    hull_entries: Sequence,
+    mu: dict[str, float],
+    include_candidates: bool,
+    energies: dict[str, float] | None = None,
+) -> HullResult:
+    by_chemsys: dict[frozenset[str], list[RelaxedEntry]] = {}
+    for c in candidates:
+        by_chemsys.setdefault(frozenset(el.symbol for el in c.composition.elements), []).append(c)
+    results = []
+    pools: dict[str, list[dict]] = {}
+    for chemsys, members in by_chemsys.items():
+        missing = sorted(chemsys - set(mu))
+        if missing:
+            for c in members:
+                results.append(
+                    Stability(
+                        c.structure_id,
+                        error=f"no elemental reference energy for {', '.join(missing)}",
+                    )
+                )
+            continue
+        pool = [e for e in hull_entries if {el.symbol for el in e.composition.elements} <= chemsys]
+        diagram = PhaseDiagram(pool)
+        own = {e.entry_id: e for e in pool}
+        member_ids = {c.structure_id for c in members}
+        pools["-".join(sorted(chemsys))] = [
+            {
+                "formula": e.composition.formula,
+                "energy": float(e.energy),
+                "entry_id": getattr(e, "entry_id", None) or e.name,
+                "candidate": (getattr(e, "entry_id", None) or e.name) in member_ids,
+            }
+            for e in pool
+        ] + (
+            []
+            if include_candidates
+            else [
+                {
+                    "formula": c.composition.formula,
+                    "energy": float(energies[c.structure_id] if energies else c.energy),
+                    "entry_id": c.structure_id,
+                    "candidate": True,
+                }
+                for c in members
+            ]
+        )
+        for c in members:
+            energy = energies[c.structure_id] if energies else c.energy
+            n = c.composition.num_atoms
+            st = Stability(c.structure_id)
+            st.formation_energy_per_atom = formation_energy_per_atom(c.composition, energy, mu)
+            if energies:
+                st.corrected_energy_per_atom = energy / n
+            probe = own.get(c.structure_id) if include_candidates else None
+            probe = probe or PDEntry(c.composition, energy, name=c.structure_id)
+            decomp, e_hull = diagram.get_decomp_and_e_above_hull(probe, allow_negative=True)
+            st.e_above_hull = float(e_hull)
+            st.is_stable = bool(e_hull <= 1e-8)
+            st.decomposition = _decomposition(decomp)
+            if not c.converged:
+                st.warnings.append("relaxation did not converge; energy is from the last step")
+            results.append(st)
+    return HullResult(results, pools)

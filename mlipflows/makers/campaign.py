@@ -1,0 +1,207 @@
+"""Stability campaigns as jobflow flows: chunked relax jobs, then one hull job."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobflow import CURRENT_JOB, Flow, Job, JobConfig, JobOrder, Maker, job
+from pymatgen.core import Structure
+from pymatgen.entries.computed_entries import ComputedEntry
+
+from mlipflows.campaign.candidates import Candidate
+from mlipflows.hull import RelaxedEntry, Stability, dft_reference_hull, mlip_hull
+from mlipflows.makers.base import ChunkSettings, result_uuid, store_flat
+from mlipflows.makers.relax import RelaxMaker, relax_flow
+from mlipflows.schemas import DecompositionPart, ModelInfo, StabilityDocument, identity_fields
+from mlipflows.store import RESULTS
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_TAG = "candidate"
+REFERENCE_TAG = "reference"
+
+
+@dataclass
+class HullMaker(Maker):
+    """Reads a campaign's relaxed structures from the store and writes one stability document each.
+
+    Attributes:
+        campaign: campaign name.
+        model_checksum: weights checksum of the model whose energies form the hull.
+        mode: "mlip" (MLIP-consistent) or "dft" (MP2020-corrected vs DFT reference entries).
+        reference_entries: DFT reference entries as dicts (dft mode).
+    """
+
+    name: str = "mlipflows hull"
+    campaign: str = ""
+    model_checksum: str = ""
+    mode: str = "mlip"
+    reference_entries: list[dict] = field(default_factory=list)
+
+    @job(data=["phase_diagrams"], config=JobConfig(expose_store=True))
+    def make(self) -> dict[str, Any]:
+        """Build the hulls; returns counts and, per chemical system, the entries of its hull."""
+        store = CURRENT_JOB.store
+        if store is None:
+            raise RuntimeError("the hull job needs a JobStore (run it with jobflow)")
+        results = store.additional_stores[RESULTS]
+        docs = list(
+            results.query(
+                {
+                    "campaign": self.campaign,
+                    "model.checksum": self.model_checksum,
+                    "task_type": "relax",
+                },
+                properties={"_id": 0},
+            )
+        )
+        return build_stability(docs, self.campaign, self.mode, self.reference_entries, store)
+
+
+def _relaxed(doc: dict) -> RelaxedEntry:
+    return RelaxedEntry(
+        structure_id=doc["structure_id"],
+        structure=Structure.from_dict(doc["structure"]),
+        energy=doc["energy"],
+        converged=bool(doc.get("converged")),
+    )
+
+
+def build_stability(
+    docs: list[dict], campaign: str, mode: str, reference_entries: list[dict], store: Any
+) -> dict[str, Any]:
+    """Stability documents for every candidate in ``docs`` (relax documents); writes them."""
+    from monty.json import MontyDecoder
+
+    candidates = [d for d in docs if CANDIDATE_TAG in d.get("tags", [])]
+    references = [d for d in docs if REFERENCE_TAG in d.get("tags", [])]
+    failed = [d for d in candidates if d["state"] != "successful"]
+    if failed:
+        log.warning(
+            "%d of %d candidates failed to relax and are left out of the hull: %s",
+            len(failed),
+            len(candidates),
+            ", ".join(d["structure_id"] for d in failed[:10]),
+        )
+    good = [_relaxed(d) for d in candidates if d["state"] == "successful"]
+    if mode == "mlip":
+        refs = [_relaxed(d) for d in references if d["state"] == "successful"]
+        hull = mlip_hull(good, refs)
+    else:
+        entries: list[ComputedEntry] = [
+            MontyDecoder().process_decoded(e) for e in reference_entries
+        ]
+        hull = dft_reference_hull(good, entries)
+    stabilities = hull.stabilities
+    by_id = {d["structure_id"]: d for d in candidates}
+    out_docs = [_document(by_id[s.structure_id], s, mode) for s in stabilities]
+    out_docs += [_failed_document(d, mode) for d in failed]
+    store_flat(out_docs, exclude=())
+    n_stable = sum(1 for s in stabilities if s.is_stable)
+    return {
+        "campaign": campaign,
+        "mode": mode,
+        "n_candidates": len(candidates),
+        "n_failed_relaxations": len(failed),
+        "n_hull_errors": sum(1 for s in stabilities if s.error),
+        "n_stable": n_stable,
+        "phase_diagrams": hull.pools,
+    }
+
+
+def _base_fields(relax_doc: dict, mode: str) -> dict[str, Any]:
+    structure = Structure.from_dict(relax_doc["structure"])
+    model = ModelInfo(**relax_doc["model"])
+    settings = {"hull_mode": mode}
+    return {
+        "uuid": result_uuid(
+            relax_doc["campaign"], relax_doc["structure_id"], "stability", model.checksum, settings
+        ),
+        "structure_id": relax_doc["structure_id"],
+        "campaign": relax_doc["campaign"],
+        "tags": relax_doc.get("tags", []),
+        "model": model,
+        "device": relax_doc["device"],
+        "settings": settings,
+        "structure": relax_doc["structure"],
+        "relax_uuid": relax_doc["uuid"],
+        "hull_mode": mode,
+        **identity_fields(structure),
+    }
+
+
+def _document(relax_doc: dict, st: Stability, mode: str) -> StabilityDocument:
+    return StabilityDocument(
+        **_base_fields(relax_doc, mode),
+        state="failed" if st.error else "successful",
+        error=st.error,
+        energy_per_atom=relax_doc.get("energy_per_atom"),
+        corrected_energy_per_atom=st.corrected_energy_per_atom,
+        formation_energy_per_atom=st.formation_energy_per_atom,
+        e_above_hull=st.e_above_hull,
+        is_stable=st.is_stable,
+        decomposition=[DecompositionPart(**p) for p in st.decomposition],
+        relax_converged=relax_doc.get("converged"),
+        warnings=st.warnings,
+    )
+
+
+def _failed_document(relax_doc: dict, mode: str) -> StabilityDocument:
+    return StabilityDocument(
+        **_base_fields(relax_doc, mode),
+        state="failed",
+        error=f"relaxation failed: {relax_doc.get('error')}",
+        relax_converged=False,
+    )
+
+
+def campaign_flow(
+    name: str,
+    candidates: Sequence[Candidate],
+    bulk_references: Sequence[Candidate],
+    dimer_references: Sequence[Candidate],
+    chunk: ChunkSettings,
+    relax: RelaxMaker,
+    hull: HullMaker,
+    chunk_size: int,
+) -> Flow:
+    """Candidates and references → chunked relax jobs → (after all of them) the hull job."""
+    jobs: list[Flow | Job] = []
+
+    def add(cands: Sequence[Candidate], tag: str, cell_filter: str, label: str) -> None:
+        if not cands:
+            return
+        settings = ChunkSettings(**{**chunk.__dict__, "tags": [*chunk.tags, tag]})
+        maker = RelaxMaker(
+            name=f"{label} {name}",
+            chunk=settings,
+            fmax=relax.fmax,
+            max_steps=relax.max_steps,
+            cell_filter=cell_filter,
+        )
+        jobs.append(
+            relax_flow(
+                [c.structure for c in cands],
+                [c.structure_id for c in cands],
+                chunk_size=chunk_size,
+                maker=maker,
+                name=label,
+            )
+        )
+
+    add(candidates, CANDIDATE_TAG, relax.cell_filter, "relax candidates")
+    add(bulk_references, REFERENCE_TAG, relax.cell_filter, "relax references")
+    add(dimer_references, REFERENCE_TAG, "fixed", "relax molecular references")
+    hull_job = hull.make()
+    hull_job.name = f"hull {name}"
+    relaxations = Flow(jobs, name="relaxations")
+    # LINEAR: the hull job waits for every relax job without resolving their outputs
+    return Flow(
+        [relaxations, hull_job],
+        order=JobOrder.LINEAR,
+        output=hull_job.output,
+        name=f"campaign {name}",
+    )

@@ -60,9 +60,7 @@ def run_atomate2(structures, device):
     t0 = time.perf_counter()
     out = run_locally(Flow(jobs), store=store, log=False, ensure_success=True)
     wall = time.perf_counter() - t0
-    energies = [
-        out[j.uuid][1].output.output.energy / len(s) for j, s in zip(jobs, structures, strict=True)
-    ]
+    energies = [out[j.uuid][1].output.output.energy / len(s) for j, s in zip(jobs, structures, strict=True)]
     return wall, energies
 
 
@@ -95,9 +93,7 @@ def main() -> None:
 
     structures, ids = mixed_structures(args.n)
     n_atoms = [len(s) for s in structures]
-    print(
-        f"{len(structures)} structures, {min(n_atoms)}–{max(n_atoms)} atoms ({sum(n_atoms)} total)"
-    )
+    print(f"{len(structures)} structures, {min(n_atoms)}–{max(n_atoms)} atoms ({sum(n_atoms)} total)")
     print(f"model {args.model} on {args.device}; FIRE + Fréchet, fmax {FMAX}, ≤ {STEPS} steps\n")
 
     from mlipflows.potentials import load_potential

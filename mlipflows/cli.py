@@ -40,9 +40,7 @@ class _BarReporter:
             self.progress.update(self.chunk_task, advance=1)
 
 
-def run_with_progress(
-    flow: object, n_structures: int, store: object, n_chunks: int | None = None
-) -> None:
+def run_with_progress(flow: object, n_structures: int, store: object, n_chunks: int | None = None) -> None:
     """``run_locally`` with bars for structures (and chunk jobs when ``n_chunks`` is given)."""
     from jobflow import run_locally
 
@@ -150,9 +148,7 @@ def _relax_files(
     err_console.print(f"{len(loaded)} structures → {describe_store(store)}")
     run_with_progress(flow, len(loaded), store)
     ids = [x.structure_id for x in loaded]
-    frame = query_results(
-        store, build_criteria(campaign=campaign, extra={"structure_id": {"$in": ids}})
-    )
+    frame = query_results(store, build_criteria(campaign=campaign, extra={"structure_id": {"$in": ids}}))
     frame = frame[frame["model.name"] == frame["model.name"].iloc[-1]] if len(frame) else frame
     print_results(frame, title=f"relaxed with {model}")
     if json_out is not None:
@@ -184,20 +180,12 @@ def relax(
     fmax: Annotated[float, typer.Option(help="force convergence, eV/Å")] = 0.05,
     steps: Annotated[int, typer.Option(help="maximum FIRE steps")] = 500,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
-    tag: Annotated[
-        list[str] | None, typer.Option(help="label stored with every result (repeatable)")
-    ] = None,
-    campaign: Annotated[
-        str | None, typer.Option(help="campaign name stored with every result")
-    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="label stored with every result (repeatable)")] = None,
+    campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     cell_filter: Annotated[str, typer.Option(help="frechet, hydrostatic or fixed")] = "frechet",
     chunk_size: Annotated[int, typer.Option(help="structures per job")] = 256,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="write full documents here")
-    ] = None,
-    uri: Annotated[
-        str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")
-    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write full documents here")] = None,
+    uri: Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")] = None,
 ) -> None:
     """Relax structures (positions + cell) in batches and store one result per structure."""
     if cell_filter not in ("frechet", "hydrostatic", "fixed"):
@@ -226,14 +214,10 @@ def results(
     state: Annotated[str | None, typer.Option(help="successful or failed")] = None,
     task: Annotated[str | None, typer.Option(help="relax, static, stability, phonon, ...")] = None,
     where: Annotated[str | None, typer.Option(help='filter, e.g. "e_above_hull < 0.05"')] = None,
-    sort: Annotated[
-        str | None, typer.Option(help="sort by this field, e.g. energy_per_atom")
-    ] = None,
+    sort: Annotated[str | None, typer.Option(help="sort by this field, e.g. energy_per_atom")] = None,
     limit: Annotated[int, typer.Option(help="at most this many rows (0 = all)")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
-    uri: Annotated[
-        str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")
-    ] = None,
+    uri: Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")] = None,
 ) -> None:
     """Print stored results (filter with --where, e.g. "e_above_hull < 0.05")."""
     from mlipflows.results import WhereError, build_criteria, parse_where, query_results
@@ -260,9 +244,7 @@ def demo(
 ) -> None:
     """Relax the twelve shipped example structures into the embedded store and print the table."""
     files = sorted(EXAMPLES.glob("*.cif"))
-    code = _relax_files(
-        files, model, 0.05, 500, device, ["demo"], "demo", "frechet", 256, None, None
-    )
+    code = _relax_files(files, model, 0.05, 500, device, ["demo"], "demo", "frechet", 256, None, None)
     raise typer.Exit(code)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -54,7 +55,11 @@ def mp_like_entry(structure: Structure, energy: float, entry_id: str) -> Compute
 
 def mp2020_correct(entry: ComputedStructureEntry) -> ComputedStructureEntry | None:
     """The entry with MP2020 energy adjustments, or None when MP2020 rejects it."""
-    return _compatibility().process_entry(entry, inplace=False)
+    # pymatgen warns per entry when it cannot guess oxidation states; the correction then
+    # simply has no oxidation-state-dependent terms, which is MP's own behaviour
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _compatibility().process_entry(entry, inplace=False)
 
 
 @cache

@@ -96,9 +96,7 @@ def _decomposition(decomp: dict) -> list[dict]:
     )
 
 
-def mlip_hull(
-    candidates: Sequence[RelaxedEntry], references: Sequence[RelaxedEntry]
-) -> list[Stability]:
+def mlip_hull(candidates: Sequence[RelaxedEntry], references: Sequence[RelaxedEntry]) -> list[Stability]:
     """MLIP-consistent stability: every energy (elements, references, candidates) from the MLIP.
 
     μ of each element is the lowest energy per atom among its relaxed elemental references
@@ -109,9 +107,7 @@ def mlip_hull(
         if len(r.composition.elements) == 1:
             el = r.composition.elements[0].symbol
             mu[el] = min(mu.get(el, float("inf")), r.energy / r.composition.num_atoms)
-    entries = [
-        PDEntry(r.composition, r.energy, name=r.structure_id) for r in [*references, *candidates]
-    ]
+    entries = [PDEntry(r.composition, r.energy, name=r.structure_id) for r in [*references, *candidates]]
     for e, r in zip(entries, [*references, *candidates], strict=True):
         e.entry_id = r.structure_id
     return _stabilities(candidates, entries, mu, include_candidates=True)

@@ -64,9 +64,7 @@ def _read_extxyz(path: Path) -> list[LoadedStructure]:
     for k, atoms in enumerate(frames):
         if not atoms.pbc.all():
             raise StructureReadError(f"{path} frame {k}: not fully periodic (pbc={atoms.pbc})")
-        sid = atoms.info.get("structure_id") or (
-            path.stem if len(frames) == 1 else f"{path.stem}-{k}"
-        )
+        sid = atoms.info.get("structure_id") or (path.stem if len(frames) == 1 else f"{path.stem}-{k}")
         out.append(LoadedStructure(str(sid), AseAtomsAdaptor.get_structure(atoms), str(path)))
     return out
 

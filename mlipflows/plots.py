@@ -31,8 +31,7 @@ def plot_phase_diagram(store: Any, campaign: str, chemsys: str, path: Path) -> N
     pools = latest_hull_output(store, campaign)["phase_diagrams"]
     if chemsys not in pools:
         raise MlipflowsError(
-            f"chemical system {chemsys} is not in campaign {campaign}: "
-            + ", ".join(sorted(pools)[:8])
+            f"chemical system {chemsys} is not in campaign {campaign}: " + ", ".join(sorted(pools)[:8])
         )
     diagram = PhaseDiagram(pool_entries(pools, chemsys))
     if diagram.dim > 4:

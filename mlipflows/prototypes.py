@@ -114,9 +114,7 @@ PROTOTYPES: dict[str, Prototype] = {
     for p in [
         Prototype("fcc", "Fm-3m", "cubic", (("A", (0, 0, 0)),), "A, e.g. Cu"),
         Prototype("bcc", "Im-3m", "cubic", (("A", (0, 0, 0)),), "A, e.g. Fe"),
-        Prototype(
-            "hcp", "P6_3/mmc", "hexagonal", (("A", (1 / 3, 2 / 3, _Q)),), "A, e.g. Mg", 1.633
-        ),
+        Prototype("hcp", "P6_3/mmc", "hexagonal", (("A", (1 / 3, 2 / 3, _Q)),), "A, e.g. Mg", 1.633),
         Prototype("diamond", "Fd-3m", "cubic", (("A", (0, 0, 0)),), "A, e.g. Si"),
         Prototype(
             "rocksalt",
@@ -125,12 +123,8 @@ PROTOTYPES: dict[str, Prototype] = {
             (("A", (0, 0, 0)), ("B", (0.5, 0.5, 0.5))),
             "AB, e.g. NaCl",
         ),
-        Prototype(
-            "cscl", "Pm-3m", "cubic", (("A", (0, 0, 0)), ("B", (0.5, 0.5, 0.5))), "AB, e.g. CsCl"
-        ),
-        Prototype(
-            "zincblende", "F-43m", "cubic", (("A", (0, 0, 0)), ("B", (_Q, _Q, _Q))), "AB, e.g. GaAs"
-        ),
+        Prototype("cscl", "Pm-3m", "cubic", (("A", (0, 0, 0)), ("B", (0.5, 0.5, 0.5))), "AB, e.g. CsCl"),
+        Prototype("zincblende", "F-43m", "cubic", (("A", (0, 0, 0)), ("B", (_Q, _Q, _Q))), "AB, e.g. GaAs"),
         Prototype(
             "wurtzite",
             "P6_3mc",
@@ -147,9 +141,7 @@ PROTOTYPES: dict[str, Prototype] = {
             "AB, e.g. NiAs",
             1.39,
         ),
-        Prototype(
-            "fluorite", "Fm-3m", "cubic", (("A", (0, 0, 0)), ("B", (_Q, _Q, _Q))), "AB2, e.g. CaF2"
-        ),
+        Prototype("fluorite", "Fm-3m", "cubic", (("A", (0, 0, 0)), ("B", (_Q, _Q, _Q))), "AB2, e.g. CaF2"),
         Prototype(
             "antifluorite",
             "Fm-3m",
@@ -218,9 +210,7 @@ def get_prototype(name: str) -> Prototype:
     try:
         return PROTOTYPES[name.lower()]
     except KeyError:
-        raise PrototypeError(
-            f"unknown prototype {name!r}; choose from {', '.join(PROTOTYPES)}"
-        ) from None
+        raise PrototypeError(f"unknown prototype {name!r}; choose from {', '.join(PROTOTYPES)}") from None
 
 
 def prototypes_for_formula(formula: str) -> list[tuple[Prototype, dict[str, str]]]:

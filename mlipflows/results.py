@@ -46,9 +46,7 @@ def parse_where(expression: str) -> dict[str, Any]:
     for clause in re.split(r"\s+and\s+", expression.strip(), flags=re.IGNORECASE):
         m = re.fullmatch(r"\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>|=)\s*(.+?)\s*", clause)
         if not m:
-            raise WhereError(
-                f"cannot read {clause!r}: write FIELD OP VALUE, e.g. e_above_hull < 0.05"
-            )
+            raise WhereError(f"cannot read {clause!r}: write FIELD OP VALUE, e.g. e_above_hull < 0.05")
         field, op, raw = m.groups()
         crit.setdefault(field, {})[_OPS[op]] = _value(raw)
     return crit

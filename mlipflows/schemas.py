@@ -181,13 +181,9 @@ class StabilityDocument(BaseDocument):
     task_type: Literal["stability"] = "stability"
     hull_mode: Literal["mlip", "dft"]
     energy_per_atom: float | None = Field(None, description="MLIP energy, eV/atom")
-    corrected_energy_per_atom: float | None = Field(
-        None, description="MP2020-corrected, eV/atom (dft mode)"
-    )
+    corrected_energy_per_atom: float | None = Field(None, description="MP2020-corrected, eV/atom (dft mode)")
     formation_energy_per_atom: float | None = Field(None, description="eV/atom")
-    e_above_hull: float | None = Field(
-        None, description="eV/atom; negative = below the reference hull"
-    )
+    e_above_hull: float | None = Field(None, description="eV/atom; negative = below the reference hull")
     is_stable: bool | None = None
     decomposition: list[DecompositionPart] = Field(default_factory=list)
     relax_uuid: str | None = None

@@ -118,9 +118,7 @@ def _embedded_stores(settings: StoreSettings) -> tuple[Store, Store, Store]:
     folder.mkdir(parents=True, exist_ok=True)
 
     def monty(collection: str, key: str) -> BulkMontyStore:
-        return BulkMontyStore(
-            collection, database_path=str(folder), database_name=settings.database, key=key
-        )
+        return BulkMontyStore(collection, database_path=str(folder), database_name=settings.database, key=key)
 
     return (
         monty(settings.jobs_collection, "uuid"),
@@ -175,6 +173,4 @@ def write_results(store: JobStore, documents: list[dict[str, Any]]) -> None:
     try:
         results.update(documents, key="uuid")
     except Exception as exc:
-        raise StoreConfigError(
-            redact_uri(f"writing {len(documents)} results failed: {exc}")
-        ) from exc
+        raise StoreConfigError(redact_uri(f"writing {len(documents)} results failed: {exc}")) from exc

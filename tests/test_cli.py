@@ -24,9 +24,7 @@ def test_relax_stores_results_and_names_bad_files(tmp_path):
     result = runner.invoke(
         app, ["relax", *files, "--model", "morse", "--tag", "cli", "--json", str(out_json)]
     )
-    assert result.exit_code == 1, (
-        result.output
-    )  # unreadable inputs → non-zero, after storing the rest
+    assert result.exit_code == 1, result.output  # unreadable inputs → non-zero, after storing the rest
     assert "broken.cif" in result.output and "missing.vasp" in result.output
     assert "MgO_rocksalt" in result.output and "Cu_fcc" in result.output
     payload = json.loads(out_json.read_text())
@@ -47,9 +45,7 @@ def test_poscar_and_extxyz_inputs(tmp_path):
     from ase.io import write
 
     write(tmp_path / "POSCAR", bulk("Al", "fcc", 4.1), format="vasp")
-    write(
-        tmp_path / "two.extxyz", [bulk("Cu", "fcc", 3.7), bulk("Ni", "fcc", 3.6)], format="extxyz"
-    )
+    write(tmp_path / "two.extxyz", [bulk("Cu", "fcc", 3.7), bulk("Ni", "fcc", 3.6)], format="extxyz")
     result = runner.invoke(
         app, ["relax", str(tmp_path / "POSCAR"), str(tmp_path / "two.extxyz"), "--model", "morse"]
     )

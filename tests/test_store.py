@@ -34,9 +34,7 @@ def test_bulk_update_inserts_then_replaces(isolated_home):
 
 def test_uri_from_env_and_yaml(tmp_path, monkeypatch):
     cfg = tmp_path / "mlipflows.yaml"
-    cfg.write_text(
-        "store:\n  uri: mongodb://alice:s3cret@db.example:27017\n  database: screening\n"
-    )
+    cfg.write_text("store:\n  uri: mongodb://alice:s3cret@db.example:27017\n  database: screening\n")
     s = load_store_settings(config=cfg)
     assert s.uri.startswith("mongodb://") and s.database == "screening"
     monkeypatch.setenv("MLIPFLOWS_STORE_URI", "mongodb://bob:pw@other:27017")

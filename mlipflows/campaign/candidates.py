@@ -110,9 +110,7 @@ def generate_candidates(spec: CampaignSpec) -> list[Candidate]:
         before = len(candidates)
         candidates = [c for c in candidates if is_charge_balanced(c.structure.composition)]
         if not candidates:
-            raise SpecError(
-                f"charge_balance removed all {before} candidates; no neutral compositions"
-            )
+            raise SpecError(f"charge_balance removed all {before} candidates; no neutral compositions")
     candidates = deduplicate(candidates)
     seen: dict[str, int] = {}
     for c in candidates:
@@ -135,9 +133,7 @@ def elemental_references(elements: set[str]) -> tuple[list[Candidate], list[Cand
     for el in sorted(elements):
         if el in DIATOMIC:
             d = DIATOMIC[el]
-            box = Structure(
-                Lattice.cubic(12.0), [el, el], [[0, 0, 0], [d, 0, 0]], coords_are_cartesian=True
-            )
+            box = Structure(Lattice.cubic(12.0), [el, el], [[0, 0, 0], [d, 0, 0]], coords_are_cartesian=True)
             dimers.append(Candidate(f"ref-{el}-dimer", box, "elemental reference (dimer in box)"))
             continue
         for name in _ELEMENT_PROTOTYPES:

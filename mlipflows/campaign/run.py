@@ -47,13 +47,9 @@ def plan_campaign(spec: CampaignSpec, store: JobStore, retry_failed: bool = Fals
     potential = load_potential(spec.model, device=spec.device)
     unsupported = {}
     for c in candidates:
-        missing = potential.unsupported_elements(
-            {el.symbol for el in c.structure.composition.elements}
-        )
+        missing = potential.unsupported_elements({el.symbol for el in c.structure.composition.elements})
         if missing:
-            unsupported[c.structure_id] = (
-                f"element {', '.join(missing)} not supported by {potential.name}"
-            )
+            unsupported[c.structure_id] = f"element {', '.join(missing)} not supported by {potential.name}"
     elements = {el.symbol for c in candidates for el in c.structure.composition.elements}
     bulk_refs: list[Candidate] = []
     dimer_refs: list[Candidate] = []
@@ -87,9 +83,7 @@ def plan_campaign(spec: CampaignSpec, store: JobStore, retry_failed: bool = Fals
         mode=spec.hull.mode,
         reference_entries=reference_entries,
     )
-    flow = campaign_flow(
-        spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size
-    )
+    flow = campaign_flow(spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size)
     n_all = len(candidates) + len(bulk_refs) + len(dimer_refs)
     n_todo = len(todo) + len(refs_todo) + len(dimers_todo)
     return CampaignPlan(spec, flow, candidates, n_todo, n_all - n_todo, unsupported)

@@ -65,9 +65,7 @@ class PrototypeSpace(_Strict):
     def _labels_match(self) -> PrototypeSpace:
         labels = PROTOTYPES[self.prototype].labels
         if set(self.sites) != set(labels):
-            raise ValueError(
-                f"prototype {self.prototype} has sites {labels}, not {sorted(self.sites)}"
-            )
+            raise ValueError(f"prototype {self.prototype} has sites {labels}, not {sorted(self.sites)}")
         return self
 
 
@@ -104,9 +102,7 @@ class HullSpec(_Strict):
 
     mode: Literal["mlip", "dft"] = "mlip"
     references: list[str] = Field(default_factory=list, description="structure files (mlip mode)")
-    reference_entries: str | None = Field(
-        None, description="JSON list of ComputedEntries (dft mode)"
-    )
+    reference_entries: str | None = Field(None, description="JSON list of ComputedEntries (dft mode)")
 
 
 class CampaignSpec(_Strict):

@@ -20,11 +20,7 @@ def load_with_lines(text: str) -> tuple[Any, dict[tuple, int]]:
         lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                k = (
-                    yaml.safe_load(yaml.serialize(key))
-                    if not isinstance(key, yaml.ScalarNode)
-                    else key.value
-                )
+                k = yaml.safe_load(yaml.serialize(key)) if not isinstance(key, yaml.ScalarNode) else key.value
                 lines[(*path, k)] = key.start_mark.line + 1
                 walk(value, (*path, k))
                 lines[(*path, k)] = key.start_mark.line + 1

@@ -9,18 +9,14 @@ import typer
 
 campaign_app = typer.Typer(help="Stability campaigns over many compositions.", no_args_is_help=True)
 
-UriOption = Annotated[
-    str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")
-]
+UriOption = Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")]
 
 
 @campaign_app.command("run")
 def run(
     spec: Annotated[Path, typer.Argument(help="campaign YAML (see workflows/)")],
     uri: UriOption = None,
-    retry_failed: Annotated[
-        bool, typer.Option(help="relax again candidates stored as failed")
-    ] = False,
+    retry_failed: Annotated[bool, typer.Option(help="relax again candidates stored as failed")] = False,
 ) -> None:
     """Generate candidates, relax them in chunks, build the hull. Re-running resumes."""
     from mlipflows.campaign import SpecError, load_spec
@@ -46,31 +42,21 @@ def run(
     for sid, reason in list(plan.unsupported.items())[:10]:
         err_console.print(f"[yellow]warning[/yellow] {sid}: {reason} (it will be stored as failed)")
     if len(plan.unsupported) > 10:
-        err_console.print(
-            f"[yellow]warning[/yellow] … {len(plan.unsupported) - 10} more unsupported"
-        )
+        err_console.print(f"[yellow]warning[/yellow] … {len(plan.unsupported) - 10} more unsupported")
     n_chunks = sum(len(sub.jobs) for sub in plan.flow.jobs[0].jobs)
     run_with_progress(plan.flow, plan.n_to_relax, store, n_chunks)
-    frame = query_results(
-        store, {"campaign": campaign.name, "task_type": "stability"}, sort="e_above_hull"
-    )
+    frame = query_results(store, {"campaign": campaign.name, "task_type": "stability"}, sort="e_above_hull")
     ok = frame[frame["state"] == "successful"] if len(frame) else frame
     n_stable = int(ok["is_stable"].sum()) if len(ok) else 0
-    console.print(
-        f"{len(frame)} stability results, {len(frame) - len(ok)} failed, {n_stable} on the hull"
-    )
+    console.print(f"{len(frame)} stability results, {len(frame) - len(ok)} failed, {n_stable} on the hull")
     if len(ok):
         print_results(ok.head(15), title=f"{campaign.name}: lowest e_above_hull")
 
 
 def hull(
     campaign: Annotated[str, typer.Argument(help="campaign name")],
-    chemsys: Annotated[
-        str | None, typer.Option(help="only this chemical system, e.g. Ba-O-Ti")
-    ] = None,
-    plot: Annotated[
-        Path | None, typer.Option(help="write a phase-diagram plot (PNG) of --chemsys")
-    ] = None,
+    chemsys: Annotated[str | None, typer.Option(help="only this chemical system, e.g. Ba-O-Ti")] = None,
+    plot: Annotated[Path | None, typer.Option(help="write a phase-diagram plot (PNG) of --chemsys")] = None,
     limit: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 25,
     uri: UriOption = None,
 ) -> None:
@@ -87,8 +73,7 @@ def hull(
     frame = query_results(store, crit, sort="e_above_hull")
     if frame.empty:
         err_console.print(
-            f"no stability results for campaign {campaign!r}"
-            + (f" in {chemsys}" if chemsys else "")
+            f"no stability results for campaign {campaign!r}" + (f" in {chemsys}" if chemsys else "")
         )
         raise typer.Exit(1)
     print_results(frame.head(limit) if limit else frame, title=f"{campaign} hull")
@@ -96,9 +81,7 @@ def hull(
         systems = sorted(set(frame["chemsys"]))
         target = chemsys or (systems[0] if len(systems) == 1 else None)
         if target is None:
-            err_console.print(
-                f"[red]error[/red] --plot needs --chemsys (one of {', '.join(systems[:12])}…)"
-            )
+            err_console.print(f"[red]error[/red] --plot needs --chemsys (one of {', '.join(systems[:12])}…)")
             raise typer.Exit(2)
         from mlipflows.plots import plot_phase_diagram
 

@@ -50,9 +50,7 @@ class Batch:
         """(S,) cell volumes, Å³."""
         return torch.linalg.det(self.cell).abs()
 
-    def to(
-        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> Batch:
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Batch:
         """Copy to a device and/or float dtype (integer fields keep their dtype)."""
         return Batch(
             positions=self.positions.to(device=device, dtype=dtype),

@@ -67,9 +67,7 @@ def _evaluate_one_by_one(
     dtype, device = torch.float64, batch.device
     energy = torch.full((n,), float("nan"), dtype=dtype, device=device)
     forces = torch.full((len(batch.positions), 3), float("nan"), dtype=dtype, device=device)
-    stress = (
-        torch.full((n, 3, 3), float("nan"), dtype=dtype, device=device) if compute_stress else None
-    )
+    stress = torch.full((n, 3, 3), float("nan"), dtype=dtype, device=device) if compute_stress else None
     for s in range(n):
         sub = _subset(batch, [s])
         try:

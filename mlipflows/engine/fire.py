@@ -67,9 +67,7 @@ def fire_step(
     downhill = (vf > 0.0) & ~first
     uphill = (vf <= 0.0) & ~first
 
-    scale = torch.where(
-        g2 > 0, torch.sqrt(v2) / torch.sqrt(g2).clamp_min(1e-300), torch.zeros_like(g2)
-    )
+    scale = torch.where(g2 > 0, torch.sqrt(v2) / torch.sqrt(g2).clamp_min(1e-300), torch.zeros_like(g2))
     mix_a = torch.where(downhill, alpha, torch.zeros_like(alpha))
     keep = torch.where(uphill, torch.zeros_like(alpha), 1.0 - mix_a)
     v_atoms.mul_(keep[system_idx, None]).add_(g_atoms * (mix_a * scale)[system_idx, None])
@@ -92,9 +90,7 @@ def fire_step(
         v_cell.add_(g_cell * dt[:, None, None])
         dr_cell = v_cell * dt[:, None, None]
     norm = torch.sqrt(per_system_dot(dr_atoms, dr_atoms, dr_cell, dr_cell, system_idx, n_sys))
-    cap = torch.where(
-        norm > params.max_step, params.max_step / norm.clamp_min(1e-300), torch.ones_like(norm)
-    )
+    cap = torch.where(norm > params.max_step, params.max_step / norm.clamp_min(1e-300), torch.ones_like(norm))
     dr_atoms = dr_atoms * cap[system_idx, None]
     if dr_cell is not None:
         dr_cell = dr_cell * cap[:, None, None]

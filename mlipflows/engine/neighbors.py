@@ -64,13 +64,9 @@ def neighbor_list(batch: Batch, cutoff: float) -> Graph:
         shifts.append(shift)
         systems.append(np.full(len(i), s, dtype=np.int64))
     device = batch.device
-    edge_index = torch.as_tensor(
-        np.stack([np.concatenate(eis), np.concatenate(ejs)]), device=device
-    )
+    edge_index = torch.as_tensor(np.stack([np.concatenate(eis), np.concatenate(ejs)]), device=device)
     return Graph(
         edge_index=edge_index,
-        unit_shifts=torch.as_tensor(
-            np.concatenate(shifts), dtype=batch.positions.dtype, device=device
-        ),
+        unit_shifts=torch.as_tensor(np.concatenate(shifts), dtype=batch.positions.dtype, device=device),
         edge_system=torch.as_tensor(np.concatenate(systems), device=device),
     )

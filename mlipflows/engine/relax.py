@@ -101,12 +101,8 @@ class _Active:
             ]
         )
         self.ecf = torch.cat([self.ecf, b.n_atoms.double()])
-        self.n_pos = torch.cat(
-            [self.n_pos, torch.zeros(n_new, dtype=torch.long, device=self.device)]
-        )
-        self.first = torch.cat(
-            [self.first, torch.ones(n_new, dtype=torch.bool, device=self.device)]
-        )
+        self.n_pos = torch.cat([self.n_pos, torch.zeros(n_new, dtype=torch.long, device=self.device)])
+        self.first = torch.cat([self.first, torch.ones(n_new, dtype=torch.bool, device=self.device)])
         self.ids += ids
         self.n_steps += [0] * n_new
         self.t_start += [time.perf_counter()] * n_new
@@ -176,9 +172,7 @@ def relax(
         if relax_cell:
             stress = torch.nan_to_num(out.stress)
             g_cell = cell_forces(stress, volume, active.cell_x, active.ecf, settings.cell_filter)
-        row_max = segment_max(
-            torch.nan_to_num(g_atoms, nan=np.inf).norm(dim=1), active.sys, active.n
-        )
+        row_max = segment_max(torch.nan_to_num(g_atoms, nan=np.inf).norm(dim=1), active.sys, active.n)
         if not settings.ase_convergence:
             raw = torch.nan_to_num(out.forces, nan=np.inf).norm(dim=1)
             row_max = torch.maximum(row_max, segment_max(raw, active.sys, active.n))
@@ -231,9 +225,7 @@ def relax(
             )
             active.cell_x = active.cell_x + dr_cell
             new = torch.linalg.matrix_exp(active.cell_x / active.ecf[:, None, None])
-            active.pos = torch.einsum(
-                "ni,nij->nj", x_atoms + dr_atoms, new.transpose(1, 2)[active.sys]
-            )
+            active.pos = torch.einsum("ni,nij->nj", x_atoms + dr_atoms, new.transpose(1, 2)[active.sys])
             active.cell = active.orig_cell @ new.transpose(1, 2)
         else:
             active.pos = active.pos + dr_atoms
@@ -261,9 +253,7 @@ def _refill(
     while queue:
         i = queue[0]
         n, e = len(structures[i]), edges[i]
-        if (active.n or new) and not budget.fits(
-            n_atoms, n_edges, n, e, potential.memory_scales_with
-        ):
+        if (active.n or new) and not budget.fits(n_atoms, n_edges, n, e, potential.memory_scales_with):
             break
         new.append(queue.popleft())
         n_atoms, n_edges = n_atoms + n, n_edges + e

@@ -17,10 +17,7 @@ def check_structure(
     """Why ``structure`` cannot be evaluated by ``potential`` (None when it can)."""
     if len(structure) == 0:
         return "structure has no atoms"
-    if (
-        not np.isfinite(structure.cart_coords).all()
-        or not np.isfinite(structure.lattice.matrix).all()
-    ):
+    if not np.isfinite(structure.cart_coords).all() or not np.isfinite(structure.lattice.matrix).all():
         return "structure has non-finite coordinates or lattice"
     if structure.volume < 1e-3:
         return f"cell volume {structure.volume:.3g} Å³ is degenerate"

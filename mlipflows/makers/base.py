@@ -66,9 +66,7 @@ def default_ids(structures: Sequence[Structure]) -> list[str]:
     """Content hashes as ids when the user gives none (stable across reruns)."""
     ids = []
     for s in structures:
-        digest = hashlib.sha1(
-            json.dumps(s.as_dict(), sort_keys=True, default=str).encode()
-        ).hexdigest()
+        digest = hashlib.sha1(json.dumps(s.as_dict(), sort_keys=True, default=str).encode()).hexdigest()
         ids.append(f"{s.composition.reduced_formula}-{digest[:10]}")
     return ids
 

@@ -91,9 +91,7 @@ def build_stability(
         refs = [_relaxed(d) for d in references if d["state"] == "successful"]
         hull = mlip_hull(good, refs)
     else:
-        entries: list[ComputedEntry] = [
-            MontyDecoder().process_decoded(e) for e in reference_entries
-        ]
+        entries: list[ComputedEntry] = [MontyDecoder().process_decoded(e) for e in reference_entries]
         hull = dft_reference_hull(good, entries)
     stabilities = hull.stabilities
     by_id = {d["structure_id"]: d for d in candidates}

@@ -31,9 +31,7 @@ class StaticMaker(Maker):
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
 
     @job(data=["forces", "trajectory"], config=_CONFIG)
-    def make(
-        self, structures: list[Structure], structure_ids: list[str] | None = None
-    ) -> list[TaskDocument]:
+    def make(self, structures: list[Structure], structure_ids: list[str] | None = None) -> list[TaskDocument]:
         """One :class:`TaskDocument` per structure, in input order."""
 
         def engine(structs: list[Structure], pot: Potential, budget: BatchBudget) -> list:
@@ -64,9 +62,7 @@ class RelaxMaker(Maker):
         return RelaxSettings(fmax=self.fmax, max_steps=self.max_steps, cell_filter=self.cell_filter)  # type: ignore[arg-type]
 
     @job(data=["forces", "trajectory"], config=_CONFIG)
-    def make(
-        self, structures: list[Structure], structure_ids: list[str] | None = None
-    ) -> list[TaskDocument]:
+    def make(self, structures: list[Structure], structure_ids: list[str] | None = None) -> list[TaskDocument]:
         """One :class:`TaskDocument` per structure, in input order."""
         settings = self.settings()
 

@@ -64,9 +64,7 @@ def clear_cache() -> None:
 
 def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Potential:
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(
-            f"device {device} requested but CUDA is not available; use --device cpu"
-        )
+        raise ModelLoadError(f"device {device} requested but CUDA is not available; use --device cpu")
     if device.type == "cpu":
         from mlipflows.engine.cpu_memory import tune_cpu_allocator
 

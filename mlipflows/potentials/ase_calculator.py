@@ -18,9 +18,7 @@ class MlipflowsCalculator(Calculator):
 
     implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(
-        self, model: str | Potential = "sevennet-0", device: str = "cpu", **kwargs: Any
-    ) -> None:
+    def __init__(self, model: str | Potential = "sevennet-0", device: str = "cpu", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.potential = load_potential(model, device=device) if isinstance(model, str) else model
 
@@ -40,6 +38,4 @@ class MlipflowsCalculator(Calculator):
             "forces": out.forces.double().cpu().numpy(),
         }
         if out.stress is not None:
-            self.results["stress"] = full_3x3_to_voigt_6_stress(
-                np.asarray(out.stress[0].double().cpu())
-            )
+            self.results["stress"] = full_3x3_to_voigt_6_stress(np.asarray(out.stress[0].double().cpu()))

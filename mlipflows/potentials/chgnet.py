@@ -26,9 +26,7 @@ def pretrained_path(version: str) -> Path:
 
     path = Path(chgnet.__file__).parent / _PACKAGED[version]
     if not path.is_file():
-        raise ModelLoadError(
-            f"CHGNet {version} weights are not in the installed chgnet wheel ({path})"
-        )
+        raise ModelLoadError(f"CHGNet {version} weights are not in the installed chgnet wheel ({path})")
     return path
 
 
@@ -47,9 +45,7 @@ class CHGNetPotential(Potential):
         from chgnet.model import CHGNet
 
         try:
-            model = CHGNet.from_file(
-                str(checkpoint), mlp_out_bias=version == "0.2.0", version=version
-            )
+            model = CHGNet.from_file(str(checkpoint), mlp_out_bias=version == "0.2.0", version=version)
         except Exception as exc:
             raise ModelLoadError(f"could not load CHGNet checkpoint {checkpoint}: {exc}") from exc
         self.model = model.to(device).eval()

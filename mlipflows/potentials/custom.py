@@ -24,19 +24,13 @@ def load_import_path(spec: str, device: torch.device, dtype: torch.dtype) -> Pot
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ModelLoadError(
-            f"cannot import module {module_name!r} of model spec {spec!r}: {exc}"
-        ) from exc
+        raise ModelLoadError(f"cannot import module {module_name!r} of model spec {spec!r}: {exc}") from exc
     factory = getattr(module, attr, None)
     if factory is None:
-        raise ModelLoadError(
-            f"module {module_name!r} has no attribute {attr!r} (model spec {spec!r})"
-        )
+        raise ModelLoadError(f"module {module_name!r} has no attribute {attr!r} (model spec {spec!r})")
     potential = factory(device=device, dtype=dtype)
     if not isinstance(potential, Potential):
-        raise ModelLoadError(
-            f"{spec} returned {type(potential).__name__}, not a mlipflows Potential"
-        )
+        raise ModelLoadError(f"{spec} returned {type(potential).__name__}, not a mlipflows Potential")
     return potential
 
 

@@ -65,9 +65,7 @@ class MorsePotential(Potential):
     def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
         b = batch.to(self.device, self.dtype)
         graph = neighbor_list(b, self.card.cutoff)
-        strain = torch.zeros(
-            (b.n_systems, 3, 3), dtype=self.dtype, device=self.device, requires_grad=True
-        )
+        strain = torch.zeros((b.n_systems, 3, 3), dtype=self.dtype, device=self.device, requires_grad=True)
         sym = 0.5 * (strain + strain.transpose(1, 2))
         eye = torch.eye(3, dtype=self.dtype, device=self.device)
         pos = b.positions.detach().requires_grad_(True)
@@ -83,9 +81,7 @@ class MorsePotential(Potential):
         energy = 0.5 * segment_sum(pair, graph.edge_system, b.n_systems)
         grads = torch.autograd.grad(energy.sum(), [pos, strain])
         forces = -grads[0]
-        stress = (
-            grads[1] / torch.linalg.det(b.cell).abs()[:, None, None] if compute_stress else None
-        )
+        stress = grads[1] / torch.linalg.det(b.cell).abs()[:, None, None] if compute_stress else None
         return PotentialOutput(
             energy=energy.detach(),
             forces=forces.detach(),

@@ -32,9 +32,7 @@ def _sevennet(name: str) -> Callable[[torch.device, torch.dtype], Potential]:
 def _chgnet(device: torch.device, dtype: torch.dtype) -> Potential:
     from mlipflows.potentials.chgnet import CHGNetPotential, pretrained_path
 
-    return CHGNetPotential(
-        pretrained_path("0.3.0"), name="chgnet-0.3.0", version="0.3.0", device=device
-    )
+    return CHGNetPotential(pretrained_path("0.3.0"), name="chgnet-0.3.0", version="0.3.0", device=device)
 
 
 def _morse(device: torch.device, dtype: torch.dtype) -> Potential:

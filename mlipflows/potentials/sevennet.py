@@ -64,9 +64,7 @@ class SevenNetPotential(Potential):
         self.dtype = torch.float32
         self.modal = modal
         if model.modal_map and modal is None:
-            raise ModelLoadError(
-                f"{checkpoint} is multi-fidelity; choose a modal of {list(model.modal_map)}"
-            )
+            raise ModelLoadError(f"{checkpoint} is multi-fidelity; choose a modal of {list(model.modal_map)}")
         import sevenn
 
         self.card = ModelCard(

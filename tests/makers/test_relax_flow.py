@@ -33,9 +33,7 @@ def test_relax_flow_chunks_and_stores_one_doc_per_structure(structures):
     assert (frame["state"] == "successful").all() and frame["converged"].all()
     assert (frame["max_force"] < 0.02).all()
     assert "forces" not in frame  # bulky arrays stay out of the flat collection
-    assert {"model.name", "model.checksum", "chemsys", "formula_reduced", "timings.wall_s"} <= set(
-        frame
-    )
+    assert {"model.name", "model.checksum", "chemsys", "formula_reduced", "timings.wall_s"} <= set(frame)
     # full documents, with forces and trajectory resolved from the data store
     store.connect()
     docs = store.get_output(flow.jobs[0].uuid, load=True)
@@ -57,9 +55,7 @@ def test_bad_neighbours_do_not_sink_good_structures(structures):
     ids = ["good1", "xenon", "overlap", "krypton", "good2"]
 
     store = _run(
-        relax_flow(
-            batch, ids, maker=RelaxMaker(chunk=ChunkSettings(model="tests.helpers:morse_no_xe"))
-        )
+        relax_flow(batch, ids, maker=RelaxMaker(chunk=ChunkSettings(model="tests.helpers:morse_no_xe")))
     )
     rows = query_results(store).set_index("structure_id")
     assert rows.loc["xenon", "error"] == "element Xe not supported by morse-no-xe"
@@ -76,10 +72,7 @@ def test_bad_neighbours_do_not_sink_good_structures(structures):
     )
     rows = query_results(store, {"model.name": "nan-for-kr"}).set_index("structure_id")
     assert "non-finite" in rows.loc["n-krypton", "error"]
-    assert (
-        rows.loc["n-good1", "state"] == "successful"
-        and rows.loc["n-xenon", "state"] == "successful"
-    )
+    assert rows.loc["n-good1", "state"] == "successful" and rows.loc["n-xenon", "state"] == "successful"
 
 
 def test_model_exception_is_isolated_to_its_structure(structures):

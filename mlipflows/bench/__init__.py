@@ -1,0 +1,1 @@
+"""Benchmark reproductions: read the user's data path, run the model, write tables and plots."""

@@ -1,0 +1,1 @@
+"""Benchmark metrics with the published definitions (Matbench Discovery)."""

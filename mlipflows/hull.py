@@ -134,9 +134,9 @@ def dft_reference_hull(
             continue
         corrected[c.structure_id] = entry.energy
         out_candidates.append(c)
-    results = _stabilities(out_candidates, refs, mu, include_candidates=False, energies=corrected)
-    results += [Stability(structure_id=sid, error=msg) for sid, msg in rejected.items()]
-    return results
+    result = _stabilities(out_candidates, refs, mu, include_candidates=False, energies=corrected)
+    result.stabilities += [Stability(structure_id=sid, error=msg) for sid, msg in rejected.items()]
+    return result
 
 
 def _stabilities(

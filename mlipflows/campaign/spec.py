@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pymatgen.core import Element
 
 from mlipflows.campaign.yaml_lines import line_of, load_with_lines
@@ -51,22 +59,18 @@ class PrototypeSpace(_Strict):
             raise ValueError(f"unknown prototype {v!r}; choose from {', '.join(PROTOTYPES)}")
         return v.lower()
 
-    @field_validator("sites")
+    @field_validator("sites", mode="before")
     @classmethod
-    def _elements(cls, v: dict[str, list[Any]]) -> dict[str, list[str]]:
+    def _elements(cls, v: dict[str, list[Any]], info: ValidationInfo) -> dict[str, list[str]]:
         out = {}
         for label, symbols in v.items():
             if not symbols:
                 raise ValueError(f"site {label} has an empty element list")
             out[label] = [_check_element(s) for s in symbols]
+        proto = info.data.get("prototype")
+        if proto is not None and set(out) != set(PROTOTYPES[proto].labels):
+            raise ValueError(f"prototype {proto} has sites {PROTOTYPES[proto].labels}, not {sorted(out)}")
         return out
-
-    @model_validator(mode="after")
-    def _labels_match(self) -> PrototypeSpace:
-        labels = PROTOTYPES[self.prototype].labels
-        if set(self.sites) != set(labels):
-            raise ValueError(f"prototype {self.prototype} has sites {labels}, not {sorted(self.sites)}")
-        return self
 
 
 class StructureSource(_Strict):
@@ -75,7 +79,7 @@ class StructureSource(_Strict):
     file: str
     substitutions: dict[str, list[str]] = Field(default_factory=dict)
 
-    @field_validator("substitutions")
+    @field_validator("substitutions", mode="before")
     @classmethod
     def _elements(cls, v: dict[str, list[Any]]) -> dict[str, list[str]]:
         return {_check_element(k): [_check_element(s) for s in vals] for k, vals in v.items()}

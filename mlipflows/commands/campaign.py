@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from jobflow import Flow
 
 campaign_app = typer.Typer(help="Stability campaigns over many compositions.", no_args_is_help=True)
 
@@ -43,7 +44,8 @@ def run(
         err_console.print(f"[yellow]warning[/yellow] {sid}: {reason} (it will be stored as failed)")
     if len(plan.unsupported) > 10:
         err_console.print(f"[yellow]warning[/yellow] … {len(plan.unsupported) - 10} more unsupported")
-    n_chunks = sum(len(sub.jobs) for sub in plan.flow.jobs[0].jobs)
+    first = plan.flow.jobs[0]
+    n_chunks = sum(len(sub.jobs) for sub in first.jobs) if isinstance(first, Flow) else 0
     run_with_progress(plan.flow, plan.n_to_relax, store, n_chunks)
     frame = query_results(store, {"campaign": campaign.name, "task_type": "stability"}, sort="e_above_hull")
     ok = frame[frame["state"] == "successful"] if len(frame) else frame

@@ -195,11 +195,10 @@ def campaign_flow(
     add(dimer_references, REFERENCE_TAG, "fixed", "relax molecular references")
     hull_job = hull.make()
     hull_job.name = f"hull {name}"
+    if not jobs:  # everything already stored: only the hull is (re)built
+        return Flow([hull_job], output=hull_job.output, name=f"campaign {name}")
     relaxations = Flow(jobs, name="relaxations")
     # LINEAR: the hull job waits for every relax job without resolving their outputs
     return Flow(
-        [relaxations, hull_job],
-        order=JobOrder.LINEAR,
-        output=hull_job.output,
-        name=f"campaign {name}",
+        [relaxations, hull_job], order=JobOrder.LINEAR, output=hull_job.output, name=f"campaign {name}"
     )

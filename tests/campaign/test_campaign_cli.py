@@ -1,0 +1,120 @@
+"""`mlipflows campaign run` → `hull` → `results --where`, end to end on the embedded store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mlipflows.cli import app
+
+runner = CliRunner()
+WORKFLOWS = Path(__file__).parents[2] / "workflows"
+
+
+def _spec(tmp_path, name="demo-test", model="morse", extra=""):
+    text = (WORKFLOWS / "demo-oxides.yaml").read_text()
+    text = text.replace("name: demo-oxides", f"name: {name}").replace("model: sevennet-0", f"model: {model}")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text + extra)
+    return path
+
+
+def test_campaign_run_hull_results_and_resume(tmp_path):
+    spec = _spec(tmp_path)
+    first = runner.invoke(app, ["campaign", "run", str(spec)])
+    assert first.exit_code == 0, first.output
+    assert "9 candidates" in first.output and "already stored" in first.output
+    assert "9 stability results" in first.output
+
+    again = runner.invoke(app, ["campaign", "run", str(spec)])
+    assert again.exit_code == 0
+    assert "0 structures to relax" in again.output
+
+    hull = runner.invoke(
+        app, ["hull", "demo-test", "--chemsys", "Sr-Ti-O", "--plot", str(tmp_path / "h.png")]
+    )
+    assert hull.exit_code == 0, hull.output
+    assert (tmp_path / "h.png").stat().st_size > 10_000
+
+    res = runner.invoke(
+        app,
+        [
+            "results",
+            "--campaign",
+            "demo-test",
+            "--where",
+            "e_above_hull < 0.05",
+            "--sort",
+            "e_above_hull",
+            "--format",
+            "json",
+        ],
+    )
+    rows = json.loads(res.output)
+    assert rows and all(r["e_above_hull"] < 0.05 for r in rows)
+    assert all(r["task_type"] == "stability" and r["decomposition"] for r in rows)
+    assert [r["e_above_hull"] for r in rows] == sorted(r["e_above_hull"] for r in rows)
+    bad = runner.invoke(app, ["results", "--where", "e_above_hull <"])
+    assert bad.exit_code != 0
+
+
+def test_failed_relaxations_are_excluded_and_recorded(tmp_path):
+    text = (WORKFLOWS / "demo-oxides.yaml").read_text()
+    text = text.replace("name: demo-oxides", "name: fail-test").replace(
+        "model: sevennet-0", "model: tests.helpers:morse_no_xe"
+    )
+    text = text.replace(
+        "    - prototype: anatase\n",
+        "    - prototype: fcc\n      sites: {A: [Xe]}\n    - prototype: anatase\n",
+    )
+    spec = tmp_path / "fail.yaml"
+    spec.write_text(text)
+    result = runner.invoke(app, ["campaign", "run", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert "Xe not supported" in result.output
+    res = runner.invoke(
+        app, ["results", "--campaign", "fail-test", "--task", "stability", "--format", "json"]
+    )
+    rows = {r["structure_id"]: r for r in json.loads(res.output)}
+    assert rows["Xe-fcc"]["state"] == "failed"
+    assert rows["Xe-fcc"]["error"].startswith("relaxation failed: element Xe not supported")
+    assert rows["MgO-rocksalt"]["state"] == "successful"
+
+
+def test_dft_mode_with_reference_file(tmp_path):
+    from pymatgen.entries.computed_entries import ComputedEntry
+
+    refs = [ComputedEntry("MgO", -12.0, entry_id="mgo-ref").as_dict()]
+    (tmp_path / "refs.json").write_text(json.dumps(refs))
+    text = (WORKFLOWS / "demo-oxides.yaml").read_text().replace("name: demo-oxides", "name: dft-test")
+    text = text.replace("model: sevennet-0", "model: morse").replace(
+        "  mode: mlip   # elemental references relaxed with the same model",
+        "  mode: dft\n  reference_entries: refs.json",
+    )
+    spec = tmp_path / "dft.yaml"
+    spec.write_text(text)
+    result = runner.invoke(app, ["campaign", "run", str(spec)])
+    assert result.exit_code == 0, result.output
+    res = runner.invoke(app, ["results", "--campaign", "dft-test", "--task", "stability", "--format", "json"])
+    rows = {r["structure_id"]: r for r in json.loads(res.output)}
+    assert rows["MgO-rocksalt"]["hull_mode"] == "dft"
+    assert rows["MgO-rocksalt"]["corrected_energy_per_atom"] is not None
+
+
+def test_spec_errors_exit_before_compute(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "name: x\ncandidates:\n  prototypes:\n    - prototype: perovskite\n      sites: {A: [Sr]}\n"
+    )
+    result = runner.invoke(app, ["campaign", "run", str(spec)])
+    assert result.exit_code == 2
+    assert "bad.yaml:5" in result.output and "has sites" in result.output
+    missing = tmp_path / "nodft.yaml"
+    missing.write_text(
+        "name: y\nmodel: morse\ncandidates:\n  prototypes:\n"
+        "    - {prototype: fcc, sites: {A: [Cu]}}\nhull: {mode: dft}\n"
+    )
+    result = runner.invoke(app, ["campaign", "run", str(missing)], env={"MP_API_KEY": ""})
+    assert result.exit_code == 2 and "MP_API_KEY" in result.output

@@ -29,3 +29,20 @@ def report(finished: int, steps: int) -> None:
 def report_chunk() -> None:
     if _REPORTER is not None:
         _REPORTER.chunk_done()
+
+
+_TIMINGS: dict[str, float] = {}
+
+
+def add_time(category: str, seconds: float) -> None:
+    """Accumulate wall time per category ("engine", "results_store", ...) in this process."""
+    _TIMINGS[category] = _TIMINGS.get(category, 0.0) + seconds
+
+
+def timings() -> dict[str, float]:
+    """Seconds accumulated per category since the last :func:`reset_timings`."""
+    return dict(_TIMINGS)
+
+
+def reset_timings() -> None:
+    _TIMINGS.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pymatgen.core import Structure
 
 from mlipflows.engine import BatchBudget, SystemResult
 from mlipflows.potentials import Potential, load_potential
-from mlipflows.progress import report_chunk
+from mlipflows.progress import add_time, report_chunk
 from mlipflows.schemas import BaseDocument, TaskDocument, TaskType
 from mlipflows.store import write_results
 
@@ -84,7 +85,9 @@ def run_chunk(
     if len(ids) != len(structures):
         raise ValueError(f"{len(ids)} structure ids for {len(structures)} structures")
     potential = chunk.potential()
+    t0 = time.perf_counter()
     results = engine(structures, potential, chunk.budget(potential))
+    add_time("engine", time.perf_counter() - t0)
     docs = []
     for r, sid, inp in zip(results, ids, structures, strict=True):
         doc = TaskDocument.from_result(
@@ -100,7 +103,9 @@ def run_chunk(
         )
         doc.uuid = result_uuid(chunk.campaign, sid, task_type, potential.card.checksum, settings)
         docs.append(doc)
+    t0 = time.perf_counter()
     store_flat(docs)
+    add_time("results_store", time.perf_counter() - t0)
     report_chunk()
     return docs
 

@@ -96,7 +96,7 @@ def _decomposition(decomp: dict) -> list[dict]:
     )
 
 
-def mlip_hull(candidates: Sequence[RelaxedEntry], references: Sequence[RelaxedEntry]) -> list[Stability]:
+def mlip_hull(candidates: Sequence[RelaxedEntry], references: Sequence[RelaxedEntry]) -> HullResult:
     """MLIP-consistent stability: every energy (elements, references, candidates) from the MLIP.
 
     μ of each element is the lowest energy per atom among its relaxed elemental references

@@ -1,0 +1,97 @@
+"""Identity and provenance fields every result document shares; the indexed query fields.
+
+Field names follow atomate2's ``ForceFieldTaskDocument`` where the meaning is the same
+(``structure``, ``energy``, ``forces``, ``stress``, ``is_force_converged`` ≈ ``converged``).
+Units: energies eV, forces eV/Å, stress GPa (ASE sign: negative under compression),
+volumes Å³, times s.
+"""
+
+from __future__ import annotations
+
+import uuid as _uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pymatgen.core import Structure
+
+from mlipflows.potentials.base import ModelCard
+
+# Fields users filter and sort on; stores index them.
+INDEXED_FIELDS = (
+    "uuid",
+    "structure_id",
+    "campaign",
+    "tags",
+    "task_type",
+    "model.name",
+    "formula_reduced",
+    "chemsys",
+    "elements",
+    "state",
+    "energy_per_atom",
+)
+
+
+class ModelInfo(BaseModel):
+    """Which weights produced a result."""
+
+    name: str
+    version: str
+    checksum: str
+    source: str
+
+    @classmethod
+    def from_card(cls, card: ModelCard) -> ModelInfo:
+        return cls(name=card.name, version=card.version, checksum=card.checksum, source=card.source)
+
+
+class Timings(BaseModel):
+    """Seconds spent, from the structure entering the batch to leaving it."""
+
+    wall_s: float = 0.0
+
+
+class BaseDocument(BaseModel):
+    """Identity, provenance and outcome fields every result document carries.
+
+    Subclasses (relax/static here; phonon, κ, elastic, ... elsewhere) add their result fields
+    and set ``task_type``. All of them go to the same ``results`` collection, so a structure's
+    results join on ``structure_id`` (+ ``campaign`` and ``model.name``).
+    """
+
+    uuid: str = Field(default_factory=lambda: str(_uuid.uuid4()))
+    structure_id: str = Field(description="user-facing id (file name, candidate id, ...)")
+    campaign: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    task_type: str
+    formula_pretty: str
+    formula_reduced: str
+    composition: dict[str, float]
+    chemsys: str
+    elements: list[str]
+    nsites: int
+    model: ModelInfo
+    device: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    state: Literal["successful", "failed"]
+    error: str | None = None
+    timings: Timings = Field(default_factory=Timings)
+    structure: dict[str, Any] = Field(description="final structure, pymatgen dict")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def get_structure(self) -> Structure:
+        return Structure.from_dict(self.structure)
+
+
+def identity_fields(structure: Structure) -> dict[str, Any]:
+    """Formula, composition, chemsys, elements and size of ``structure`` for a document."""
+    comp = structure.composition
+    return {
+        "formula_pretty": comp.reduced_formula,
+        "formula_reduced": comp.reduced_formula,
+        "composition": {el.symbol: amt for el, amt in comp.element_composition.items()},
+        "chemsys": comp.chemical_system,
+        "elements": sorted(el.symbol for el in comp.elements),
+        "nsites": len(structure),
+    }

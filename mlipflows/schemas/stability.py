@@ -1,0 +1,33 @@
+"""Convex-hull stability of relaxed candidates."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from mlipflows.schemas.base import BaseDocument
+
+
+class DecompositionPart(BaseModel):
+    """One phase of the hull decomposition of a candidate."""
+
+    formula: str
+    fraction: float = Field(description="fraction of the candidate's atoms")
+    entry_id: str | None = None
+
+
+class StabilityDocument(BaseDocument):
+    """Thermodynamic stability of one relaxed candidate against its convex hull."""
+
+    task_type: Literal["stability"] = "stability"
+    hull_mode: Literal["mlip", "dft"]
+    energy_per_atom: float | None = Field(None, description="MLIP energy, eV/atom")
+    corrected_energy_per_atom: float | None = Field(None, description="MP2020-corrected, eV/atom (dft mode)")
+    formation_energy_per_atom: float | None = Field(None, description="eV/atom")
+    e_above_hull: float | None = Field(None, description="eV/atom; negative = below the reference hull")
+    is_stable: bool | None = None
+    decomposition: list[DecompositionPart] = Field(default_factory=list)
+    relax_uuid: str | None = None
+    relax_converged: bool | None = None
+    warnings: list[str] = Field(default_factory=list)

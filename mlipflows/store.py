@@ -10,12 +10,19 @@ Configuration, first found wins: the ``uri`` argument, ``$MLIPFLOWS_STORE_URI``,
 section of ``mlipflows.yaml`` (``$MLIPFLOWS_CONFIG``, ./mlipflows.yaml,
 $MLIPFLOWS_HOME/mlipflows.yaml), else the embedded store under ``$MLIPFLOWS_HOME``
 (default ``~/.mlipflows``).
+
+FireWorks workers resolve the store *on their own machine* through :class:`ConfiguredJobStore`
+(what ``mlipflows campaign submit`` embeds in every firework): the LaunchPad never holds a
+password, and a worker without a configuration fails loudly instead of writing to jobflow's
+default in-memory store.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,7 @@ from maggma.core import Store
 from maggma.stores import GridFSStore, MongoStore, MontyStore
 from monty.json import jsanitize
 from pydantic import BaseModel, Field, ValidationError
+from pymongo.errors import PyMongoError
 
 from mlipflows.errors import StoreConfigError
 from mlipflows.schemas import INDEXED_FIELDS
@@ -43,6 +51,14 @@ class StoreSettings(BaseModel):
     data_collection: str = DATA
     data_backend: str = Field("gridfs", pattern="^(gridfs|mongo)$")
     path: str | None = Field(None, description="embedded store folder (default $MLIPFLOWS_HOME/db)")
+    timeout_ms: int = Field(
+        10_000, gt=0, description="ms to wait for an unreachable MongoDB before failing (pymongo: 30 s)"
+    )
+
+
+class StoreUnavailableError(StoreConfigError):
+    """MongoDB did not answer (down, unreachable, wrong credentials); the message names the
+    URI with its password hidden."""
 
 
 def mlipflows_home() -> Path:
@@ -52,6 +68,12 @@ def mlipflows_home() -> Path:
 def redact_uri(text: str) -> str:
     """Hide the password of every URI in ``text`` (``user:****@host``)."""
     return re.sub(r"(mongodb(?:\+srv)?://[^:/@\s]+):[^@\s]+@", r"\1:****@", text)
+
+
+def _uri_database(uri: str | None) -> str | None:
+    """The database named in a URI's path (``mongodb://h:1/NAME?...``), without DNS look-ups."""
+    m = re.match(r"mongodb(?:\+srv)?://[^/]+/([^?/]+)", uri or "")
+    return m.group(1) if m else None
 
 
 def _config_file() -> Path | None:
@@ -79,6 +101,9 @@ def load_store_settings(uri: str | None = None, config: str | Path | None = None
     env_uri = os.environ.get("MLIPFLOWS_STORE_URI")
     if uri or env_uri:
         data["uri"] = uri or env_uri
+    named = _uri_database(data.get("uri"))
+    if named and "database" not in data:  # mongodb://host/screening → database "screening"
+        data["database"] = named
     try:
         return StoreSettings(**data)
     except ValidationError as exc:
@@ -128,14 +153,17 @@ def _embedded_stores(settings: StoreSettings) -> tuple[Store, Store, Store]:
 
 
 def _mongo_stores(settings: StoreSettings) -> tuple[Store, Store, Store]:
-    uri = settings.uri
+    kw: dict[str, Any] = {
+        "uri": settings.uri,
+        "mongoclient_kwargs": {"serverSelectionTimeoutMS": settings.timeout_ms},
+    }
     db = settings.database
-    jobs = MongoStore(db, settings.jobs_collection, uri=uri, key="uuid")
+    jobs = MongoStore(db, settings.jobs_collection, key="uuid", **kw)
     if settings.data_backend == "gridfs":
-        data: Store = GridFSStore(db, settings.data_collection, uri=uri, key="blob_uuid")
+        data: Store = GridFSStore(db, settings.data_collection, key="blob_uuid", **kw)
     else:
-        data = MongoStore(db, settings.data_collection, uri=uri, key="blob_uuid")
-    results = MongoStore(db, settings.results_collection, uri=uri, key="uuid")
+        data = MongoStore(db, settings.data_collection, key="blob_uuid", **kw)
+    results = MongoStore(db, settings.results_collection, key="uuid", **kw)
     return jobs, data, results
 
 
@@ -151,18 +179,97 @@ def get_job_store(uri: str | None = None, config: str | Path | None = None) -> J
     return JobStore(jobs, additional_stores={DATA: data, RESULTS: results})
 
 
+class ConfiguredJobStore(JobStore):
+    """A JobStore that serializes as a *reference* and is rebuilt from the local configuration.
+
+    ``mlipflows campaign submit`` embeds one in every firework. On the worker, ``from_dict``
+    resolves ``mlipflows.yaml`` / ``$MLIPFLOWS_STORE_URI`` there, so the LaunchPad holds no
+    URI or password, and ``connect`` refuses a worker whose store differs in kind or database
+    from the one the campaign was submitted to (e.g. a worker without configuration, which
+    would otherwise write results to a local embedded store nobody reads).
+    """
+
+    def __init__(self, config: str | None = None, expect: dict[str, str] | None = None) -> None:
+        settings = load_store_settings(config=config)
+        jobs, data, results = _mongo_stores(settings) if settings.uri else _embedded_stores(settings)
+        super().__init__(jobs, additional_stores={DATA: data, RESULTS: results})
+        self.config = config
+        self.identity = {"backend": "mongodb" if settings.uri else "embedded", "database": settings.database}
+        self.expect = expect or dict(self.identity)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "@module": type(self).__module__,
+            "@class": type(self).__name__,
+            "config": self.config,
+            "expect": self.expect,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ConfiguredJobStore:
+        return cls(config=d.get("config"), expect=d.get("expect"))
+
+    def connect(self, force_reset: bool = False) -> None:
+        if self.identity != self.expect:
+            raise StoreConfigError(
+                f"this worker's store is {self.identity['backend']} database "
+                f"{self.identity['database']!r}, but the campaign was submitted to "
+                f"{self.expect['backend']} database {self.expect['database']!r}: give the worker the "
+                "same mlipflows.yaml (MLIPFLOWS_CONFIG=...) or MLIPFLOWS_STORE_URI"
+            )
+        with store_errors(self, "connecting"):
+            super().connect(force_reset=force_reset)
+
+
 def describe_store(store: JobStore) -> str:
     """Where results go, with any password hidden."""
     results = store.additional_stores.get(RESULTS, store.docs_store)
     if isinstance(results, MontyStore):
         return f"embedded MontyDB at {results.database_path} (database {results.database_name})"
-    return redact_uri(f"MongoDB {getattr(results, 'uri', None) or results.name}")
+    uri = getattr(results, "uri", None)
+    return redact_uri(f"MongoDB {uri} (database {results.database})" if uri else f"MongoDB {results.name}")
 
 
-def ensure_indexes(store: Store) -> None:
-    """Index the fields users query on (no-op for MontyDB, which has no indexes)."""
-    for field in INDEXED_FIELDS:
-        store.ensure_index(field)
+@contextmanager
+def store_errors(store: JobStore, action: str) -> Iterator[None]:
+    """Turn driver errors into :class:`StoreUnavailableError` naming the (redacted) store."""
+    try:
+        yield
+    except PyMongoError as exc:
+        raise StoreUnavailableError(
+            redact_uri(f"{action} failed: {describe_store(store)} did not answer: {exc}")
+        ) from None
+
+
+def connect_store(store: JobStore) -> JobStore:
+    """Connect and check the server answers (``ping``), with a clear error when it does not."""
+    with store_errors(store, "connecting"):
+        store.connect()
+        results = store.additional_stores[RESULTS]
+        if isinstance(results, MongoStore):
+            results._collection.database.client.admin.command("ping")
+    return store
+
+
+def ensure_indexes(store: JobStore) -> list[str]:
+    """Index the fields users query on; returns the indexed result fields.
+
+    ``uuid`` is unique in ``results`` (a rerun replaces a result, never duplicates it) and jobs
+    are indexed on (``uuid``, ``index``) as jobflow looks them up. MontyDB has no indexes:
+    nothing to do there.
+    """
+    results = store.additional_stores[RESULTS]
+    if not isinstance(results, MongoStore):
+        return []
+    with store_errors(store, "creating indexes"):
+        store.connect()
+        results.ensure_index("uuid", unique=True)
+        for field in INDEXED_FIELDS:
+            if field != "uuid":
+                results.ensure_index(field)
+        store.docs_store.ensure_index("uuid")
+        store.docs_store._collection.create_index([("uuid", 1), ("index", 1)])
+    return list(INDEXED_FIELDS)
 
 
 def write_results(store: JobStore, documents: list[dict[str, Any]]) -> None:
@@ -170,7 +277,5 @@ def write_results(store: JobStore, documents: list[dict[str, Any]]) -> None:
     results = store.additional_stores.get(RESULTS)
     if results is None or not documents:
         return
-    try:
+    with store_errors(store, f"writing {len(documents)} results"):
         results.update(documents, key="uuid")
-    except Exception as exc:
-        raise StoreConfigError(redact_uri(f"writing {len(documents)} results failed: {exc}")) from exc

@@ -40,8 +40,18 @@ class _BarReporter:
             self.progress.update(self.chunk_task, advance=1)
 
 
-def run_with_progress(flow: object, n_structures: int, store: object, n_chunks: int | None = None) -> None:
-    """``run_locally`` with bars for structures (and chunk jobs when ``n_chunks`` is given)."""
+def run_with_progress(
+    flow: object,
+    n_structures: int,
+    store: object,
+    n_chunks: int | None = None,
+    raise_immediately: bool = False,
+) -> None:
+    """``run_locally`` with bars for structures (and chunk jobs when ``n_chunks`` is given).
+
+    ``raise_immediately`` stops at the first failing job with its exception (e.g. the store
+    went away) instead of jobflow's generic "did not finish" at the end.
+    """
     from jobflow import run_locally
 
     from mlipflows.progress import set_reporter
@@ -58,7 +68,9 @@ def run_with_progress(flow: object, n_structures: int, store: object, n_chunks: 
         chunk_task = progress.add_task("chunks", total=n_chunks, rate="") if n_chunks else None
         set_reporter(_BarReporter(progress, task, chunk_task))
         try:
-            run_locally(flow, store=store, log=False, ensure_success=True)
+            run_locally(
+                flow, store=store, log=False, ensure_success=True, raise_immediately=raise_immediately
+            )
         finally:
             set_reporter(None)
 

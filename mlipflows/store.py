@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from jobflow import JobStore
 from maggma.core import Store
-from maggma.stores import GridFSStore, MongoStore, MontyStore
+from maggma.stores import GridFSStore, MemoryStore, MongoStore, MontyStore
 from monty.json import jsanitize
 from pydantic import BaseModel, Field, ValidationError
 from pymongo.errors import PyMongoError
@@ -189,13 +189,22 @@ class ConfiguredJobStore(JobStore):
     would otherwise write results to a local embedded store nobody reads).
     """
 
-    def __init__(self, config: str | None = None, expect: dict[str, str] | None = None) -> None:
-        settings = load_store_settings(config=config)
-        jobs, data, results = _mongo_stores(settings) if settings.uri else _embedded_stores(settings)
+    def __init__(
+        self, config: str | None = None, expect: dict[str, str] | None = None, resolve: bool = True
+    ) -> None:
+        if resolve:
+            settings = load_store_settings(config=config)
+            jobs, data, results = _mongo_stores(settings) if settings.uri else _embedded_stores(settings)
+        else:  # a reference built on the submitting machine: never connected there
+            jobs, data, results = MemoryStore("jobs"), MemoryStore("data"), MemoryStore("results")
         super().__init__(jobs, additional_stores={DATA: data, RESULTS: results})
         self.config = config
-        self.identity = {"backend": "mongodb" if settings.uri else "embedded", "database": settings.database}
-        self.expect = expect or dict(self.identity)
+        self.expect = expect or store_identity(self)
+
+    @classmethod
+    def reference(cls, store: JobStore, config: str | None = None) -> ConfiguredJobStore:
+        """What to embed in fireworks: ``config`` (a path on the workers) and ``store``'s identity."""
+        return cls(config, expect=store_identity(store), resolve=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -210,15 +219,24 @@ class ConfiguredJobStore(JobStore):
         return cls(config=d.get("config"), expect=d.get("expect"))
 
     def connect(self, force_reset: bool = False) -> None:
-        if self.identity != self.expect:
+        found = store_identity(self)
+        if found != self.expect:
             raise StoreConfigError(
-                f"this worker's store is {self.identity['backend']} database "
-                f"{self.identity['database']!r}, but the campaign was submitted to "
-                f"{self.expect['backend']} database {self.expect['database']!r}: give the worker the "
-                "same mlipflows.yaml (MLIPFLOWS_CONFIG=...) or MLIPFLOWS_STORE_URI"
+                f"this worker's store is {found['backend']} database {found['database']!r}, but the "
+                f"campaign was submitted to {self.expect['backend']} database "
+                f"{self.expect['database']!r}: give the worker the same mlipflows.yaml "
+                "(MLIPFLOWS_CONFIG=/path/to/mlipflows.yaml) or MLIPFLOWS_STORE_URI"
             )
         with store_errors(self, "connecting"):
             super().connect(force_reset=force_reset)
+
+
+def store_identity(store: JobStore) -> dict[str, str]:
+    """Back end ("mongodb" / "embedded") and database name of ``store``'s results (no secrets)."""
+    results = store.additional_stores[RESULTS]
+    if isinstance(results, MontyStore):
+        return {"backend": "embedded", "database": str(results.database_name)}
+    return {"backend": "mongodb", "database": str(getattr(results, "database", None))}
 
 
 def describe_store(store: JobStore) -> str:
@@ -231,24 +249,31 @@ def describe_store(store: JobStore) -> str:
 
 
 @contextmanager
-def store_errors(store: JobStore, action: str) -> Iterator[None]:
-    """Turn driver errors into :class:`StoreUnavailableError` naming the (redacted) store."""
+def store_errors(where: JobStore | str, action: str) -> Iterator[None]:
+    """Turn driver errors into :class:`StoreUnavailableError` naming the (redacted) store.
+
+    ``where`` is a JobStore or a description of the server (e.g. a LaunchPad's location).
+    """
     try:
         yield
     except PyMongoError as exc:
-        raise StoreUnavailableError(
-            redact_uri(f"{action} failed: {describe_store(store)} did not answer: {exc}")
-        ) from None
+        name = where if isinstance(where, str) else describe_store(where)
+        raise StoreUnavailableError(redact_uri(f"{action} failed: {name} did not answer: {exc}")) from None
 
 
 def connect_store(store: JobStore) -> JobStore:
     """Connect and check the server answers (``ping``), with a clear error when it does not."""
     with store_errors(store, "connecting"):
         store.connect()
-        results = store.additional_stores[RESULTS]
-        if isinstance(results, MongoStore):
-            results._collection.database.client.admin.command("ping")
+        if _is_mongodb(store):
+            store.additional_stores[RESULTS]._collection.database.client.admin.command("ping")
     return store
+
+
+def _is_mongodb(store: JobStore) -> bool:
+    """A real MongoDB server behind the results (MontyStore subclasses MongoStore in maggma)."""
+    results = store.additional_stores[RESULTS]
+    return isinstance(results, MongoStore) and not isinstance(results, MontyStore | MemoryStore)
 
 
 def ensure_indexes(store: JobStore) -> list[str]:
@@ -258,9 +283,9 @@ def ensure_indexes(store: JobStore) -> list[str]:
     are indexed on (``uuid``, ``index``) as jobflow looks them up. MontyDB has no indexes:
     nothing to do there.
     """
-    results = store.additional_stores[RESULTS]
-    if not isinstance(results, MongoStore):
+    if not _is_mongodb(store):
         return []
+    results = store.additional_stores[RESULTS]
     with store_errors(store, "creating indexes"):
         store.connect()
         results.ensure_index("uuid", unique=True)

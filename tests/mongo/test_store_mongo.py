@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from jobflow import job, run_locally
 
@@ -80,3 +82,26 @@ def test_unreachable_server_error_names_uri_without_password(mongo_server):
     msg = str(err.value)
     assert PASSWORD not in msg
     assert "screener:****@127.0.0.1:1" in msg and "did not answer" in msg
+
+
+def test_fireworks_store_reference_holds_no_secret_and_resolves_on_the_worker(mongo_uri, monkeypatch):
+    from monty.json import MontyDecoder
+
+    from mlipflows.errors import StoreConfigError
+    from mlipflows.store import ConfiguredJobStore
+
+    submitted = get_job_store(mongo_uri)
+    reference = ConfiguredJobStore.reference(submitted).as_dict()
+    assert PASSWORD not in json.dumps(reference) and "127.0.0.1" not in json.dumps(reference)
+
+    # a worker without configuration would write to a local embedded store: refused, with the fix
+    lonely = MontyDecoder().process_decoded(reference)
+    with pytest.raises(StoreConfigError, match="MLIPFLOWS_CONFIG"):
+        lonely.connect()
+
+    monkeypatch.setenv("MLIPFLOWS_STORE_URI", mongo_uri)  # a configured worker
+    worker = MontyDecoder().process_decoded(reference)
+    worker.connect()
+    write_results(worker, _docs(2))
+    connect_store(submitted)
+    assert submitted.additional_stores[RESULTS].count({"campaign": "c1"}) == 2

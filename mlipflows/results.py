@@ -146,6 +146,7 @@ def query_results(
     store = store or get_job_store()
     results = store.additional_stores[RESULTS]
     properties: dict[str, int] = {"_id": 0} | dict.fromkeys(exclude, 0)
+    opened_here = getattr(results, "_coll", None) is None  # leave a caller's connection open
     with store_errors(store, "querying results"):
         results.connect()
         try:
@@ -158,7 +159,8 @@ def query_results(
                 )
             )
         finally:
-            results.close()
+            if opened_here:
+                results.close()
     if not docs:
         return pd.DataFrame(columns=list(TABLE_COLUMNS))
     frame = pd.json_normalize(docs)

@@ -66,8 +66,9 @@ def mlipflows_home() -> Path:
 
 
 def redact_uri(text: str) -> str:
-    """Hide the password of every URI in ``text`` (``user:****@host``)."""
-    return re.sub(r"(mongodb(?:\+srv)?://[^:/@\s]+):[^@\s]+@", r"\1:****@", text)
+    """Hide the password of every URI in ``text`` (``user:****@host``), whatever its scheme
+    (a mistyped ``mongo://`` in an error message is still somebody's password)."""
+    return re.sub(r"([A-Za-z][\w+.-]*://[^:/@\s]+):[^@\s]+@", r"\1:****@", text)
 
 
 def _uri_database(uri: str | None) -> str | None:
@@ -113,29 +114,49 @@ def load_store_settings(uri: str | None = None, config: str | Path | None = None
 class BulkMontyStore(MontyStore):
     """MontyStore whose ``update`` inserts new documents in one ``insert_many``.
 
-    MontyDB has no indexes, so maggma's one ``replace_one(upsert=True)`` per document scans the
-    collection each time (quadratic in the number of results). Here existing keys are found
-    with one query per call; only documents that already exist are replaced one by one.
+    MontyDB has no indexes: maggma's one ``replace_one(upsert=True)`` per document scans the
+    collection each time, and even one ``$in`` query per call grows with the collection
+    (quadratic over a campaign: measured 1 ms/document at 1k, 2.5 ms at 2k). So the keys in
+    the collection are read once per store instance (one scan) and kept up to date as this
+    instance writes; only documents whose key exists are replaced one by one. One process
+    writes to an embedded store at a time (MontyDB's sqlite back end is single-writer anyway).
     """
+
+    def connect(self, force_reset: bool = False) -> None:
+        super().connect(force_reset=force_reset)
+        if force_reset or not hasattr(self, "_known"):
+            self._known: dict[tuple[str, ...], set[tuple]] = {}
+
+    def close(self) -> None:
+        self._known = {}
+        super().close()
+
+    def remove_docs(self, criteria: dict) -> None:
+        self._known = {}
+        super().remove_docs(criteria)
+
+    def _known_keys(self, keys: tuple[str, ...]) -> set[tuple]:
+        if keys not in self._known:
+            projection = dict.fromkeys(keys, 1)
+            self._known[keys] = {tuple(d.get(k) for k in keys) for d in self._collection.find({}, projection)}
+        return self._known[keys]
 
     def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
         docs = [jsanitize(d, allow_bson=True) for d in (docs if isinstance(docs, list) else [docs])]
         if not docs:
             return
-        keys = [key] if isinstance(key, str) else list(key or [self.key])
+        keys = tuple([key] if isinstance(key, str) else list(key or [self.key]))
         unique: dict[tuple, dict] = {}
         for d in docs:
             unique[tuple(d.get(k) for k in keys)] = d
-        first = keys[0]
-        query = {first: {"$in": sorted({k[0] for k in unique}, key=str)}}
-        projection = {k: 1 for k in keys}
-        existing = {tuple(d.get(k) for k in keys) for d in self._collection.find(query, projection)}
-        new = [d for k, d in unique.items() if k not in existing]
+        known = self._known_keys(keys)
+        new = [d for k, d in unique.items() if k not in known]
         if new:
             self._collection.insert_many(new)
         for k, d in unique.items():
-            if k in existing:
+            if k in known:
                 self._collection.replace_one(dict(zip(keys, k, strict=True)), d, upsert=True)
+        known.update(unique)
 
 
 def _embedded_stores(settings: StoreSettings) -> tuple[Store, Store, Store]:

@@ -9,6 +9,7 @@ from jobflow import job, run_locally
 
 from mlipflows.schemas import INDEXED_FIELDS
 from mlipflows.store import (
+    COMPOUND_INDEXES,
     RESULTS,
     StoreUnavailableError,
     connect_store,
@@ -55,6 +56,10 @@ def test_round_trip_indexes_and_data_store(mongo_uri):
     for field in ("campaign", "model.name", "chemsys", "formula_reduced", "e_above_hull"):
         assert field in keys, f"{field} not indexed: {sorted(keys)}"
     assert keys["uuid"].get("unique") is True
+    compound = {tuple(k for k, _ in spec["key"]) for spec in info.values() if len(spec["key"]) > 1}
+    assert set(COMPOUND_INDEXES) <= compound
+    explain = results._collection.find({"campaign": "c1", "chemsys": "Ba-O"}).sort("e_above_hull").explain()
+    assert "IXSCAN" in json.dumps(explain["queryPlanner"]["winningPlan"])  # not a collection scan
 
     write_results(store, _docs(40))
     write_results(store, _docs(40))  # a rerun replaces by uuid: still 40

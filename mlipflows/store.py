@@ -201,31 +201,29 @@ def get_job_store(uri: str | None = None, config: str | Path | None = None) -> J
 
 
 class ConfiguredJobStore(JobStore):
-    """A JobStore that serializes as a *reference* and is rebuilt from the local configuration.
+    """A JobStore that serializes as a *reference* and is built from the local configuration.
 
-    ``mlipflows campaign submit`` embeds one in every firework. On the worker, ``from_dict``
-    resolves ``mlipflows.yaml`` / ``$MLIPFLOWS_STORE_URI`` there, so the LaunchPad holds no
-    URI or password, and ``connect`` refuses a worker whose store differs in kind or database
-    from the one the campaign was submitted to (e.g. a worker without configuration, which
-    would otherwise write results to a local embedded store nobody reads).
+    ``mlipflows campaign submit`` embeds one in every firework. On the worker, ``connect``
+    (called by jobflow's ``JobFiretask`` before the job runs) resolves ``mlipflows.yaml`` /
+    ``$MLIPFLOWS_STORE_URI`` *there*, so the LaunchPad holds no URI or password, and any
+    configuration problem fails that firework with its message instead of crashing the
+    worker. It refuses a store that differs in kind or database from the one the campaign was
+    submitted to (e.g. a worker without configuration, which would otherwise write results to
+    a local embedded store nobody reads).
     """
 
-    def __init__(
-        self, config: str | None = None, expect: dict[str, str] | None = None, resolve: bool = True
-    ) -> None:
-        if resolve:
-            settings = load_store_settings(config=config)
-            jobs, data, results = _mongo_stores(settings) if settings.uri else _embedded_stores(settings)
-        else:  # a reference built on the submitting machine: never connected there
-            jobs, data, results = MemoryStore("jobs"), MemoryStore("data"), MemoryStore("results")
-        super().__init__(jobs, additional_stores={DATA: data, RESULTS: results})
+    def __init__(self, config: str | None = None, expect: dict[str, str] | None = None) -> None:
+        # placeholders until connect(): nothing is read or opened where the object is built
+        placeholders = {DATA: MemoryStore(DATA), RESULTS: MemoryStore(RESULTS)}
+        super().__init__(MemoryStore("jobs"), additional_stores=placeholders)
         self.config = config
-        self.expect = expect or store_identity(self)
+        self.expect = expect
+        self._resolved = False
 
     @classmethod
     def reference(cls, store: JobStore, config: str | None = None) -> ConfiguredJobStore:
         """What to embed in fireworks: ``config`` (a path on the workers) and ``store``'s identity."""
-        return cls(config, expect=store_identity(store), resolve=False)
+        return cls(config, expect=store_identity(store))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -239,14 +237,24 @@ class ConfiguredJobStore(JobStore):
     def from_dict(cls, d: dict[str, Any]) -> ConfiguredJobStore:
         return cls(config=d.get("config"), expect=d.get("expect"))
 
+    def _resolve(self) -> None:
+        settings = load_store_settings(config=self.config)
+        jobs, data, results = _mongo_stores(settings) if settings.uri else _embedded_stores(settings)
+        self.docs_store = jobs
+        self.additional_stores = {DATA: data, RESULTS: results}
+        self._resolved = True
+
     def connect(self, force_reset: bool = False) -> None:
+        if not self._resolved:
+            self._resolve()
         found = store_identity(self)
-        if found != self.expect:
+        expect = self.expect or found  # jobflow.yaml use: whatever this machine configures
+        if found != expect:
             raise StoreConfigError(
                 f"this worker's store is {found['backend']} database {found['database']!r}, but the "
-                f"campaign was submitted to {self.expect['backend']} database "
-                f"{self.expect['database']!r}: give the worker the same mlipflows.yaml "
-                "(MLIPFLOWS_CONFIG=/path/to/mlipflows.yaml) or MLIPFLOWS_STORE_URI"
+                f"campaign was submitted to {expect['backend']} database {expect['database']!r}: "
+                "give the worker the same mlipflows.yaml (MLIPFLOWS_CONFIG=/path/to/mlipflows.yaml) "
+                "or MLIPFLOWS_STORE_URI"
             )
         with store_errors(self, "connecting"):
             super().connect(force_reset=force_reset)

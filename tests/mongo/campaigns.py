@@ -76,23 +76,17 @@ class CampaignFiles:
             "OMP_NUM_THREADS": "1",
         }
 
-    def worker(self, label: str) -> subprocess.Popen:
-        """A plain ``rlaunch rapidfire`` that stops when nothing is left to run."""
+    def worker(
+        self, label: str, mode: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
+        """A plain ``rlaunch rapidfire`` that stops when nothing is left to run (or ``mode``)."""
         cwd = self.dir / label
         cwd.mkdir()
+        mode = mode or ("rapidfire", "--nlaunches", "0", "--sleep", "1")
         return subprocess.Popen(
-            [
-                str(BIN / "rlaunch"),
-                "-l",
-                str(self.launchpad),
-                "rapidfire",
-                "--nlaunches",
-                "0",
-                "--sleep",
-                "1",
-            ],
+            [str(BIN / "rlaunch"), "-l", str(self.launchpad), *mode],
             cwd=cwd,
-            env=self.env(),
+            env=env or self.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

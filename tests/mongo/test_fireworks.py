@@ -8,11 +8,12 @@ import signal
 import subprocess
 from collections import Counter
 
+import pytest
 from fireworks import LaunchPad
 from typer.testing import CliRunner
 
 from mlipflows.campaign import load_spec
-from mlipflows.campaign.submit import load_launchpad, submit_campaign
+from mlipflows.campaign.submit import CampaignBusyError, load_launchpad, submit_campaign
 from mlipflows.cli import app
 from mlipflows.store import get_job_store
 from tests.mongo.campaigns import BIN, CampaignFiles, assert_no_password, check_stored_once, finish
@@ -73,6 +74,8 @@ def test_killed_worker_is_rerun_and_nothing_is_lost_or_duplicated(tmp_path, mong
     files = CampaignFiles.create(tmp_path, mongo_server)
     monkeypatch.setenv("MLIPFLOWS_CONFIG", str(files.config))
     lp, n_relax, n_fireworks = _submit(files)
+    with pytest.raises(CampaignBusyError, match="unfinished workflow"):  # not twice at once
+        submit_campaign(load_spec(files.spec), get_job_store(), lp)
 
     files.gate.touch()  # the first evaluation in any worker waits here
     doomed = files.worker("doomed")
@@ -86,6 +89,16 @@ def test_killed_worker_is_rerun_and_nothing_is_lost_or_duplicated(tmp_path, mong
     lost_launches, lost_fws, _ = lp.detect_lostruns(expiration_secs=0, rerun=True)
     assert lost_fws == running and len(lost_launches) == 1
     files.gate.unlink()
+
+    # a worker without the store configuration fails its firework, saying what to do
+    unconfigured = {k: v for k, v in files.env().items() if k != "MLIPFLOWS_CONFIG"}
+    unconfigured["MLIPFLOWS_HOME"] = str(tmp_path / "elsewhere")
+    finish(files.worker("unconfigured", ("singleshot",), unconfigured))
+    launch = lp.launches.find_one({"state": "FIZZLED", "action": {"$ne": None}})
+    message = launch["action"]["stored_data"]["_exception"]["_stacktrace"]
+    assert "but the campaign was submitted to mongodb database" in message and "MLIPFLOWS_CONFIG" in message
+    lp.rerun_fw(launch["fw_id"])
+
     finish(files.worker("rescuer"))
 
     _all_completed_once(lp, n_fireworks)

@@ -20,7 +20,10 @@ def test_mlipflows_yaml_and_launchpad_templates():
 
 
 def test_jobflow_yaml_makes_the_mlipflows_store_jobflows_default(tmp_path):
-    code = "from jobflow import SETTINGS; s = SETTINGS.JOB_STORE; print(type(s).__name__, s.expect)"
+    code = (
+        "from jobflow import SETTINGS; from mlipflows.store import store_identity; "
+        "s = SETTINGS.JOB_STORE; s._resolve(); print(type(s).__name__, store_identity(s))"
+    )
     env = {
         "JOBFLOW_CONFIG_FILE": str(WORKFLOWS / "jobflow.yaml"),
         "MLIPFLOWS_CONFIG": str(WORKFLOWS / "mlipflows.yaml"),

@@ -259,7 +259,8 @@ def results(
         raise typer.BadParameter(str(exc), param_hint="--where") from None
     criteria = build_criteria(tag, campaign, model, task, state, extra, chemsys, element)
     try:
-        exclude = ("structure",) if join else ()
+        # structures (~1 kB each) only where they are shown: JSON output and exports
+        exclude = ("structure",) if join or (fmt != "json" and export is None) else ()
         frame = query_results(get_job_store(uri), criteria, sort=sort, limit=limit, exclude=exclude)
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}")

@@ -299,9 +299,9 @@ def _scalar(col: pd.Series) -> bool:
 
 def build_report(store: JobStore, campaign: str, out_dir: str | Path, top: int = 50) -> Path:
     """Write ``out_dir/index.html`` and its figures; returns the page's path."""
+    data = collect(store, campaign)  # fails before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = collect(store, campaign)
     figures: dict[str, Any] = {}
     hist = histogram_svg(data.stability, out / "e_above_hull.svg")
     if hist is not None:

@@ -191,10 +191,10 @@ STABILITY_COLUMNS = {
     "relax_converged": "relax converged",
 }
 
+# Click a header to sort (again to reverse); index.html#sort=TABLE:COLUMN:asc|desc opens sorted.
 SORTER_JS = """
-document.querySelectorAll('table.sortable th').forEach(th => th.addEventListener('click', () => {
+function sortTable(th, asc) {
   const table = th.closest('table'), body = table.tBodies[0], col = +th.dataset.col;
-  const asc = th.dataset.dir !== 'asc';
   table.querySelectorAll('th').forEach(h => delete h.dataset.dir);
   th.dataset.dir = asc ? 'asc' : 'desc';
   const key = r => r.cells[col].dataset.sort, num = v => v !== '' && !isNaN(v);
@@ -204,7 +204,14 @@ document.querySelectorAll('table.sortable th').forEach(th => th.addEventListener
     const c = num(x) && num(y) ? x - y : x.localeCompare(y);
     return asc ? c : -c;
   }).forEach(r => body.appendChild(r));
-}));
+}
+document.querySelectorAll('table.sortable th').forEach(th =>
+  th.addEventListener('click', () => sortTable(th, th.dataset.dir !== 'asc')));
+const wanted = location.hash.match(/^#sort=([\\w-]+):(\\d+):(asc|desc)$/);
+if (wanted) {
+  const th = document.querySelector(`#${wanted[1]} th[data-col="${wanted[2]}"]`);
+  if (th) sortTable(th, wanted[3] === 'asc');
+}
 """
 
 CSS = """

@@ -173,12 +173,19 @@ def test_page_renders_in_headless_chromium(report_dir, tmp_path):
         [exe, *flags, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120
     ).stdout
     rows = table_rows(dom, "stable-table")
-    assert len(rows) == 6 and rows[0][0] in {
-        "MgO-rocksalt",
-        "CaO-rocksalt",
-        "SrTiO3-perovskite",
-        "BaTiO3-perovskite",
-    }
+    assert len(rows) == 6 and [float(r[4]) for r in rows] == sorted(float(r[4]) for r in rows)
+
+    # the inline sorter, run by the browser: formation energy (column 3), descending
+    dom = subprocess.run(
+        [exe, *flags, "--dump-dom", f"{url}#sort=stable-table:3:desc"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    e_form = [float(r[3]) for r in table_rows(dom, "stable-table")]
+    assert len(e_form) == 6 and e_form == sorted(e_form, reverse=True)
+    assert e_form != [float(r[3]) for r in rows]  # the page's own order was different
 
 
 def test_unknown_campaign_is_a_clear_error():

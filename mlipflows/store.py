@@ -19,6 +19,7 @@ default in-memory store.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from pymongo.errors import PyMongoError
 
 from mlipflows.errors import StoreConfigError
 from mlipflows.schemas import INDEXED_FIELDS
+
+log = logging.getLogger(__name__)
 
 RESULTS = "results"
 DATA = "data"
@@ -320,7 +323,7 @@ def ensure_indexes(store: JobStore) -> list[str]:
 
     Single-field indexes on ``INDEXED_FIELDS`` plus :data:`COMPOUND_INDEXES`. ``uuid`` is
     unique in ``results`` (a rerun replaces a result, never duplicates it; without this index
-    maggma's upserts scan the collection: 10k documents took 50× longer to write) and jobs
+    maggma's upserts scan the collection: 2,000 documents took 88 s instead of 5 s) and jobs
     are indexed on (``uuid``, ``index``) as jobflow looks them up. MontyDB has no indexes:
     nothing to do there.
     """
@@ -329,7 +332,12 @@ def ensure_indexes(store: JobStore) -> list[str]:
     results = store.additional_stores[RESULTS]
     with store_errors(store, "creating indexes"):
         store.connect()
-        results.ensure_index("uuid", unique=True)
+        if not results.ensure_index("uuid", unique=True):  # maggma swallows the reason
+            log.warning(
+                "results.uuid is not a unique index (duplicate uuids stored already?): "
+                "reruns may duplicate results in %s",
+                describe_store(store),
+            )
         for field in INDEXED_FIELDS:
             if field != "uuid":
                 results.ensure_index(field)

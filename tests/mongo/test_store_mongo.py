@@ -110,3 +110,10 @@ def test_fireworks_store_reference_holds_no_secret_and_resolves_on_the_worker(mo
     write_results(worker, _docs(2))
     connect_store(submitted)
     assert submitted.additional_stores[RESULTS].count({"campaign": "c1"}) == 2
+
+
+def test_duplicate_uuids_already_stored_are_reported(mongo_uri, caplog):
+    store = connect_store(get_job_store(mongo_uri))
+    store.additional_stores[RESULTS]._collection.insert_many([{"uuid": "same"}, {"uuid": "same"}])
+    ensure_indexes(store)
+    assert "not a unique index" in caplog.text and PASSWORD not in caplog.text

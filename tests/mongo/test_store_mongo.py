@@ -117,3 +117,18 @@ def test_duplicate_uuids_already_stored_are_reported(mongo_uri, caplog):
     store.additional_stores[RESULTS]._collection.insert_many([{"uuid": "same"}, {"uuid": "same"}])
     ensure_indexes(store)
     assert "not a unique index" in caplog.text and PASSWORD not in caplog.text
+
+
+def test_worker_config_path_travels_with_the_reference(mongo_uri, tmp_path):
+    from monty.json import MontyDecoder
+
+    from mlipflows.store import ConfiguredJobStore
+
+    config = tmp_path / "worker-mlipflows.yaml"
+    config.write_text(f"store:\n  uri: {mongo_uri}\n")
+    reference = ConfiguredJobStore.reference(get_job_store(mongo_uri), config=str(config)).as_dict()
+    assert reference["config"] == str(config) and PASSWORD not in json.dumps(reference)
+    worker = MontyDecoder().process_decoded(reference)  # no environment: the path decides
+    worker.connect()
+    write_results(worker, _docs(1))
+    assert worker.additional_stores[RESULTS].count() == 1

@@ -40,8 +40,18 @@ class _BarReporter:
             self.progress.update(self.chunk_task, advance=1)
 
 
-def run_with_progress(flow: object, n_structures: int, store: object, n_chunks: int | None = None) -> None:
-    """``run_locally`` with bars for structures (and chunk jobs when ``n_chunks`` is given)."""
+def run_with_progress(
+    flow: object,
+    n_structures: int,
+    store: object,
+    n_chunks: int | None = None,
+    raise_immediately: bool = False,
+) -> None:
+    """``run_locally`` with bars for structures (and chunk jobs when ``n_chunks`` is given).
+
+    ``raise_immediately`` stops at the first failing job with its exception (e.g. the store
+    went away) instead of jobflow's generic "did not finish" at the end.
+    """
     from jobflow import run_locally
 
     from mlipflows.progress import set_reporter
@@ -58,7 +68,9 @@ def run_with_progress(flow: object, n_structures: int, store: object, n_chunks: 
         chunk_task = progress.add_task("chunks", total=n_chunks, rate="") if n_chunks else None
         set_reporter(_BarReporter(progress, task, chunk_task))
         try:
-            run_locally(flow, store=store, log=False, ensure_success=True)
+            run_locally(
+                flow, store=store, log=False, ensure_success=True, raise_immediately=raise_immediately
+            )
         finally:
             set_reporter(None)
 
@@ -213,27 +225,54 @@ def results(
     model: Annotated[str | None, typer.Option(help="only this model name")] = None,
     state: Annotated[str | None, typer.Option(help="successful or failed")] = None,
     task: Annotated[str | None, typer.Option(help="relax, static, stability, phonon, ...")] = None,
+    chemsys: Annotated[
+        list[str] | None, typer.Option(help="chemical system, e.g. Ba-O-Ti (repeatable)")
+    ] = None,
+    element: Annotated[list[str] | None, typer.Option(help="must contain this element (repeatable)")] = None,
     where: Annotated[str | None, typer.Option(help='filter, e.g. "e_above_hull < 0.05"')] = None,
     sort: Annotated[str | None, typer.Option(help="sort by this field, e.g. energy_per_atom")] = None,
     limit: Annotated[int, typer.Option(help="at most this many rows (0 = all)")] = 0,
+    join: Annotated[bool, typer.Option(help="one row per structure, columns per task type")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    export: Annotated[Path | None, typer.Option(help="also write all columns to .csv/.json/.parquet")] = None,
     uri: Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")] = None,
 ) -> None:
-    """Print stored results (filter with --where, e.g. "e_above_hull < 0.05")."""
-    from mlipflows.results import WhereError, build_criteria, parse_where, query_results
+    """Print stored results (filter with --where, e.g. "e_above_hull < 0.05"); --export writes them."""
+    from mlipflows.errors import MlipflowsError
+    from mlipflows.results import (
+        WhereError,
+        build_criteria,
+        export_frame,
+        join_tasks,
+        parse_where,
+        query_results,
+    )
     from mlipflows.store import get_job_store
 
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter("--format must be table, csv or json")
+    if export is not None and export.suffix.lower() not in (".csv", ".json", ".parquet", ".pq"):
+        raise typer.BadParameter("--export PATH must end in .csv, .json or .parquet")
     try:
         extra = parse_where(where) if where else None
     except WhereError as exc:
         raise typer.BadParameter(str(exc), param_hint="--where") from None
-    criteria = build_criteria(tag, campaign, model, task_type=task, state=state, extra=extra)
-    frame = query_results(get_job_store(uri), criteria, sort=sort, limit=limit)
+    criteria = build_criteria(tag, campaign, model, task, state, extra, chemsys, element)
+    try:
+        # structures (~1 kB each) only where they are shown: JSON output and exports
+        exclude = ("structure",) if join or (fmt != "json" and export is None) else ()
+        frame = query_results(get_job_store(uri), criteria, sort=sort, limit=limit, exclude=exclude)
+    except MlipflowsError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
     if frame.empty:
         err_console.print("no results match")
         raise typer.Exit(0)
+    if join:
+        frame = join_tasks(frame)
+    if export is not None:
+        export_frame(frame, export)
+        err_console.print(f"wrote {len(frame)} rows to {export}")
     print_results(frame, fmt)
 
 

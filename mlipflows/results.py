@@ -1,13 +1,25 @@
-"""Query the flat ``results`` collection of any store (embedded or MongoDB) into DataFrames."""
+"""Query the flat ``results`` collection of any store (embedded or MongoDB) into DataFrames.
+
+- :func:`query_results` / :func:`find_results`: documents matching filters (campaign, model,
+  task type, chemical system, elements, property ranges, ``--where`` expressions), one row
+  per document, nested fields dotted (``model.name``).
+- :func:`join_tasks`: one row per structure (``structure_id`` + ``campaign`` + ``model.name``),
+  the fields of each task type prefixed by it (``stability.e_above_hull``,
+  ``phonon.<field>``, ...). Generic on ``task_type``: a new kind of result joins as soon as
+  its documents are in the collection.
+- :func:`export_frame`: CSV, JSON or Parquet (pyarrow), chosen by the file suffix.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from jobflow import JobStore
 
-from mlipflows.store import RESULTS, get_job_store
+from mlipflows.store import RESULTS, get_job_store, store_errors
 
 TABLE_COLUMNS = {
     "structure_id": "id",
@@ -77,9 +89,20 @@ def build_criteria(
     task_type: str | None = None,
     state: str | None = None,
     extra: dict[str, Any] | None = None,
+    chemsys: str | list[str] | None = None,
+    elements: list[str] | None = None,
+    ranges: dict[str, tuple[float | None, float | None]] | None = None,
 ) -> dict[str, Any]:
-    """A MongoDB query from the common filters."""
-    crit: dict[str, Any] = dict(extra or {})
+    """A MongoDB query from the common filters.
+
+    Args:
+        chemsys: one or more chemical systems (``"Ba-O-Ti"``, any element order).
+        elements: structures containing *all* these elements (and possibly others).
+        ranges: ``{field: (low, high)}``, inclusive, either end None = open
+            (e.g. ``{"e_above_hull": (None, 0.05)}``, eV/atom).
+        extra: further criteria (e.g. from :func:`parse_where`), merged per field.
+    """
+    crit: dict[str, Any] = {}
     if tag:
         crit["tags"] = tag
     if campaign:
@@ -90,6 +113,21 @@ def build_criteria(
         crit["task_type"] = task_type
     if state:
         crit["state"] = state
+    if chemsys:
+        systems = [chemsys] if isinstance(chemsys, str) else list(chemsys)
+        normal = ["-".join(sorted(s.split("-"))) for s in systems]
+        crit["chemsys"] = normal[0] if len(normal) == 1 else {"$in": normal}
+    if elements:
+        crit["elements"] = {"$all": sorted(elements)}
+    for field, (low, high) in (ranges or {}).items():
+        bounds = {op: v for op, v in (("$gte", low), ("$lte", high)) if v is not None}
+        if bounds:
+            crit.setdefault(field, {}).update(bounds)
+    for field, cond in (extra or {}).items():
+        if isinstance(cond, dict) and isinstance(crit.get(field), dict):
+            crit[field].update(cond)
+        else:
+            crit[field] = cond
     return crit
 
 
@@ -98,24 +136,141 @@ def query_results(
     criteria: dict[str, Any] | None = None,
     sort: str | None = None,
     limit: int = 0,
+    exclude: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """Result documents matching ``criteria`` as a flat DataFrame (nested keys dotted)."""
+    """Result documents matching ``criteria`` as a flat DataFrame (nested keys dotted).
+
+    ``exclude``: top-level fields left on the server (e.g. ``("structure",)`` for tables).
+    Sorting and the limit run in the database (indexed fields on MongoDB).
+    """
     store = store or get_job_store()
     results = store.additional_stores[RESULTS]
-    results.connect()
-    try:
-        docs = list(results.query(criteria=criteria or {}, properties={"_id": 0}, limit=limit))
-    finally:
-        results.close()
+    properties: dict[str, int] = {"_id": 0} | dict.fromkeys(exclude, 0)
+    opened_here = getattr(results, "_coll", None) is None  # leave a caller's connection open
+    with store_errors(store, "querying results"):
+        results.connect()
+        try:
+            docs = list(
+                results.query(
+                    criteria=criteria or {},
+                    properties=properties,
+                    sort={sort: 1} if sort else None,
+                    limit=limit,
+                )
+            )
+        finally:
+            if opened_here:
+                results.close()
     if not docs:
         return pd.DataFrame(columns=list(TABLE_COLUMNS))
     frame = pd.json_normalize(docs)
-    if sort and sort in frame:
-        frame = frame.sort_values(sort, na_position="last").reset_index(drop=True)
+    if sort and sort in frame:  # stable order with missing values last, as the table shows them
+        frame = frame.sort_values(sort, na_position="last", kind="stable").reset_index(drop=True)
     return frame
 
 
+def find_results(
+    store: JobStore | None = None,
+    *,
+    campaign: str | None = None,
+    model: str | None = None,
+    task_type: str | None = None,
+    state: str | None = None,
+    tag: str | None = None,
+    chemsys: str | list[str] | None = None,
+    elements: list[str] | None = None,
+    ranges: dict[str, tuple[float | None, float | None]] | None = None,
+    where: str | None = None,
+    sort: str | None = None,
+    limit: int = 0,
+    exclude: tuple[str, ...] = ("structure",),
+) -> pd.DataFrame:
+    """Keyword-argument front end of :func:`query_results` (see :func:`build_criteria`)."""
+    extra = parse_where(where) if where else None
+    crit = build_criteria(tag, campaign, model, task_type, state, extra, chemsys, elements, ranges)
+    return query_results(store, crit, sort=sort, limit=limit, exclude=exclude)
+
+
+# Columns that identify a structure's result and are the same for all its task types.
+JOIN_KEYS = ("structure_id", "campaign", "model.name")
+SHARED_COLUMNS = ("formula_pretty", "formula_reduced", "chemsys", "elements", "nsites")
+# Per-document bookkeeping that would only repeat in every task's columns.
+DROPPED_COLUMNS = ("task_type", "tags", "job_uuid", "structure")
+
+
+def join_tasks(frame: pd.DataFrame, task_types: list[str] | None = None) -> pd.DataFrame:
+    """One row per structure, each task type's fields prefixed with ``<task_type>.``.
+
+    ``frame`` holds documents of several task types (from :func:`query_results`). Rows are
+    keyed by ``structure_id``, ``campaign`` and ``model.name``; identity fields (formula,
+    chemsys, elements, nsites) stay unprefixed. When a structure has more than one document of
+    a task type (e.g. different settings), the newest (``created_at``) is kept. A structure
+    without a given task type gets empty (NaN) cells for it.
+    """
+    if frame.empty:
+        return pd.DataFrame(columns=list(JOIN_KEYS))
+    frame = frame.copy()
+    for key in JOIN_KEYS:
+        if key not in frame:
+            frame[key] = None
+    frame[list(JOIN_KEYS)] = frame[list(JOIN_KEYS)].fillna("")
+    kinds = task_types or sorted(frame["task_type"].dropna().unique())
+    shared = [c for c in SHARED_COLUMNS if c in frame]
+    joined = frame.drop_duplicates(list(JOIN_KEYS))[[*JOIN_KEYS, *shared]]
+    for kind in kinds:
+        part = frame[frame["task_type"] == kind]
+        if "created_at" in part:
+            part = part.sort_values("created_at", kind="stable")
+        part = part.drop_duplicates(list(JOIN_KEYS), keep="last")
+        drop = [c for c in part if c in shared or c in DROPPED_COLUMNS or c.startswith("structure.")]
+        part = part.drop(columns=drop).dropna(axis=1, how="all")
+        part = part.rename(columns={c: f"{kind}.{c}" for c in part if c not in JOIN_KEYS})
+        joined = joined.merge(part, on=list(JOIN_KEYS), how="left")
+    return joined.reset_index(drop=True)
+
+
+def _column_for_files(col: pd.Series) -> pd.Series:
+    """Lists/dicts as JSON text (CSV and Parquet cells must be flat or uniformly typed)."""
+    if col.dtype == object and col.map(lambda v: isinstance(v, list | dict)).any():
+        return col.map(lambda v: json.dumps(v, default=str) if isinstance(v, list | dict) else v)
+    return col
+
+
+def export_frame(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` as CSV, JSON (records) or Parquet, by the suffix of ``path``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".json":
+        path.write_text(frame.to_json(orient="records", indent=1, date_format="iso", default_handler=str))
+        return path
+    flat = frame.apply(_column_for_files)
+    if suffix == ".csv":
+        flat.to_csv(path, index=False)
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow as pa
+
+        for name in flat.columns:  # a column Arrow cannot type (mixed values) becomes text
+            if flat[name].dtype == object:
+                try:
+                    pa.array(flat[name], from_pandas=True)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    flat[name] = flat[name].map(lambda v: None if v is None else str(v))
+        flat.to_parquet(path, index=False, engine="pyarrow")
+    else:
+        raise ValueError(f"{path}: export to .csv, .json or .parquet")
+    return path
+
+
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns the CLI prints, with readable headers."""
-    cols = [c for c in TABLE_COLUMNS if c in frame]
-    return frame[cols].rename(columns=TABLE_COLUMNS)
+    """The columns the CLI prints, with readable headers.
+
+    For a joined frame (:func:`join_tasks`) these are the identity columns plus each task
+    type's headline fields, headed ``<task> <header>``.
+    """
+    cols = {c: h for c, h in TABLE_COLUMNS.items() if c in frame}
+    for col in frame.columns:
+        kind, _, field = col.partition(".")
+        if field in TABLE_COLUMNS and field not in ("task_type", "model.name", "structure_id"):
+            cols.setdefault(col, f"{kind} {TABLE_COLUMNS[field]}")
+    return frame[list(cols)].rename(columns=cols)

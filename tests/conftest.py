@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +48,20 @@ def varied_structures(rattle: float = 0.05, seed: int = 0) -> list[Structure]:
 @pytest.fixture
 def structures() -> list[Structure]:
     return varied_structures()
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A SecantusDB server (MongoDB wire protocol) with a password, for the whole session."""
+    pytest.importorskip("secantus", reason="SecantusDB (the test extra: pip install secantusdb) is missing")
+    from tests.mongo.server import SecantusServer
+
+    server = SecantusServer(tmp_path_factory.mktemp("secantus")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_uri(mongo_server) -> str:
+    """URI (with password) of a fresh database on the session server."""
+    return mongo_server.uri(f"t{uuid.uuid4().hex[:12]}")

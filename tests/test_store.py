@@ -56,3 +56,16 @@ def test_redact_uri():
     assert "s3cret" not in out and "p%40ss" not in out
     assert "alice:****@h:1" in out and "bob:****@c.net" in out
     assert redact_uri("mongodb://localhost:27017") == "mongodb://localhost:27017"
+
+
+def test_bulk_update_across_instances_and_removals(isolated_home):
+    first = BulkMontyStore("shared", database_path=str(isolated_home), key="uuid")
+    first.connect()
+    first.update([{"uuid": str(i), "v": i} for i in range(10)])
+    second = BulkMontyStore("shared", database_path=str(isolated_home), key="uuid")
+    second.connect()  # reads the keys the first instance wrote: replaces, never duplicates
+    second.update([{"uuid": "3", "v": 30}, {"uuid": "10", "v": 10}])
+    assert second.count() == 11 and second.query_one({"uuid": "3"})["v"] == 30
+    second.remove_docs({"uuid": "3"})
+    second.update([{"uuid": "3", "v": 3}])  # known keys are re-read after a removal
+    assert second.count({"uuid": "3"}) == 1

@@ -25,12 +25,13 @@ def run(
     from mlipflows.cli import console, err_console, print_results, run_with_progress
     from mlipflows.errors import MlipflowsError
     from mlipflows.results import query_results
-    from mlipflows.store import describe_store, get_job_store
+    from mlipflows.store import describe_store, ensure_indexes, get_job_store, store_errors
 
     try:
         campaign = load_spec(spec)
         store = get_job_store(uri)
-        with err_console.status("generating candidates"):
+        with err_console.status("generating candidates"), store_errors(store, "reading stored results"):
+            ensure_indexes(store)  # MongoDB only: the fields users query
             plan = plan_campaign(campaign, store, retry_failed)
     except (SpecError, MlipflowsError) as exc:
         err_console.print(f"[red]error[/red] {exc}")
@@ -46,7 +47,12 @@ def run(
         err_console.print(f"[yellow]warning[/yellow] … {len(plan.unsupported) - 10} more unsupported")
     first = plan.flow.jobs[0]
     n_chunks = sum(len(sub.jobs) for sub in first.jobs) if isinstance(first, Flow) else 0
-    run_with_progress(plan.flow, plan.n_to_relax, store, n_chunks)
+    try:
+        with store_errors(store, "running the campaign"):
+            run_with_progress(plan.flow, plan.n_to_relax, store, n_chunks, raise_immediately=True)
+    except MlipflowsError as exc:
+        err_console.print(f"[red]error[/red] {exc}\nrun the same command again to resume")
+        raise typer.Exit(2) from None
     frame = query_results(store, {"campaign": campaign.name, "task_type": "stability"}, sort="e_above_hull")
     ok = frame[frame["state"] == "successful"] if len(frame) else frame
     n_stable = int(ok["is_stable"].sum()) if len(ok) else 0

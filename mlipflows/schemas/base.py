@@ -30,6 +30,8 @@ INDEXED_FIELDS = (
     "elements",
     "state",
     "energy_per_atom",
+    "formation_energy_per_atom",
+    "e_above_hull",
 )
 
 

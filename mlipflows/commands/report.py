@@ -1,0 +1,35 @@
+"""`mlipflows report CAMPAIGN --out DIR`: a static HTML page of a campaign's results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlipflows.commands.campaign import UriOption
+
+
+def report(
+    campaign: Annotated[str, typer.Argument(help="campaign name")],
+    out: Annotated[Path, typer.Option(help="folder for index.html and its figures")] = Path("report"),
+    top: Annotated[int, typer.Option(help="rows in the tables of most stable candidates")] = 50,
+    uri: UriOption = None,
+) -> None:
+    """Write DIR/index.html: counts, failures, hull plots, e_above_hull histogram, sortable tables."""
+    from mlipflows.cli import err_console
+    from mlipflows.errors import MlipflowsError
+    from mlipflows.report import build_report
+    from mlipflows.store import connect_store, get_job_store
+
+    try:
+        with err_console.status("building the report"):
+            page = build_report(connect_store(get_job_store(uri)), campaign, out, top=top)
+    except MlipflowsError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(f"wrote {page}")
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.command()(report)

@@ -1,0 +1,322 @@
+"""A campaign's static HTML report: counts, failures, hull plots, histogram, sortable tables.
+
+``build_report(store, campaign, out_dir)`` writes ``index.html`` and its figures (PNG hull
+plots per chemical system, SVG histogram) into ``out_dir``; the page needs no server and no
+network (the table sorter is a few lines of inline JavaScript). Task types other than
+relax/stability (phonon, κ, elastic, ranking, ... whatever is stored for the campaign) get a
+section each, from the same per-structure join that ``mlipflows results --join`` uses.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from jobflow import JobStore
+
+from mlipflows.errors import MlipflowsError
+from mlipflows.results import find_results, join_tasks
+from mlipflows.schemas import BaseDocument
+from mlipflows.store import describe_store, redact_uri
+
+log = logging.getLogger(__name__)
+
+SECTION_TITLES = {
+    "phonon": "Phonons",
+    "kappa": "Thermal conductivity κ",
+    "elastic": "Elastic properties",
+    "ranking": "Rankings",
+}
+# Tasks summarised by the main sections; every other task type gets its own section.
+MAIN_TASKS = ("relax", "static", "stability")
+MAX_HULL_PLOTS = 24
+
+
+@dataclass
+class ReportData:
+    """What the page shows, computed from the campaign's result documents."""
+
+    campaign: str
+    n_candidates: int = 0
+    n_relaxed: int = 0
+    n_failed: int = 0
+    n_stable: int = 0
+    n_references: int = 0
+    failure_reasons: list[tuple[str, int]] = field(default_factory=list)
+    stability: pd.DataFrame = field(default_factory=pd.DataFrame)
+    other_tasks: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+class ReportError(MlipflowsError):
+    """Nothing to report (unknown campaign, or no results for it)."""
+
+
+def collect(store: JobStore, campaign: str) -> ReportData:
+    """Counts, failure reasons and per-task tables of ``campaign`` from the results store."""
+    frame = find_results(store, campaign=campaign)
+    if frame.empty:
+        raise ReportError(f"no results for campaign {campaign!r} in {describe_store(store)}")
+    data = ReportData(campaign)
+    relax = frame[frame["task_type"] == "relax"]
+    failed_ids: set[str] = set()
+    if len(relax):
+        tags = relax["tags"] if "tags" in relax else pd.Series([[]] * len(relax), index=relax.index)
+        is_candidate = tags.map(lambda t: "candidate" in (t if isinstance(t, list) else []))
+        candidates = relax[is_candidate]
+        data.n_references = int((~is_candidate).sum())
+        data.n_candidates = len(candidates)
+        data.n_relaxed = int((candidates["state"] == "successful").sum())
+        failed = candidates[candidates["state"] != "successful"]
+        data.n_failed = len(failed)
+        failed_ids = set(failed["structure_id"])
+        reasons = Counter(_reason(e) for e in failed.get("error", pd.Series(dtype=object)))
+        data.failure_reasons = reasons.most_common()
+    stab = frame[frame["task_type"] == "stability"]
+    if len(stab):
+        data.n_candidates = max(data.n_candidates, len(stab))
+        # failed on the hull although relaxed (failed relaxations are counted above)
+        hull_failed = stab[(stab["state"] != "successful") & ~stab["structure_id"].isin(failed_ids)]
+        data.n_failed += len(hull_failed)
+        data.failure_reasons += Counter(_reason(e) for e in hull_failed.get("error", [])).most_common()
+        good = stab[stab["state"] == "successful"].dropna(axis=1, how="all")
+        if len(good):
+            data.n_stable = int(good.get("is_stable", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())
+            data.stability = good.sort_values("e_above_hull", na_position="last", kind="stable")
+    others = sorted(set(frame["task_type"].dropna()) - set(MAIN_TASKS))
+    if others:
+        joined = join_tasks(frame, others)
+        for kind in others:
+            cols = [c for c in joined if c.startswith(f"{kind}.")]
+            part = joined.dropna(subset=cols, how="all")
+            data.other_tasks[kind] = part[["structure_id", "formula_pretty", *cols]]
+    return data
+
+
+def _reason(error: Any) -> str:
+    """A failure reason without per-structure numbers, so equal causes group together."""
+    text = str(error or "unknown reason")
+    return text.split(":")[0][:120] if len(text) > 120 else text
+
+
+def histogram_svg(stability: pd.DataFrame, path: Path) -> Path | None:
+    """Histogram of e_above_hull (eV/atom) of the successful candidates, as SVG."""
+    values = pd.to_numeric(stability.get("e_above_hull"), errors="coerce").dropna() if len(stability) else []
+    if len(values) == 0:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(values, bins=min(40, max(5, len(values) // 3)), color="#3b6ea8", edgecolor="white")
+    ax.axvline(0.0, color="#b03a2e", lw=1, ls="--", label="hull")
+    ax.set_xlabel("E above hull (eV/atom)")
+    ax.set_ylabel("candidates")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="svg")
+    plt.close(fig)
+    return path
+
+
+def hull_plots(store: JobStore, campaign: str, systems: list[str], out_dir: Path) -> dict[str, str]:
+    """PNG phase diagram per chemical system (up to 4 elements); value: file name or why not."""
+    from mlipflows.plots import plot_phase_diagram
+
+    made: dict[str, str] = {}
+    for chemsys in systems[:MAX_HULL_PLOTS]:
+        if len(chemsys.split("-")) > 4:
+            made[chemsys] = "more than 4 elements: no plot"
+            continue
+        name = f"hull-{chemsys}.png"
+        try:
+            plot_phase_diagram(store, campaign, chemsys, out_dir / name)
+            made[chemsys] = name
+        except (MlipflowsError, ValueError) as exc:
+            log.warning("no hull plot for %s: %s", chemsys, exc)
+            made[chemsys] = f"no plot: {exc}"
+    return made
+
+
+def _cell(value: Any) -> tuple[str, str]:
+    """Display text and sort key of one table cell."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "", ""
+    if isinstance(value, bool):
+        return ("yes" if value else "no"), str(int(value))
+    if isinstance(value, float):
+        return f"{value:.4f}", repr(value)
+    if isinstance(value, list):
+        text = ", ".join(
+            f"{d.get('formula')} ({d.get('fraction', 0):.2f})" if isinstance(d, dict) else str(d)
+            for d in value
+        )
+        return text, text
+    return str(value), str(value)
+
+
+def html_table(frame: pd.DataFrame, columns: dict[str, str], table_id: str) -> str:
+    """A sortable table (click a header) of ``columns`` {field: header} of ``frame``."""
+    cols = {c: h for c, h in columns.items() if c in frame}
+    head = "".join(f'<th data-col="{i}">{html.escape(h)}</th>' for i, h in enumerate(cols.values()))
+    rows = []
+    for rec in frame[list(cols)].to_dict("records"):
+        cells = []
+        for c in cols:
+            text, key = _cell(rec[c])
+            numeric = (
+                ' class="num"' if isinstance(rec[c], int | float) and not isinstance(rec[c], bool) else ""
+            )
+            cells.append(f'<td{numeric} data-sort="{html.escape(key)}">{html.escape(text)}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f'<table class="sortable" id="{table_id}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+STABILITY_COLUMNS = {
+    "structure_id": "candidate",
+    "formula_pretty": "formula",
+    "chemsys": "chemical system",
+    "formation_energy_per_atom": "Ef (eV/atom)",
+    "e_above_hull": "E above hull (eV/atom)",
+    "is_stable": "on hull",
+    "decomposition": "decomposes to",
+    "relax_converged": "relax converged",
+}
+
+# Click a header to sort (again to reverse); index.html#sort=TABLE:COLUMN:asc|desc opens sorted.
+SORTER_JS = """
+function sortTable(th, asc) {
+  const table = th.closest('table'), body = table.tBodies[0], col = +th.dataset.col;
+  table.querySelectorAll('th').forEach(h => delete h.dataset.dir);
+  th.dataset.dir = asc ? 'asc' : 'desc';
+  const key = r => r.cells[col].dataset.sort, num = v => v !== '' && !isNaN(v);
+  [...body.rows].sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x === '' || y === '') return (x === '') - (y === '');
+    const c = num(x) && num(y) ? x - y : x.localeCompare(y);
+    return asc ? c : -c;
+  }).forEach(r => body.appendChild(r));
+}
+document.querySelectorAll('table.sortable th').forEach(th =>
+  th.addEventListener('click', () => sortTable(th, th.dataset.dir !== 'asc')));
+const wanted = location.hash.match(/^#sort=([\\w-]+):(\\d+):(asc|desc)$/);
+if (wanted) {
+  const th = document.querySelector(`#${wanted[1]} th[data-col="${wanted[2]}"]`);
+  if (th) sortTable(th, wanted[3] === 'asc');
+}
+"""
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;background:#fff}
+h1{margin-bottom:.2em} .meta{color:#666} .cards{display:flex;gap:1em;flex-wrap:wrap}
+.card{border:1px solid #ccd;border-radius:6px;padding:.8em 1.2em;min-width:8em;background:#f4f7fb}
+.card b{display:block;font-size:1.8em;color:#24507a}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em} td,th{border:1px solid #ccd;padding:.3em .6em}
+th{background:#24507a;color:#fff;cursor:pointer} td.num{text-align:right;font-variant-numeric:tabular-nums}
+th[data-dir=asc]::after{content:" ▲"} th[data-dir=desc]::after{content:" ▼"}
+.plots{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0} figure img{width:340px;border:1px solid #eee}
+"""
+
+
+def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str) -> str:
+    """The page (all text escaped; ``where`` is already redacted)."""
+    esc = html.escape
+    cards = "".join(
+        f'<div class="card"><b>{n}</b>{esc(label)}</div>'
+        for label, n in (
+            ("candidates", data.n_candidates),
+            ("relaxed", data.n_relaxed),
+            ("failed", data.n_failed),
+            ("stable (on hull)", data.n_stable),
+            ("reference structures", data.n_references),
+        )
+    )
+    parts = [
+        f"<h1>Campaign {esc(data.campaign)}</h1>",
+        f'<p class="meta">results from {esc(where)}</p>',
+        f'<section id="summary"><h2>Summary</h2><div class="cards">{cards}</div></section>',
+    ]
+    if data.failure_reasons:
+        items = "".join(f"<li>{n} × {esc(reason)}</li>" for reason, n in data.failure_reasons)
+        parts.append(f'<section id="failures"><h2>Failed relaxations</h2><ul>{items}</ul></section>')
+    if figures.get("histogram"):
+        parts.append(
+            '<section id="histogram"><h2>Distance to the hull</h2>'
+            f'<img src="{esc(figures["histogram"])}" alt="e_above_hull histogram"></section>'
+        )
+    if len(data.stability):
+        shown = data.stability.head(top)
+        parts.append(
+            f'<section id="stable"><h2>Most stable candidates ({len(shown)} of {len(data.stability)})</h2>'
+            + html_table(shown, STABILITY_COLUMNS, "stable-table")
+            + "</section>"
+        )
+    hulls = figures.get("hulls", {})
+    if hulls:
+        figs = []
+        for chemsys, item in hulls.items():
+            body = (
+                f'<img src="{esc(item)}" alt="hull {esc(chemsys)}">' if item.endswith(".png") else esc(item)
+            )
+            figs.append(f"<figure>{body}<figcaption>{esc(chemsys)}</figcaption></figure>")
+        parts.append(
+            '<section id="hulls"><h2>Hulls per chemical system</h2>'
+            f'<div class="plots">{"".join(figs)}</div></section>'
+        )
+    for kind, frame in data.other_tasks.items():
+        cols = {"structure_id": "structure", "formula_pretty": "formula"}
+        cols |= {
+            c: c.split(".", 1)[1]
+            for c in frame.columns
+            if c.startswith(f"{kind}.") and _result_field(c.split(".", 1)[1]) and _scalar(frame[c])
+        }
+        title = SECTION_TITLES.get(kind, kind)
+        parts.append(
+            f'<section id="task-{esc(kind)}"><h2>{esc(title)} ({len(frame)} structures)</h2>'
+            + html_table(frame.head(top), cols, f"{kind}-table")
+            + "</section>"
+        )
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>mlipflows report: {esc(data.campaign)}</title><style>{CSS}</style></head>"
+        f"<body>{body}<script>{SORTER_JS}</script></body></html>"
+    )
+
+
+def _result_field(name: str) -> bool:
+    """A task's own result field, not identity/provenance every BaseDocument carries."""
+    top = name.split(".")[0]
+    return top in ("state", "error") or top not in BaseDocument.model_fields
+
+
+def _scalar(col: pd.Series) -> bool:
+    """Columns that fit a table cell (numbers, text, flags; not arrays)."""
+    sample = col.dropna()
+    return sample.empty or not isinstance(sample.iloc[0], list | dict)
+
+
+def build_report(store: JobStore, campaign: str, out_dir: str | Path, top: int = 50) -> Path:
+    """Write ``out_dir/index.html`` and its figures; returns the page's path."""
+    data = collect(store, campaign)  # fails before anything is written
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {}
+    hist = histogram_svg(data.stability, out / "e_above_hull.svg")
+    if hist is not None:
+        figures["histogram"] = hist.name
+    if len(data.stability):
+        systems = sorted(set(data.stability["chemsys"]), key=lambda s: (len(s.split("-")), s))
+        figures["hulls"] = hull_plots(store, campaign, systems, out)
+    page = render_html(data, figures, top, describe_store(store))
+    path = out / "index.html"
+    path.write_text(redact_uri(page), encoding="utf-8")
+    return path

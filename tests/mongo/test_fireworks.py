@@ -1,0 +1,133 @@
+"""Campaigns on FireWorks over SecantusDB: concurrent workers, a killed worker, a dead server."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections import Counter
+
+import pytest
+from fireworks import LaunchPad
+from typer.testing import CliRunner
+
+from mlipflows.campaign import load_spec
+from mlipflows.campaign.submit import CampaignBusyError, load_launchpad, submit_campaign
+from mlipflows.cli import app
+from mlipflows.store import get_job_store
+from tests.mongo.campaigns import BIN, CampaignFiles, assert_no_password, check_stored_once, finish
+from tests.mongo.server import PASSWORD, SecantusServer
+
+N_CANDIDATES = 3
+
+
+def _submit(files: CampaignFiles) -> tuple[LaunchPad, int, int]:
+    """Submit the campaign to a fresh LaunchPad; (LaunchPad, structures to relax, fireworks)."""
+    lp = load_launchpad(files.launchpad)
+    lp.reset("", require_password=False)
+    sub = submit_campaign(load_spec(files.spec), get_job_store(), lp)
+    assert len(sub.plan.candidates) == N_CANDIDATES
+    return lp, sub.plan.n_to_relax, len(sub.fw_ids)
+
+
+def _all_completed_once(lp: LaunchPad, n_fireworks: int) -> None:
+    states = Counter(fw["state"] for fw in lp.fireworks.find({}, {"state": 1}))
+    assert states == {"COMPLETED": n_fireworks}, states
+    launches = Counter(la["fw_id"] for la in lp.launches.find({"state": "COMPLETED"}, {"fw_id": 1}))
+    assert len(launches) == n_fireworks and set(launches.values()) == {1}
+
+
+def test_two_concurrent_workers_complete_every_firework_once(tmp_path, mongo_server, monkeypatch):
+    files = CampaignFiles.create(tmp_path, mongo_server)
+    monkeypatch.setenv("MLIPFLOWS_CONFIG", str(files.config))
+    lp, n_relax, n_fireworks = _submit(files)
+    workers = [files.worker("w1"), files.worker("w2")]
+    logs = [finish(w) for w in workers]
+    _all_completed_once(lp, n_fireworks)
+    db = files.results_db()
+    check_stored_once(db, files.name, n_relax, N_CANDIDATES)
+
+    # each worker process loaded the model once, however many fireworks it ran
+    ran = Counter(la["launch_dir"].split("/")[-2] for la in lp.launches.find({}, {"launch_dir": 1}))
+    assert sum(ran.values()) == n_fireworks and max(ran.values()) > 1, ran
+    loads = Counter(files.loads.read_text().split())
+    worker_pids = {str(w.pid) for w in workers}
+    assert {pid: loads[pid] for pid in worker_pids if pid in loads} == dict.fromkeys(
+        worker_pids & set(loads), 1
+    )
+    assert len(worker_pids & set(loads)) == len(ran)  # every worker that ran something loaded once
+    assert all("Rocket finished" in log for log in logs)
+
+    # the CLI: a second submission finds everything stored and only rebuilds the hull
+    again = CliRunner().invoke(
+        app, ["campaign", "submit", str(files.spec), "--launchpad", str(files.launchpad)]
+    )
+    assert again.exit_code == 0, again.output
+    text = " ".join(again.output.split())
+    assert "0 structures to relax" in text and "1 fireworks" in text
+    assert PASSWORD not in text and "screener:****@" in text
+    assert_no_password(db, lp.db)
+
+
+def test_killed_worker_is_rerun_and_nothing_is_lost_or_duplicated(tmp_path, mongo_server, monkeypatch):
+    files = CampaignFiles.create(tmp_path, mongo_server)
+    monkeypatch.setenv("MLIPFLOWS_CONFIG", str(files.config))
+    lp, n_relax, n_fireworks = _submit(files)
+    with pytest.raises(CampaignBusyError, match="unfinished workflow"):  # not twice at once
+        submit_campaign(load_spec(files.spec), get_job_store(), lp)
+
+    files.gate.touch()  # the first evaluation in any worker waits here
+    doomed = files.worker("doomed")
+    assert files.wait_for_gate(doomed) == doomed.pid
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.communicate(timeout=30)
+    running = [fw["fw_id"] for fw in lp.fireworks.find({"state": "RUNNING"}, {"fw_id": 1})]
+    assert len(running) == 1
+
+    # what `lpad detect_lostruns --time 0 --rerun` does: the dead run is READY again
+    lost_launches, lost_fws, _ = lp.detect_lostruns(expiration_secs=0, rerun=True)
+    assert lost_fws == running and len(lost_launches) == 1
+    files.gate.unlink()
+
+    # a worker without the store configuration fails its firework, saying what to do
+    unconfigured = {k: v for k, v in files.env().items() if k != "MLIPFLOWS_CONFIG"}
+    unconfigured["MLIPFLOWS_HOME"] = str(tmp_path / "elsewhere")
+    finish(files.worker("unconfigured", ("singleshot",), unconfigured))
+    launch = lp.launches.find_one({"state": "FIZZLED", "action": {"$ne": None}})
+    message = launch["action"]["stored_data"]["_exception"]["_stacktrace"]
+    assert "but the campaign was submitted to mongodb database" in message and "MLIPFLOWS_CONFIG" in message
+    lp.rerun_fw(launch["fw_id"])
+
+    finish(files.worker("rescuer"))
+
+    _all_completed_once(lp, n_fireworks)
+    check_stored_once(files.results_db(), files.name, n_relax, N_CANDIDATES)
+
+
+def test_server_stopped_mid_write_names_the_uri_and_a_rerun_completes(tmp_path, monkeypatch):
+    server = SecantusServer(tmp_path / "db").start()
+    try:
+        files = CampaignFiles.create(tmp_path, server, timeout_ms=1500)
+        files.gate.touch()
+        cmd = [str(BIN / "mlipflows"), "campaign", "run", str(files.spec)]
+        run = subprocess.Popen(
+            cmd, env=files.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        files.wait_for_gate(run)
+        server.stop()  # the chunk is computed; its results go to a server that is gone
+        files.gate.unlink()
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 2, out + err
+        text = " ".join((out + err).split())  # rich wraps long lines
+        assert PASSWORD not in text
+        assert f"screener:****@127.0.0.1:{server.port}" in text and "did not answer" in text, text
+
+        server.start()  # same port, same data
+        rerun = subprocess.run(cmd, env=files.env(), capture_output=True, text=True, timeout=180)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert f"{N_CANDIDATES} stability results" in rerun.stdout
+        n_relax = int(re.search(r"(\d+) structures to relax \(0 already stored\)", text).group(1))
+        check_stored_once(files.results_db(), files.name, n_relax, N_CANDIDATES)
+    finally:
+        server.stop()

@@ -22,6 +22,9 @@ def formation_energy(
         "analysis/formation_energy"
     ),
     uri: Annotated[str | None, typer.Option(help="MongoDB URI (default: embedded)")] = None,
+    only_stored: Annotated[
+        bool, typer.Option(help="relax nothing: score the structures already stored (interim numbers)")
+    ] = False,
 ) -> None:
     """Formation-energy MAE/RMSE/R² vs DFT on WBM structures (resumable: reuses stored relaxations)."""
     from mlipflows.bench.formation import (
@@ -49,7 +52,13 @@ def formation_energy(
     done = stored_documents(store, potential.card.checksum)
     todo = [r for r in records if r.material_id not in done]
     err_console.print(f"{len(records)} WBM structures, {len(todo)} to relax with {model}")
-    if todo:
+    if only_stored:
+        records = [r for r in records if r.material_id in done]
+        err_console.print(f"--only-stored: scoring the {len(records)} already relaxed")
+        if not records:
+            err_console.print(f"[red]error[/red] nothing stored yet for {model}; run without --only-stored")
+            raise typer.Exit(1)
+    elif todo:
         maker = RelaxMaker(
             chunk=ChunkSettings(model=model, device=device, campaign=CAMPAIGN, tags=["benchmark"]),
             fmax=0.05,
@@ -65,7 +74,15 @@ def formation_energy(
         done = stored_documents(store, potential.card.checksum)
     frame = evaluate(records, done)
     metrics = summarize(frame)
-    metrics.update({"model": model, "checksum": potential.card.checksum, "limit": limit, "seed": seed})
+    metrics.update(
+        {
+            "model": model,
+            "checksum": potential.card.checksum,
+            "limit": limit,
+            "seed": seed,
+            "only_stored": only_stored,
+        }
+    )
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{potential.name}-n{len(records)}"
     frame.to_csv(out / f"{stem}.csv", index=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 from ase.data import covalent_radii
@@ -64,9 +65,8 @@ class Prototype:
         """Smallest whole-number atom counts per label (e.g. perovskite A1 B1 X3)."""
         from math import gcd
 
-        placeholder = ["Cu", "Ag", "Au", "Ni", "Pd", "Pt"][: len(self.sites)]
-        label_of = {ph: label for ph, (label, _) in zip(placeholder, self.sites, strict=True)}
-        counts = Counter(label_of[site.specie.symbol] for site in self._template(placeholder))
+        label_of = {ph: label for ph, (label, _) in zip(_PLACEHOLDERS, self.sites, strict=False)}
+        counts = Counter(label_of[site.specie.symbol] for site in _placeholder_template(self))
         divisor = 0
         for n in counts.values():
             divisor = gcd(divisor, n)
@@ -84,10 +84,27 @@ class Prototype:
         for el in decoration.values():
             if not Element.is_valid_symbol(el):
                 raise PrototypeError(f"{el!r} is not an element symbol (prototype {self.name})")
-        species = [decoration[label] for label, _ in self.sites]
-        s = scale_to_radii(self._template(species))
+        # the geometry does not depend on the elements: substitute into the cached template
+        # (building a pymatgen SpaceGroup per candidate would dominate a large campaign)
+        template = _placeholder_template(self).copy()
+        template.replace_species(
+            {ph: decoration[label] for ph, (label, _) in zip(_PLACEHOLDERS, self.sites, strict=False)}
+        )
+        s = scale_to_radii(template)
         # reduce only after scaling: pymatgen's site tolerance is absolute (Å)
         return s.get_primitive_structure() if self.primitive else s
+
+
+# one distinct stand-in element per entry of Prototype.sites (a label may have several entries)
+_PLACEHOLDERS = ("Cu", "Ag", "Au", "Ni", "Pd", "Pt", "Rh", "Ir")
+
+
+@cache
+def _placeholder_template(prototype: Prototype) -> Structure:
+    """The prototype's conventional cell (unit scale) with stand-in elements per site entry."""
+    if len(prototype.sites) > len(_PLACEHOLDERS):
+        raise PrototypeError(f"prototype {prototype.name} has more site entries than placeholders")
+    return prototype._template(list(_PLACEHOLDERS[: len(prototype.sites)]))
 
 
 def scale_to_radii(structure: Structure) -> Structure:

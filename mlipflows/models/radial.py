@@ -18,7 +18,8 @@ class BesselBasis(nn.Module):
     def __init__(self, cutoff: float, n_basis: int = 8, trainable: bool = False) -> None:
         super().__init__()
         self.cutoff, self.n_basis = float(cutoff), int(n_basis)
-        freq = torch.arange(1, n_basis + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff
+        # built in float64 so that a float64 model has sin(nπ) = 0 at r_c to round-off
+        freq = torch.arange(1, n_basis + 1, dtype=torch.float64) * math.pi / cutoff
         if trainable:
             self.frequencies = nn.Parameter(freq)
         else:

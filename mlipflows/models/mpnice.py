@@ -34,7 +34,7 @@ from mlipflows.models.embedding import MAX_Z, ElementEmbedding
 from mlipflows.models.geometry import AtomicGraph
 from mlipflows.models.mlp import mlp
 from mlipflows.models.radial import BesselBasis
-from mlipflows.models.readout import MultiHeadReadout
+from mlipflows.models.readout import MultiHeadReadout, smooth_coordination
 from mlipflows.models.zbl import ZBLRepulsion
 
 
@@ -137,7 +137,6 @@ class MPNICE(EnergyModel):
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         z, sys_idx = graph.atomic_numbers, graph.system_idx
         n, n_sys = graph.n_atoms, graph.n_systems
-        i = graph.edge_index[0]
         r = graph.lengths
         env = self.envelope(r)
         rbf = self.radial(r)
@@ -161,7 +160,7 @@ class MPNICE(EnergyModel):
                 chi, hardness = block.qeq_parameters(h)
                 charges = diagonal_qeq(chi + potential, hardness, graph.total_charge, sys_idx)
                 potential = operator.potential(charges)
-        coordination = segment_sum(env, i, n)
+        coordination = smooth_coordination(r, graph.edge_index, n, self.cutoff)
         atomic = self.readout(h, h_iso, z, graph.head[sys_idx], coordination)
         energy = segment_sum(atomic, sys_idx, n_sys)
         if operator is not None:

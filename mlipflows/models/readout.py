@@ -18,8 +18,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mlipflows.engine.batch import segment_sum
+from mlipflows.models.cutoff import polynomial_envelope
 from mlipflows.models.embedding import MAX_Z
 from mlipflows.models.mlp import mlp
+
+
+def smooth_coordination(
+    lengths: torch.Tensor, edge_index: torch.Tensor, n_atoms: int, cutoff: float
+) -> torch.Tensor:
+    """(N,) c_i = Σ_j u(r_ij / r_c) with the p = 6 polynomial envelope u (0 for a lone atom)."""
+    return segment_sum(polynomial_envelope(lengths / cutoff), edge_index[0], n_atoms)
 
 
 class MultiHeadReadout(nn.Module):

@@ -40,7 +40,12 @@ from mlipflows.models.zbl import ZBLRepulsion
 
 @dataclass
 class MPNICEConfig:
-    """Hyper-parameters (all lengths in Å)."""
+    """Hyper-parameters (all lengths in Å).
+
+    ``zbl_radius_factor`` f: ZBL is switched off at f · (R_cov,i + R_cov,j). Below 1 when the
+    training data hold bonds shorter than the covalent sum (hot Si: 1.9 Å vs 2.22 Å), so that
+    the network does not have to cancel steep ZBL forces inside the bonding range.
+    """
 
     elements: list[str]
     heads: list[str] = field(default_factory=lambda: ["default"])
@@ -54,6 +59,7 @@ class MPNICEConfig:
     avg_neighbors: float = 10.0
     electrostatics: bool = True
     zbl: bool = True
+    zbl_radius_factor: float = 1.0
     ewald_cutoff: float = 6.0
     ewald_accuracy: float = 1e-6
 
@@ -142,7 +148,7 @@ class MPNICE(EnergyModel):
         # Gaussian charge widths σ(Z) ∈ (0.3, 1.5) Å, starting at 1 Å: wider ones would force
         # long Ewald real-space cutoffs
         self.sigma_logit = nn.Parameter(torch.full((MAX_Z + 1,), 0.336))
-        self.zbl = ZBLRepulsion() if cfg.zbl else None
+        self.zbl = ZBLRepulsion(radius_factor=cfg.zbl_radius_factor) if cfg.zbl else None
 
     def get_config(self) -> dict[str, Any]:
         return asdict(self.cfg)

@@ -130,7 +130,7 @@ def train(config: TrainConfig, show_progress: bool = True, console: Console | No
     if not train_set:
         raise ValueError("no training structures: check the dataset paths and limits")
     model = build_for_data(config, train_set)
-    e0 = fit_baseline(model, train_set, config.e0)
+    e0 = fit_baseline(model, train_set, config.e0, config.fit_shift)
     calibrate(model, train_set, config.seed)
     model = model.to(device=device, dtype=dtype)
     heads = model.readout.heads

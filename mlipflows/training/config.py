@@ -1,0 +1,94 @@
+"""Training configuration (the YAML that ``mlipflows train CONFIG.yaml`` reads).
+
+Example::
+
+    name: mpnice-si
+    architecture: mpnice
+    model: {n_channels: 32, n_blocks: 2, cutoff: 5.0}
+    datasets:
+      - {path: ../shared/data/mlearn/Si_training.json.gz, head: pbe, validation_fraction: 0.1}
+    loss: {energy: 1.0, forces: 10.0, stress: 0.0}
+    epochs: 100
+    output: models/mpnice-si.pt
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DatasetSpec(BaseModel):
+    """One labelled data set, read for one readout head."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    format: Literal["auto", "mlearn", "extxyz"] = "auto"
+    head: str = "default"
+    weight: float = Field(1.0, ge=0.0, description="loss weight of every structure of this set")
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    validation_path: Path | None = Field(
+        None, description="explicit validation file (overrides the fraction)"
+    )
+    limit: int | None = Field(None, ge=1, description="use only the first N structures")
+
+
+class LossWeights(BaseModel):
+    """Weights of the mean squared errors of energy per atom (eV/atom)², force components
+    (eV/Å)² and stress components (eV/Å³)²."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    energy: float = 1.0
+    forces: float = 10.0
+    stress: float = 0.0
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run needs; stored in the checkpoint it produces."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    architecture: str = "mpnice"
+    model: dict[str, Any] = Field(default_factory=dict, description="architecture options")
+    datasets: list[DatasetSpec]
+    loss: LossWeights = Field(default_factory=LossWeights)
+    e0: dict[str, dict[str, float]] | None = Field(
+        None, description="fixed isolated-atom energies per head {head: {element: eV}}; default least squares"
+    )
+    fit_shift: bool = Field(
+        False, description="also fit a per-neighbour energy shift (see training.baseline)"
+    )
+    epochs: int = Field(100, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    max_time_s: float | None = Field(None, gt=0, description="stop (keeping the best model) after this long")
+    batch_size: int = Field(4, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-6, ge=0)
+    warmup_steps: int = Field(20, ge=0)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = Field(0.05, ge=0, le=1)
+    ema_decay: float = Field(0.99, ge=0, lt=1)
+    patience: int = Field(25, ge=1, description="epochs without validation improvement before stopping")
+    grad_clip: float = Field(10.0, gt=0)
+    seed: int = 0
+    dtype: Literal["float32", "float64"] = "float32"
+    device: str = "cpu"
+    threads: int | None = Field(1, ge=1, description="torch CPU threads")
+    output: Path = Path("model.pt")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """Read a YAML config; relative data/output paths stay relative to the working directory."""
+        with open(path) as f:
+            return cls.model_validate(yaml.safe_load(f))
+
+    @property
+    def heads(self) -> list[str]:
+        """Heads in order of first appearance among the datasets."""
+        return list(dict.fromkeys(d.head for d in self.datasets))

@@ -10,6 +10,7 @@ volumes Å³, times s.
 """
 
 from mlipflows.schemas.base import INDEXED_FIELDS, BaseDocument, ModelInfo, Timings, identity_fields
+from mlipflows.schemas.elastic import ElasticDocument, ElasticFittingData, FailedStrain
 from mlipflows.schemas.stability import DecompositionPart, StabilityDocument
 from mlipflows.schemas.tasks import TaskDocument, TaskType
 
@@ -17,6 +18,9 @@ __all__ = [
     "INDEXED_FIELDS",
     "BaseDocument",
     "DecompositionPart",
+    "ElasticDocument",
+    "ElasticFittingData",
+    "FailedStrain",
     "ModelInfo",
     "StabilityDocument",
     "TaskDocument",

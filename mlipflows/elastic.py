@@ -120,8 +120,7 @@ def fit_elastic_tensor(
     residual = float(np.sqrt(np.mean((observed - predicted) ** 2)))
     signal = float(np.sqrt(np.mean(observed**2))) or 1.0
 
-    sym = raw.fit_to_structure(structure, symprec=symprec)
-    ieee = ElasticTensor(sym).convert_to_ieee(structure, initial_fit=False)
+    ieee = symmetrized_ieee(raw, structure, symprec)
     voigt = np.asarray(ieee.voigt)
     voigt = 0.5 * (voigt + voigt.T)
     et = ElasticTensor.from_voigt(voigt)
@@ -150,6 +149,23 @@ def fit_elastic_tensor(
     )
     fit.warnings = fit_warnings(fit, max_residual_fraction)
     return fit
+
+
+def symmetrized_ieee(tensor: ElasticTensor, structure: Structure, symprec: float) -> ElasticTensor:
+    """``tensor`` averaged over the point group of ``structure`` and rotated to the IEEE frame.
+
+    The relaxed lattice is symmetric only to the relaxation's tolerance, so the point-group
+    average in its frame leaves ~0.1 % asymmetry after the rotation; when the spglib-refined
+    conventional cell already sits in the IEEE frame (cubic, tetragonal, hexagonal, orthorhombic
+    as pymatgen sets them up) the average is repeated there, with exact operations.
+    """
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    ieee = tensor.convert_to_ieee(structure, initial_fit=True)
+    conv = SpacegroupAnalyzer(structure, symprec=symprec).get_conventional_standard_structure()
+    if np.allclose(ieee.get_ieee_rotation(conv), np.eye(3), atol=1e-6):
+        ieee = ieee.fit_to_structure(conv, symprec=symprec)
+    return ElasticTensor(ieee)
 
 
 def fit_warnings(fit: ElasticFit, max_residual_fraction: float) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from jobflow import run_locally
@@ -83,3 +85,25 @@ def test_failed_strained_cells_are_recorded_and_the_fit_says_how_many_it_used():
     pot.max_volume = v0 * 0.9  # every cell fails → a clear reason, no exception
     dead = compute_elastic([relaxed], pot, SETTINGS)[0]
     assert dead.fit is None and dead.error is not None
+
+
+def test_cli_elastic_prints_tensor_and_stores_results(tmp_path):
+    from typer.testing import CliRunner
+
+    from mlipflows.cli import app
+
+    path = tmp_path / "Cu.cif"
+    _cu().to(filename=str(path))
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["elastic", str(path), "--model", "morse", "--fmax", "0.005", "--json", "out.json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "K_VRH" in res.output and "Born stable: yes" in res.output
+    doc = json.loads((tmp_path / "out.json").read_text())[0]
+    assert doc["task_type"] == "elastic" and len(doc["elastic_tensor"]) == 6
+    res = runner.invoke(app, ["results", "--task", "elastic", "--format", "csv"])
+    assert "K_VRH" in res.output or "k_vrh" in res.output
+
+    missing = runner.invoke(app, ["elastic", str(tmp_path / "nope.cif"), "--model", "morse"])
+    assert missing.exit_code == 1

@@ -91,5 +91,73 @@ def print_elastic(docs: list[dict[str, Any]], model: str) -> None:
             console.print(f"[yellow]warning[/yellow] {w}")
 
 
+def bench_elastic(
+    model: Annotated[str, typer.Option(help="model spec")] = "sevennet-0",
+    data: Annotated[Path, typer.Option(help="mp_val_clean.json.gz or the matcalc elasticity file")] = Path(
+        "../shared/data/mp-elastic-tensors"
+    ),
+    limit: Annotated[int | None, typer.Option(help="seeded random sample of this many")] = None,
+    max_sites: Annotated[int | None, typer.Option(help="only materials with at most this many sites")] = None,
+    seed: Annotated[int, typer.Option(help="sample seed")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+    chunk_size: Annotated[int, typer.Option(help="materials per job")] = 16,
+    out: Annotated[Path, typer.Option(help="folder for the table, metrics and plot")] = Path(
+        "analysis/elastic"
+    ),
+    uri: UriOption = None,
+) -> None:
+    """K_VRH, G_VRH and C_ij MAE vs MP DFT; Born-stable fraction (resumable: reuses stored tensors)."""
+    from mlipflows.bench.elastic import CAMPAIGN, evaluate, load_elastic_data, parity_plot, stored_documents
+    from mlipflows.bench.elastic import summarize as summarize_elastic
+    from mlipflows.cli import console, err_console, run_with_progress
+    from mlipflows.errors import DataNotFoundError
+    from mlipflows.makers.base import ChunkSettings
+    from mlipflows.makers.elastic import ElasticMaker, elastic_flow
+    from mlipflows.potentials import load_potential
+    from mlipflows.store import get_job_store
+
+    try:
+        name, records = load_elastic_data(data, limit, seed, max_sites)
+    except DataNotFoundError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    store = get_job_store(uri)
+    potential = load_potential(model, device=device)
+    campaign = f"{CAMPAIGN}-{name}"
+    done = stored_documents(store, campaign, potential.card.checksum)
+    todo = [r for r in records if r.material_id not in done]
+    err_console.print(f"{len(records)} {name} materials, {len(todo)} to compute with {model}")
+    if todo:
+        maker = ElasticMaker(
+            chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=["benchmark"])
+        )
+        flow = elastic_flow(
+            [r.structure for r in todo], [r.material_id for r in todo], chunk_size=chunk_size, maker=maker
+        )
+        run_with_progress(flow, len(todo), store, len(flow.jobs))
+        done = stored_documents(store, campaign, potential.card.checksum)
+    frame = evaluate(records, done)
+    metrics = summarize_elastic(frame)
+    metrics.update(
+        {"model": model, "checksum": potential.card.checksum, "data": name, "limit": limit, "seed": seed}
+    )
+    metrics["max_sites"] = max_sites
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{potential.name}-{name}-n{len(records)}"
+    frame.to_csv(out / f"{stem}.csv", index=False)
+    (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
+    parity_plot(frame, potential.name, metrics, out / f"{stem}-parity.png")
+    cij = metrics["mae_cij_gpa"]
+    console.print(
+        f"{potential.name} on {len(records)} {name} materials ({metrics['n_failed']} failed, "
+        f"{metrics['n_with_warnings']} with warnings)\n"
+        f"  MAE K_VRH {metrics['mae_k_vrh_gpa']:.1f} GPa  MAE G_VRH {metrics['mae_g_vrh_gpa']:.1f} GPa  "
+        f"MAE C_ij {'n/a' if cij is None else f'{cij:.1f} GPa'}  "
+        f"Born-stable {100 * metrics['fraction_born_stable']:.1f} %\n"
+        f"wrote {out}/{stem}.csv, -metrics.json, -parity.png"
+    )
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.command()(elastic)
+    bench.command("elastic")(bench_elastic)

@@ -119,9 +119,11 @@ def _record(row: dict[str, Any]) -> ElasticRecord:
             json.loads(row["tensor"]) if isinstance(row["tensor"], str) else row["tensor"], float
         )
         et = ElasticTensor.from_voigt(tensor)
-        return ElasticRecord(
-            row["id"], Structure.from_str(row["cif"], fmt="cif"), float(et.k_vrh), float(et.g_vrh), tensor
-        )
+        try:
+            k, g = float(et.k_vrh), float(et.g_vrh)
+        except np.linalg.LinAlgError:  # a singular DFT tensor has no Reuss bound
+            k = g = float("nan")
+        return ElasticRecord(row["id"], Structure.from_str(row["cif"], fmt="cif"), k, g, tensor)
     return ElasticRecord(row["id"], _structure(row["structure"]), float(row["k"]), float(row["g"]))
 
 

@@ -11,6 +11,7 @@ volumes Å³, times s.
 
 from mlipflows.schemas.base import INDEXED_FIELDS, BaseDocument, ModelInfo, Timings, identity_fields
 from mlipflows.schemas.elastic import ElasticDocument, ElasticFittingData, FailedStrain
+from mlipflows.schemas.ranking import FailedCandidate, RankedStructure, RankingDocument
 from mlipflows.schemas.stability import DecompositionPart, StabilityDocument
 from mlipflows.schemas.tasks import TaskDocument, TaskType
 
@@ -20,8 +21,11 @@ __all__ = [
     "DecompositionPart",
     "ElasticDocument",
     "ElasticFittingData",
+    "FailedCandidate",
     "FailedStrain",
     "ModelInfo",
+    "RankedStructure",
+    "RankingDocument",
     "StabilityDocument",
     "TaskDocument",
     "TaskType",

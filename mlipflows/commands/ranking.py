@@ -140,5 +140,123 @@ def write_ranking(doc: dict[str, Any], out: Path, stem: str) -> None:
     err_console.print(f"wrote {out}/{stem}.csv and {stem}-EV.png")
 
 
+def bench_ranking(
+    model: Annotated[str, typer.Option(help="model spec")] = "sevennet-0",
+    n_random: Annotated[int, typer.Option(help="random PyXtal candidates per system besides prototypes")] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the random candidates")] = 0,
+    si_data: Annotated[Path, typer.Option(help="Si8.json.gz (PyXtal_FF Si polymorphs) or its folder")] = Path(
+        "../shared/data/pyxtal-si-polymorphs"
+    ),
+    si_limit: Annotated[int | None, typer.Option(help="seeded sample of the Si polymorphs")] = None,
+    skip_si: Annotated[bool, typer.Option(help="only the ground-state recovery part")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+    out: Annotated[Path, typer.Option(help="folder for tables, metrics and plots")] = Path(
+        "analysis/ranking"
+    ),
+    uri: UriOption = None,
+) -> None:
+    """(a) ground-state recovery on 12 known systems; (b) Si8 polymorph energy order vs DFT."""
+    import json
+
+    from jobflow import Flow
+
+    from mlipflows.bench.ranking import KNOWN_SYSTEMS, recovery_table
+    from mlipflows.cli import console, err_console, run_with_progress
+    from mlipflows.makers.base import ChunkSettings
+    from mlipflows.makers.ranking import RankingMaker
+    from mlipflows.potentials import load_potential
+    from mlipflows.ranking import generate
+    from mlipflows.store import get_job_store
+
+    potential = load_potential(model, device=device)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs, n_structures = [], 0
+    maker = RankingMaker(
+        chunk=ChunkSettings(model=model, device=device, campaign="bench-ranking", tags=["benchmark"])
+    )
+    for system in KNOWN_SYSTEMS:
+        missing = potential.unsupported_elements(set(_elements(system.formula)))
+        if missing:
+            err_console.print(
+                f"[yellow]skipped[/yellow] {system.formula}: {model} lacks {', '.join(missing)}"
+            )
+            continue
+        gen = generate(system.formula, n_random, seed)
+        c = gen.candidates
+        jobs.append(
+            maker.make(
+                system.formula,
+                [x.structure for x in c],
+                [x.structure_id for x in c],
+                [x.source for x in c],
+                gen.record(),
+            )
+        )
+        n_structures += len(c)
+    store = get_job_store(uri)
+    err_console.print(f"{len(jobs)} systems, {n_structures} candidates → {model}")
+    run_with_progress(Flow(jobs), n_structures, store, len(jobs))
+    store.connect()
+    docs = {d["formula"]: d for d in (store.get_output(j.uuid, load=True) for j in jobs)}
+    table = recovery_table(docs)
+    stem = f"{potential.name}-recovery"
+    table.to_csv(out / f"{stem}.csv", index=False)
+    hits = int(table["top1_hit"].sum())
+    summary: dict[str, Any] = {
+        "model": model,
+        "checksum": potential.card.checksum,
+        "n_random": n_random,
+        "seed": seed,
+        "ground_state_recovery": {"n_systems": len(table), "top1_hits": hits, "top1_rate": hits / len(table)},
+    }
+    for doc in docs.values():
+        write_ranking(doc, out / "systems", f"{doc['formula']}-{potential.name}")
+    console.print(table.drop(columns=["note"]).to_string(index=False))
+    console.print(f"top-1 ground-state recovery: {hits}/{len(table)}")
+    if not skip_si:
+        summary["si_polymorphs"] = _si_part(potential, si_data, si_limit, seed, out)
+    (out / f"{potential.name}-metrics.json").write_text(json.dumps(summary, indent=2))
+    console.print(f"wrote {out}/{stem}.csv, {potential.name}-metrics.json")
+
+
+def _elements(formula: str) -> list[str]:
+    from pymatgen.core import Composition
+
+    return [el.symbol for el in Composition(formula).elements]
+
+
+def _si_part(potential: Any, path: Path, limit: int | None, seed: int, out: Path) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
+    from mlipflows.bench.ranking import energy_ranking_metrics, load_si_polymorphs, si_parity_plot
+    from mlipflows.cli import console, err_console
+    from mlipflows.engine import static
+    from mlipflows.errors import DataNotFoundError
+
+    try:
+        structures, dft = load_si_polymorphs(path, limit, seed)
+    except DataNotFoundError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    err_console.print(f"{len(structures)} Si polymorphs: batched single points")
+    results = static(structures, potential, compute_stress=False)
+    mlip = np.array([r.energy / len(r.structure) if r.ok else np.nan for r in results])
+    metrics = energy_ranking_metrics(dft, mlip)
+    frame = pd.DataFrame({"dft_energy_per_atom": dft, "mlip_energy_per_atom": mlip})
+    frame["error"] = [r.error for r in results]
+    frame.to_csv(out / f"{potential.name}-si-polymorphs.csv", index_label="index")
+    si_parity_plot(dft, mlip, potential.name, metrics, out / f"{potential.name}-si-polymorphs.png")
+    console.print(
+        f"Si polymorphs (n={metrics['n']}, {metrics['n_failed']} failed): "
+        f"Spearman ρ {metrics['spearman_rho']:.3f}  Kendall τ {metrics['kendall_tau']:.3f}  "
+        "MAE(rel. to lowest) "
+        f"{1000 * metrics['mae_relative_to_lowest_ev_per_atom']:.1f} meV/atom  MAE(offset removed) "
+        f"{1000 * metrics['mae_offset_removed_ev_per_atom']:.1f} meV/atom"
+    )
+    return metrics
+
+
 def register(app: typer.Typer, bench: typer.Typer) -> None:
     app.command()(rank)
+    bench.command("ranking")(bench_ranking)

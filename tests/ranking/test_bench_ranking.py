@@ -56,14 +56,18 @@ def test_rank_metrics_on_known_orders():
     same_order = dft**2 + 5.0  # monotone: ρ = τ = 1, whatever the offset
     m = energy_ranking_metrics(dft, same_order)
     assert m["spearman_rho"] == pytest.approx(1.0) and m["kendall_tau"] == pytest.approx(1.0)
-    assert m["mean_offset_ev_per_atom"] == pytest.approx(np.mean(dft**2 + 5.0 - dft))
+    assert m["mae_relative_ev_per_atom"] == pytest.approx(np.mean(np.abs(dft**2 - dft)))  # offset drops out
     reversed_order = -dft
     assert energy_ranking_metrics(dft, reversed_order)["kendall_tau"] == pytest.approx(-1.0)
     with_failure = np.array([0.0, 0.1, np.nan, 0.3, 0.4])
     m = energy_ranking_metrics(dft, with_failure)
-    assert (
-        m["n"] == 4 and m["n_failed"] == 1 and m["mae_relative_to_lowest_ev_per_atom"] == pytest.approx(0.0)
-    )
+    assert m["n"] == 4 and m["n_failed"] == 1 and m["mae_relative_ev_per_atom"] == pytest.approx(0.0)
+    # one MLIP "hole" far below everything: relative energies stay referenced to the DFT ground state
+    hole = dft.copy()
+    hole[4] = -50.0
+    m = energy_ranking_metrics(dft, hole, window=0.25)
+    assert m["n_below_ground_state"] == 1 and m["median_ae_relative_ev_per_atom"] == pytest.approx(0.0)
+    assert m["n_within_window"] == 3 and m["mae_relative_within_window_ev_per_atom"] == pytest.approx(0.0)
 
 
 def test_si_polymorphs_load_and_evaluate_in_one_batched_static():

@@ -116,3 +116,21 @@ def test_cli_rank_writes_table_and_plot(tmp_path):
     assert (
         CliRunner().invoke(app, ["rank", "NaCl", "--model", "morse", "--spacegroups", "300"]).exit_code == 2
     )
+
+
+@pytest.mark.slow
+def test_sevennet_ranks_diamond_first_for_si_and_rocksalt_for_mgo():
+    pot = load_potential("sevennet-0")
+    from mlipflows.engine import RelaxSettings, relax
+    from mlipflows.ranking import Relaxed, prototype_candidates, ranking_table
+
+    for formula, expected in (("Si", "Fd-3m"), ("MgO", "Fm-3m")):
+        cands = prototype_candidates(formula)
+        results = relax([c.structure for c in cands], pot, RelaxSettings(fmax=0.05, max_steps=500))
+        entries = [
+            Relaxed(c.structure_id, c.source, r.structure, r.energy, r.converged)
+            for c, r in zip(cands, results, strict=True)
+            if r.ok
+        ]
+        table = ranking_table(merge_duplicates(entries))
+        assert table.iloc[0]["spacegroup"] == expected, formula

@@ -182,7 +182,8 @@ def summarize(frame: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {
         "n_materials": len(frame),
         "n_dft_not_born_stable_excluded": int(unstable_ref.sum()),
-        "n_failed": int(frame["mlip_k_vrh"].isna().sum()),
+        "n_not_run": int(frame["error"].eq("not run").sum()),
+        "n_failed": int((frame["mlip_k_vrh"].isna() & ~frame["error"].eq("not run")).sum()),
         "n_compared": len(ok),
         "n_with_warnings": int((ok["n_warnings"] > 0).sum()),
         "mae_k_vrh_gpa": float((ok["mlip_k_vrh"] - ok["dft_k_vrh"]).abs().mean()) if len(ok) else None,

@@ -104,6 +104,10 @@ def bench_elastic(
     out: Annotated[Path, typer.Option(help="folder for the table, metrics and plot")] = Path(
         "analysis/elastic"
     ),
+    stored_only: Annotated[
+        bool,
+        typer.Option(help="compute nothing: evaluate the tensors already stored (after a time-boxed run)"),
+    ] = False,
     uri: UriOption = None,
 ) -> None:
     """K_VRH, G_VRH and C_ij MAE vs MP DFT; Born-stable fraction (resumable: reuses stored tensors)."""
@@ -127,7 +131,7 @@ def bench_elastic(
     done = stored_documents(store, campaign, potential.card.checksum)
     todo = [r for r in records if r.material_id not in done]
     err_console.print(f"{len(records)} {name} materials, {len(todo)} to compute with {model}")
-    if todo:
+    if todo and not stored_only:
         maker = ElasticMaker(
             chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=["benchmark"])
         )
@@ -147,13 +151,17 @@ def bench_elastic(
     frame.to_csv(out / f"{stem}.csv", index=False)
     (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
     parity_plot(frame, potential.name, metrics, out / f"{stem}-parity.png")
-    cij = metrics["mae_cij_gpa"]
+
+    def gpa(key: str, scale: float = 1.0, unit: str = "GPa") -> str:
+        value = metrics[key]
+        return "n/a" if value is None else f"{scale * value:.1f} {unit}"
+
     console.print(
-        f"{potential.name} on {len(records)} {name} materials ({metrics['n_failed']} failed, "
-        f"{metrics['n_with_warnings']} with warnings)\n"
-        f"  MAE K_VRH {metrics['mae_k_vrh_gpa']:.1f} GPa  MAE G_VRH {metrics['mae_g_vrh_gpa']:.1f} GPa  "
-        f"MAE C_ij {'n/a' if cij is None else f'{cij:.1f} GPa'}  "
-        f"Born-stable {100 * metrics['fraction_born_stable']:.1f} %\n"
+        f"{potential.name} on {len(records)} {name} materials ({metrics['n_not_run']} not run, "
+        f"{metrics['n_failed']} failed, {metrics['n_with_warnings']} with warnings)\n"
+        f"  MAE K_VRH {gpa('mae_k_vrh_gpa')}  MAE G_VRH {gpa('mae_g_vrh_gpa')}  "
+        f"MAE C_ij {gpa('mae_cij_gpa')}  "
+        f"Born-stable {gpa('fraction_born_stable', 100, '%')}\n"
         f"wrote {out}/{stem}.csv, -metrics.json, -parity.png"
     )
 

@@ -74,6 +74,14 @@ def test_bench_elastic_writes_metrics_consistent_with_its_table(tmp_path):
     assert (out / "morse-mp-elastic-tensors-n1-parity.png").stat().st_size > 0
 
 
+def test_bench_elastic_stored_only_computes_nothing(tmp_path):
+    args = ["bench", "elastic", "--model", "morse", "--data", str(_mp_file(tmp_path)), "--stored-only"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "a" / "morse-mp-elastic-tensors-n1-metrics.json").read_text())
+    assert metrics["n_not_run"] == 1 and metrics["n_failed"] == 0 and metrics["mae_k_vrh_gpa"] is None
+
+
 def test_bench_elastic_names_missing_data(tmp_path):
     res = CliRunner().invoke(app, ["bench", "elastic", "--model", "morse", "--data", str(tmp_path / "none")])
     assert res.exit_code == 2 and "mp_val_clean.json.gz" in res.output

@@ -22,7 +22,14 @@ from jobflow import Flow, JobConfig, Maker, job
 from pymatgen.analysis.elasticity import Strain
 from pymatgen.core import Structure
 
-from mlipflows.elastic import DEFAULT_STRAINS, StrainSet, fit_elastic_tensor, strain_set, to_gpa_stress
+from mlipflows.elastic import (
+    DEFAULT_STRAINS,
+    ElasticFit,
+    StrainSet,
+    fit_elastic_tensor,
+    strain_set,
+    to_gpa_stress,
+)
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
 from mlipflows.makers.base import ChunkSettings, default_ids, result_uuid, store_flat
 from mlipflows.makers.relax import relax_flow
@@ -82,7 +89,7 @@ class ElasticOutcome:
     stresses_gpa: list[np.ndarray | None] = field(default_factory=list)
     eq_stress_gpa: np.ndarray | None = None
     failed: list[FailedStrain] = field(default_factory=list)
-    fit: Any = None
+    fit: ElasticFit | None = None
     error: str | None = None
     wall_s: float = 0.0
 

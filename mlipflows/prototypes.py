@@ -134,6 +134,14 @@ PROTOTYPES: dict[str, Prototype] = {
         Prototype("hcp", "P6_3/mmc", "hexagonal", (("A", (1 / 3, 2 / 3, _Q)),), "A, e.g. Mg", 1.633),
         Prototype("diamond", "Fd-3m", "cubic", (("A", (0, 0, 0)),), "A, e.g. Si"),
         Prototype(
+            "graphite",
+            "P6_3/mmc",
+            "hexagonal",
+            (("A", (0, 0, _Q)), ("A", (1 / 3, 2 / 3, _Q))),
+            "A, e.g. C (hexagonal AB stacking)",
+            2.73,
+        ),
+        Prototype(
             "rocksalt",
             "Fm-3m",
             "cubic",

@@ -36,6 +36,9 @@ TABLE_COLUMNS = {
     "formation_energy_per_atom": "Ef (eV/atom)",
     "e_above_hull": "E_hull (eV/atom)",
     "is_stable": "stable",
+    "k_vrh": "K_VRH (GPa)",
+    "g_vrh": "G_VRH (GPa)",
+    "born_stable": "Born stable",
     "error": "error",
 }
 

@@ -54,3 +54,19 @@ def raises_for_ar(device: str = "cpu", dtype: torch.dtype = torch.float64) -> Po
 
 def not_a_potential(device: str = "cpu", dtype: torch.dtype = torch.float64) -> object:
     return object()
+
+
+class NaNAboveVolume(MorsePotential):
+    """Morse, except NaN energies and forces for cells larger than ``max_volume`` (Å³).
+
+    Stands in for a model that fails on some strained cells of an elastic calculation.
+    """
+
+    max_volume = float("inf")
+
+    def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
+        out = super().evaluate(batch, compute_stress)
+        bad = torch.linalg.det(batch.cell).abs().cpu() > self.max_volume
+        out.energy[bad] = float("nan")
+        out.forces[bad[batch.system_idx.cpu()]] = float("nan")
+        return out

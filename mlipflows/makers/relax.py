@@ -82,10 +82,13 @@ def relax_flow(
     structures: Sequence[Structure],
     structure_ids: Sequence[str] | None = None,
     chunk_size: int = 64,
-    maker: RelaxMaker | StaticMaker | None = None,
+    maker: Maker | None = None,
     name: str = "mlipflows relax",
 ) -> Flow:
     """Split ``structures`` into chunk jobs of ``chunk_size``; the flow's output is their outputs.
+
+    ``maker`` is any chunk Maker whose ``make(structures, structure_ids)`` returns a Job
+    (RelaxMaker by default; StaticMaker, ElasticMaker, ...).
 
     Each chunk job loads the model once (cached per worker process) and evaluates its structures
     as batches, so fewer, larger chunks are faster; smaller chunks spread better across workers.

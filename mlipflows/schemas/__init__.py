@@ -10,6 +10,8 @@ volumes Å³, times s.
 """
 
 from mlipflows.schemas.base import INDEXED_FIELDS, BaseDocument, ModelInfo, Timings, identity_fields
+from mlipflows.schemas.elastic import ElasticDocument, ElasticFittingData, FailedStrain
+from mlipflows.schemas.ranking import FailedCandidate, RankedStructure, RankingDocument
 from mlipflows.schemas.stability import DecompositionPart, StabilityDocument
 from mlipflows.schemas.tasks import TaskDocument, TaskType
 
@@ -17,7 +19,13 @@ __all__ = [
     "INDEXED_FIELDS",
     "BaseDocument",
     "DecompositionPart",
+    "ElasticDocument",
+    "ElasticFittingData",
+    "FailedCandidate",
+    "FailedStrain",
     "ModelInfo",
+    "RankedStructure",
+    "RankingDocument",
     "StabilityDocument",
     "TaskDocument",
     "TaskType",

@@ -10,6 +10,7 @@ EXAMPLES = {
     "bcc": ({"A": "Fe"}, "Im-3m", "Fe"),
     "hcp": ({"A": "Mg"}, "P6_3/mmc", "Mg"),
     "diamond": ({"A": "Si"}, "Fd-3m", "Si"),
+    "graphite": ({"A": "C"}, "P6_3/mmc", "C"),
     "rocksalt": ({"A": "Na", "B": "Cl"}, "Fm-3m", "NaCl"),
     "cscl": ({"A": "Cs", "B": "Cl"}, "Pm-3m", "CsCl"),
     "zincblende": ({"A": "Ga", "B": "As"}, "F-43m", "GaAs"),

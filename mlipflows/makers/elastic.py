@@ -1,0 +1,311 @@
+"""ElasticMaker: elastic tensors of a chunk of structures with one warm model.
+
+Per chunk: (1) one batched tight relaxation (positions + cell) of every structure, (2) the 24
+strained cells of every relaxed structure in *one* batched relaxation at fixed cell (atoms
+relax, cell held), (3) one batched static for their stresses (and the equilibrium stresses),
+(4) a pymatgen fit per structure (:mod:`mlipflows.elastic`).
+
+The fixed-cell relaxation does not evaluate stresses (the engine skips them when the cell is
+fixed), hence the separate static call on the relaxed strained cells.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from jobflow import Flow, JobConfig, Maker, job
+from pymatgen.analysis.elasticity import Strain
+from pymatgen.core import Structure
+
+from mlipflows.elastic import (
+    DEFAULT_STRAINS,
+    ElasticFit,
+    StrainSet,
+    fit_elastic_tensor,
+    strain_set,
+    to_gpa_stress,
+)
+from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
+from mlipflows.makers.base import ChunkSettings, default_ids, result_uuid, store_flat
+from mlipflows.makers.relax import relax_flow
+from mlipflows.potentials import Potential
+from mlipflows.progress import add_time, report, report_chunk
+from mlipflows.schemas import ElasticDocument, ElasticFittingData, FailedStrain, ModelInfo, identity_fields
+from mlipflows.schemas.base import Timings
+
+log = logging.getLogger(__name__)
+
+
+def tight_relax_settings(fmax: float, max_steps: int = 1000) -> RelaxSettings:
+    """The relaxation before straining (positions + full cell), in one place.
+
+    When the engine gains symmetry-preserving relaxation, switch it on here
+    (``RelaxSettings(..., symmetrize=True, symprec=...)``): every elastic calculation uses it.
+    """
+    return RelaxSettings(fmax=fmax, max_steps=max_steps, cell_filter="frechet")
+
+
+def strained_relax_settings(fmax: float, max_steps: int = 500) -> RelaxSettings:
+    """Relaxation of the strained cells: atoms only, the applied strain (cell) held fixed."""
+    return RelaxSettings(fmax=fmax, max_steps=max_steps, cell_filter="fixed")
+
+
+@dataclass
+class ElasticSettings:
+    """How elastic tensors are computed.
+
+    Attributes:
+        relax_fmax: force threshold of the tight relaxation, eV/Å.
+        strain_fmax: force threshold of the fixed-cell relaxation of strained cells, eV/Å.
+        strains: strain magnitudes applied to each of the six components (fraction).
+        symprec: spglib tolerance for symmetrizing the tensor, Å.
+        max_residual_fraction: warn when the fit residual exceeds this share of the stress signal.
+        relax_max_steps / strain_max_steps: FIRE step limits.
+    """
+
+    relax_fmax: float = 0.002
+    strain_fmax: float = 0.002
+    strains: tuple[float, ...] = DEFAULT_STRAINS
+    symprec: float = 0.1
+    max_residual_fraction: float = 0.1
+    relax_max_steps: int = 1000
+    strain_max_steps: int = 500
+
+    def recorded(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class ElasticOutcome:
+    """Everything computed for one input structure (before it becomes a document)."""
+
+    relaxed: SystemResult
+    strains: StrainSet | None = None
+    stresses_gpa: list[np.ndarray | None] = field(default_factory=list)
+    eq_stress_gpa: np.ndarray | None = None
+    failed: list[FailedStrain] = field(default_factory=list)
+    fit: ElasticFit | None = None
+    error: str | None = None
+    wall_s: float = 0.0
+
+
+def compute_elastic(
+    structures: Sequence[Structure],
+    potential: Potential,
+    settings: ElasticSettings,
+    budget: BatchBudget | None = None,
+) -> list[ElasticOutcome]:
+    """Elastic tensors of ``structures``; failures are recorded per structure, never raised."""
+    t0 = time.perf_counter()
+
+    def step(_finished: int, steps: int) -> None:  # structures count as done only after the fit
+        report(0, steps)
+
+    relaxed = relax(
+        structures,
+        potential,
+        tight_relax_settings(settings.relax_fmax, settings.relax_max_steps),
+        budget=budget,
+        progress=step,
+    )
+    outcomes = [ElasticOutcome(relaxed=r) for r in relaxed]
+    cells: list[Structure] = []
+    owner: list[tuple[int, int]] = []  # (structure, strain) of each strained cell
+    for k, o in enumerate(outcomes):
+        if not o.relaxed.ok:
+            o.error = f"relaxation failed: {o.relaxed.error}"
+            continue
+        o.strains = strain_set(o.relaxed.structure, settings.strains)
+        cells += [*o.strains.structures, o.relaxed.structure]
+        owner += [(k, j) for j in range(len(o.strains.structures))] + [(k, -1)]
+    strained = relax(
+        [c for c, (_, j) in zip(cells, owner, strict=True) if j >= 0],
+        potential,
+        strained_relax_settings(settings.strain_fmax, settings.strain_max_steps),
+        budget=budget,
+        progress=step,
+    )
+    # stresses of relaxed strained cells and of the equilibrium cells, in one batched static
+    it = iter(strained)
+    final = [next(it).structure if j >= 0 else c for c, (_, j) in zip(cells, owner, strict=True)]
+    stressed = static(final, potential, budget=budget)
+    it = iter(strained)
+    for (k, j), st in zip(owner, stressed, strict=True):
+        o = outcomes[k]
+        if j < 0:
+            o.eq_stress_gpa = to_gpa_stress(st.stress) if st.ok else None
+            if not st.ok:
+                o.error = f"equilibrium stress failed: {st.error}"
+            continue
+        rel = next(it)
+        if not o.stresses_gpa:
+            o.stresses_gpa = [None] * len(o.strains.structures)  # type: ignore[union-attr]
+        reason = rel.error or st.error
+        if reason is None and not rel.converged:
+            reason = f"atoms did not relax below {settings.strain_fmax} eV/Å in {rel.n_steps} steps"
+        if reason is None:
+            o.stresses_gpa[j] = to_gpa_stress(st.stress)
+        else:
+            voigt = Strain(o.strains.strains[j]).voigt  # type: ignore[union-attr]
+            o.failed.append(FailedStrain(index=j, strain_voigt=[float(x) for x in voigt], reason=reason))
+    for o in outcomes:
+        if o.error is None:
+            _fit(o, settings)
+        o.wall_s = (time.perf_counter() - t0) / max(len(outcomes), 1)
+    report(len(outcomes), 0)
+    return outcomes
+
+
+def _fit(o: ElasticOutcome, settings: ElasticSettings) -> None:
+    assert o.strains is not None and o.eq_stress_gpa is not None
+    used = [j for j, s in enumerate(o.stresses_gpa) if s is not None]
+    try:
+        o.fit = fit_elastic_tensor(
+            o.relaxed.structure,
+            [o.strains.strains[j] for j in used],
+            [o.strains.deformations[j] for j in used],
+            [o.stresses_gpa[j] for j in used],  # type: ignore[misc]
+            o.eq_stress_gpa,
+            symprec=settings.symprec,
+            max_residual_fraction=settings.max_residual_fraction,
+        )
+    except ValueError as exc:  # a whole strain mode failed: no tensor can be fitted
+        o.error = f"fit impossible with {len(used)} of {len(o.stresses_gpa)} strained cells: {exc}"
+        return
+    if o.failed:
+        o.fit.warnings.append(
+            f"{len(o.failed)} of {len(o.stresses_gpa)} strained cells failed; fit used {len(used)}"
+        )
+    if not o.relaxed.converged:
+        o.fit.warnings.append(
+            f"tight relaxation did not reach fmax {settings.relax_fmax} eV/Å in {o.relaxed.n_steps} steps"
+        )
+
+
+def elastic_document(
+    o: ElasticOutcome,
+    structure_id: str,
+    input_structure: Structure,
+    potential: Potential,
+    chunk: ChunkSettings,
+    settings: ElasticSettings,
+) -> ElasticDocument:
+    """The stored document of one outcome (failed ones carry their reason)."""
+    s = o.relaxed.structure
+    recorded = settings.recorded()
+    ok = o.error is None and o.fit is not None
+    fit = o.fit
+    stresses = [None if x is None else np.asarray(x).tolist() for x in o.stresses_gpa]
+    fitting = None
+    if o.strains is not None:
+        fitting = ElasticFittingData(
+            deformations=[d.tolist() for d in o.strains.deformations],
+            strains=[e.tolist() for e in o.strains.strains],
+            cauchy_stresses=stresses,
+            equilibrium_stress=None if o.eq_stress_gpa is None else o.eq_stress_gpa.tolist(),
+        )
+    values: dict[str, Any] = {}
+    if ok:
+        values = {
+            "elastic_tensor": fit.tensor.tolist(),
+            "elastic_tensor_raw": fit.raw_tensor.tolist(),
+            **{
+                name: getattr(fit, name)
+                for name in (
+                    "k_voigt",
+                    "k_reuss",
+                    "k_vrh",
+                    "g_voigt",
+                    "g_reuss",
+                    "g_vrh",
+                    "youngs_modulus",
+                    "poisson_ratio",
+                    "universal_anisotropy",
+                    "eigenvalues",
+                    "born_stable",
+                    "n_strains_used",
+                    "warnings",
+                )
+            },
+            "fit_residual": fit.residual_gpa,
+            "fit_residual_fraction": fit.residual_fraction,
+        }
+    energy = o.relaxed.energy
+    return ElasticDocument(
+        uuid=result_uuid(chunk.campaign, structure_id, "elastic", potential.card.checksum, recorded),
+        structure_id=structure_id,
+        campaign=chunk.campaign,
+        tags=chunk.tags,
+        **identity_fields(s),
+        model=ModelInfo.from_card(potential.card),
+        device=str(potential.device),
+        settings=recorded,
+        state="successful" if ok else "failed",
+        error=None if ok else o.error,
+        timings=Timings(wall_s=o.wall_s),
+        structure=s.as_dict(),
+        input_structure=input_structure.as_dict(),
+        n_strains_total=len(o.strains.structures) if o.strains else 0,
+        failed_strains=o.failed,
+        relax_converged=o.relaxed.converged if o.relaxed.ok else False,
+        relax_n_steps=o.relaxed.n_steps,
+        energy_per_atom=None if energy is None else energy / len(s),
+        volume=float(s.volume),
+        density=float(s.density),
+        fitting_data=fitting,
+        **values,
+    )
+
+
+@dataclass
+class ElasticMaker(Maker):
+    """Elastic tensors (C_ij, K, G, E, ν, A^U, Born stability) of a chunk of structures.
+
+    Attributes:
+        name: job name.
+        chunk: model, device, campaign/tags, batch budget.
+        settings: relaxation thresholds, strain magnitudes, symmetrization tolerance.
+    """
+
+    name: str = "mlipflows elastic"
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    settings: ElasticSettings = field(default_factory=ElasticSettings)
+
+    @job(data=["fitting_data", "input_structure"], config=JobConfig(expose_store=True))
+    def make(
+        self, structures: list[Structure], structure_ids: list[str] | None = None
+    ) -> list[ElasticDocument]:
+        """One :class:`ElasticDocument` per structure, in input order."""
+        ids = list(structure_ids) if structure_ids else default_ids(structures)
+        if len(ids) != len(structures):
+            raise ValueError(f"{len(ids)} structure ids for {len(structures)} structures")
+        potential = self.chunk.potential()
+        t0 = time.perf_counter()
+        outcomes = compute_elastic(structures, potential, self.settings, self.chunk.budget(potential))
+        add_time("engine", time.perf_counter() - t0)
+        docs = [
+            elastic_document(o, sid, inp, potential, self.chunk, self.settings)
+            for o, sid, inp in zip(outcomes, ids, structures, strict=True)
+        ]
+        for d in docs:
+            if d.warnings or d.error:
+                log.warning("%s: %s", d.structure_id, d.error or "; ".join(d.warnings))
+        store_flat(docs, exclude=("fitting_data", "input_structure", "elastic_tensor_raw"))
+        report_chunk()
+        return docs
+
+
+def elastic_flow(
+    structures: Sequence[Structure],
+    structure_ids: Sequence[str] | None = None,
+    chunk_size: int = 32,
+    maker: ElasticMaker | None = None,
+) -> Flow:
+    """Chunk jobs of ``chunk_size`` structures (each: 25 cells per structure in one batch)."""
+    maker = maker or ElasticMaker()
+    return relax_flow(structures, structure_ids, chunk_size, maker, name="mlipflows elastic")

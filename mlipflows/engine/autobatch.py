@@ -8,9 +8,10 @@ import torch
 
 from mlipflows.potentials.base import Potential
 
-# Rough per-edge memory of a forward+backward pass of a mid-sized GNN (SevenNet-0: ~4 kB per
-# edge in float32 with autograd buffers); used only to size GPU batches from free memory.
-_BYTES_PER_EDGE = 4096
+# Per-edge memory of a forward+backward pass of a mid-sized equivariant GNN: SevenNet-0 on CPU
+# peaks at ~65 kB per edge (float32, autograd buffers; 24k edges of Si ≈ 1.5 GB). Sizes GPU
+# batches from free memory and bounds CPU batches (a 250k-edge batch needed > 12 GB).
+_BYTES_PER_EDGE = 65_536
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class BatchBudget:
     """Upper limits for one batched call: total atoms and total estimated neighbour pairs."""
 
     max_atoms: int = 4096
-    max_edges: int = 250_000
+    max_edges: int = 50_000
 
     @classmethod
     def for_potential(cls, potential: Potential, memory_fraction: float = 0.6) -> BatchBudget:
@@ -27,7 +28,8 @@ class BatchBudget:
             free, _ = torch.cuda.mem_get_info(potential.device)
             edges = int(free * memory_fraction / _BYTES_PER_EDGE)
             return cls(max_atoms=max(edges // 20, 1024), max_edges=max(edges, 50_000))
-        # On CPU throughput saturates early; moderate batches keep memory low and swaps frequent.
+        # On CPU throughput saturates early; 50k edges (~3 GB for SevenNet-0) keeps memory low
+        # and swaps frequent.
         return cls()
 
     def fits(self, atoms: int, edges: float, new_atoms: int, new_edges: float, scales: str) -> bool:

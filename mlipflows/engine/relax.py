@@ -204,10 +204,11 @@ def relax(
         batch = active.batch()
         out, errors = guarded_evaluate(potential, batch, compute_stress=relax_cell)
         if active.sym is not None:
+            r_c = active.sym.cartesian_rotations(active.cell)
             out = PotentialOutput(
                 energy=out.energy,
-                forces=active.sym.forces(out.forces, active.cell),
-                stress=None if out.stress is None else active.sym.stress(out.stress, active.cell),
+                forces=active.sym.forces(out.forces, active.cell, r_c),
+                stress=None if out.stress is None else active.sym.stress(out.stress, active.cell, r_c),
             )
         volume = torch.linalg.det(active.cell).abs()
         deform = torch.linalg.matrix_exp(active.cell_x / active.ecf[:, None, None])

@@ -112,19 +112,27 @@ class BatchedSymmetry:
 
     def cartesian_rotations(self, cell: torch.Tensor) -> torch.Tensor:
         """(O, 3, 3) rotations acting on Cartesian column vectors, R_c = Lᵀ R L⁻ᵀ."""
-        lt = cell.transpose(1, 2)[self.op_sys]
-        return lt @ self.rot @ torch.linalg.inv(lt)
+        lt = cell.transpose(1, 2)
+        # one inverse per system, not per operation (supercells have hundreds of operations)
+        return lt[self.op_sys] @ self.rot @ torch.linalg.inv(lt)[self.op_sys]
 
-    def forces(self, forces: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        """Symmetrized (N, 3) forces (eV/Å): F_j = ⟨R_c F_i⟩ over the pairs i → j."""
-        r_c = self.cartesian_rotations(cell)
+    def forces(
+        self, forces: torch.Tensor, cell: torch.Tensor, r_c: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Symmetrized (N, 3) forces (eV/Å): F_j = ⟨R_c F_i⟩ over the pairs i → j.
+
+        ``r_c``: the Cartesian rotations for ``cell`` when the caller already has them.
+        """
+        r_c = self.cartesian_rotations(cell) if r_c is None else r_c
         rotated = torch.einsum("pij,pj->pi", r_c[self.pair_op], forces[self.src])
         out = torch.zeros_like(forces).index_add_(0, self.dst, rotated)
         return out / self.n_ops[self.atom_sys, None]
 
-    def stress(self, stress: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    def stress(
+        self, stress: torch.Tensor, cell: torch.Tensor, r_c: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Symmetrized (S, 3, 3) stress (any unit): σ = ⟨R_c σ R_cᵀ⟩."""
-        r_c = self.cartesian_rotations(cell)
+        r_c = self.cartesian_rotations(cell) if r_c is None else r_c
         rotated = r_c @ stress[self.op_sys] @ r_c.transpose(1, 2)
         out = torch.zeros_like(stress).index_add_(0, self.op_sys, rotated)
         return out / self.n_ops[:, None, None]

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from phonopy import Phonopy
+from phonopy.structure.atoms import PhonopyAtoms
 from pymatgen.core import Structure
-from pymatgen.io.phonopy import get_phonopy_structure, get_pmg_structure
+from pymatgen.io.phonopy import get_pmg_structure
 
 # Matbench Discovery's tolerance on the three Γ acoustic modes, THz (its check_imaginary_freqs)
 GAMMA_ACOUSTIC_TOLERANCE_THZ = -0.01
@@ -36,6 +37,22 @@ def supercell_matrix_for(structure: Structure, min_length: float) -> np.ndarray:
     return np.diag([max(1, int(np.ceil(min_length / w - 1e-8))) for w in widths])
 
 
+def check_supercell_size(
+    structure: Structure, supercell_matrix: Sequence | np.ndarray, max_atoms: int | None
+) -> np.ndarray:
+    """The 3×3 integer supercell matrix; raises :class:`SupercellTooLargeError` above ``max_atoms``."""
+    matrix = np.asarray(supercell_matrix, dtype=int)
+    if matrix.shape == (3,):
+        matrix = np.diag(matrix)
+    n_needed = round(abs(float(np.linalg.det(matrix)))) * len(structure)
+    if max_atoms is not None and n_needed > max_atoms:
+        raise SupercellTooLargeError(
+            f"supercell {matrix.tolist()} of {structure.composition.reduced_formula} needs "
+            f"{n_needed} atoms, more than max_atoms={max_atoms}; raise max_atoms or lower min_length"
+        )
+    return matrix
+
+
 def make_phonopy(
     structure: Structure,
     supercell_matrix: Sequence[Sequence[int]] | np.ndarray,
@@ -49,17 +66,16 @@ def make_phonopy(
         SupercellTooLargeError: the supercell would hold more than ``max_atoms`` atoms; the
             message says how many it needs.
     """
-    matrix = np.asarray(supercell_matrix, dtype=int)
-    if matrix.shape == (3,):
-        matrix = np.diag(matrix)
-    n_needed = round(abs(float(np.linalg.det(matrix)))) * len(structure)
-    if max_atoms is not None and n_needed > max_atoms:
-        raise SupercellTooLargeError(
-            f"supercell {matrix.tolist()} of {structure.composition.reduced_formula} needs "
-            f"{n_needed} atoms, more than max_atoms={max_atoms}; raise max_atoms or lower min_length"
-        )
+    matrix = check_supercell_size(structure, supercell_matrix, max_atoms)
+    # pymatgen's masses (amu) cover every element; phonopy's own table lacks e.g. Po and At
+    unitcell = PhonopyAtoms(
+        symbols=[site.specie.symbol for site in structure],
+        cell=structure.lattice.matrix,
+        scaled_positions=structure.frac_coords,
+        masses=[float(site.specie.atomic_mass) for site in structure],
+    )
     return Phonopy(
-        get_phonopy_structure(structure),
+        unitcell,
         supercell_matrix=matrix,
         primitive_matrix=primitive_matrix,
         symprec=symprec,
@@ -78,7 +94,7 @@ def imaginary_mode_flags(frequencies: np.ndarray, gamma_index: int = 0) -> dict[
     Any Γ optical mode < 0, any Γ acoustic mode < −0.01 THz, or any mode < 0 at another q-point.
     """
     freqs = np.asarray(frequencies)
-    gamma = np.sort(freqs[gamma_index])
+    gamma = freqs[gamma_index]  # bands in phonopy's ascending order: the first three are acoustic
     others = np.delete(freqs, gamma_index, axis=0)
     flags = {
         "gamma_optical": bool(np.any(gamma[3:] < 0)),

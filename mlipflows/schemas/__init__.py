@@ -10,6 +10,7 @@ volumes Å³, times s.
 """
 
 from mlipflows.schemas.base import INDEXED_FIELDS, BaseDocument, ModelInfo, Timings, identity_fields
+from mlipflows.schemas.phonons import KappaDocument, PhononDocument, PhononSetup, RelaxSummary
 from mlipflows.schemas.stability import DecompositionPart, StabilityDocument
 from mlipflows.schemas.tasks import TaskDocument, TaskType
 
@@ -17,7 +18,11 @@ __all__ = [
     "INDEXED_FIELDS",
     "BaseDocument",
     "DecompositionPart",
+    "KappaDocument",
     "ModelInfo",
+    "PhononDocument",
+    "PhononSetup",
+    "RelaxSummary",
     "StabilityDocument",
     "TaskDocument",
     "TaskType",

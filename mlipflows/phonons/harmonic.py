@@ -37,6 +37,19 @@ def supercell_matrix_for(structure: Structure, min_length: float) -> np.ndarray:
     return np.diag([max(1, int(np.ceil(min_length / w - 1e-8))) for w in widths])
 
 
+def phonopy_atoms(structure: Structure) -> PhonopyAtoms:
+    """``structure`` as PhonopyAtoms, with pymatgen's masses (amu).
+
+    pymatgen's mass table covers every element; phonopy's lacks some (Po, At, ...).
+    """
+    return PhonopyAtoms(
+        symbols=[site.specie.symbol for site in structure],
+        cell=structure.lattice.matrix,
+        scaled_positions=structure.frac_coords,
+        masses=[float(site.specie.atomic_mass) for site in structure],
+    )
+
+
 def check_supercell_size(
     structure: Structure, supercell_matrix: Sequence | np.ndarray, max_atoms: int | None
 ) -> np.ndarray:
@@ -67,15 +80,8 @@ def make_phonopy(
             message says how many it needs.
     """
     matrix = check_supercell_size(structure, supercell_matrix, max_atoms)
-    # pymatgen's masses (amu) cover every element; phonopy's own table lacks e.g. Po and At
-    unitcell = PhonopyAtoms(
-        symbols=[site.specie.symbol for site in structure],
-        cell=structure.lattice.matrix,
-        scaled_positions=structure.frac_coords,
-        masses=[float(site.specie.atomic_mass) for site in structure],
-    )
     return Phonopy(
-        unitcell,
+        phonopy_atoms(structure),
         supercell_matrix=matrix,
         primitive_matrix=primitive_matrix,
         symprec=symprec,

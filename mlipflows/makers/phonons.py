@@ -17,7 +17,7 @@ from pymatgen.core import Structure
 
 from mlipflows.engine import RelaxSettings
 from mlipflows.makers.base import BULKY_FIELDS, ChunkSettings, default_ids, result_uuid, store_flat
-from mlipflows.phonons.batched import Prepared, relax_for_phonons, supercell_forces
+from mlipflows.phonons.batched import Prepared, relax_unless_refused, supercell_forces
 from mlipflows.phonons.harmonic import (
     HarmonicProperties,
     SupercellTooLargeError,
@@ -30,7 +30,7 @@ from mlipflows.phonons.harmonic import (
 from mlipflows.potentials import Potential
 from mlipflows.progress import report_chunk
 from mlipflows.schemas.base import ModelInfo, Timings, identity_fields
-from mlipflows.schemas.phonons import PHONON_DATA_FIELDS, PhononDocument, PhononSetup
+from mlipflows.schemas.phonons import PHONON_DATA_FIELDS, PhononDocument
 
 _CONFIG = JobConfig(expose_store=True)
 
@@ -140,17 +140,8 @@ class PhononMaker(Maker):
         # the supercell is chosen on the input cell (a relaxation moves widths by a few %, which
         # must not flip the size across an integer); oversized ones are refused before relaxing
         matrices = [self.supercell_matrix or supercell_matrix_for(s, self.min_length) for s in structures]
-        too_big = {
-            i: self._size_error(s, m) for i, (s, m) in enumerate(zip(structures, matrices, strict=True))
-        }
-        todo = [i for i, e in too_big.items() if e is None]
-        relaxed = relax_for_phonons(
-            [structures[i] for i in todo], potential, budget, relax_settings, self.symprec
-        )
-        prepared = [
-            relaxed[todo.index(i)] if e is None else Prepared(s, PhononSetup(), error=e, warnings=[])
-            for (i, e), s in zip(too_big.items(), structures, strict=True)
-        ]
+        refusals = [self._size_error(s, m) for s, m in zip(structures, matrices, strict=True)]
+        prepared = relax_unless_refused(structures, refusals, potential, budget, relax_settings, self.symprec)
         phonons, groups = [], []
         for p, matrix in zip(prepared, matrices, strict=True):
             phonon = None

@@ -83,6 +83,26 @@ def relax_for_phonons(
     return out
 
 
+def relax_unless_refused(
+    structures: Sequence[Structure],
+    refusals: Sequence[str | None],
+    potential: Potential,
+    budget: BatchBudget,
+    settings: RelaxSettings | None,
+    symprec: float = 1e-5,
+) -> list[Prepared]:
+    """:func:`relax_for_phonons` on the structures whose refusal is None; the others fail with it.
+
+    Used to refuse oversized supercells before a relaxation is spent on them.
+    """
+    todo = [i for i, r in enumerate(refusals) if r is None]
+    relaxed = iter(relax_for_phonons([structures[i] for i in todo], potential, budget, settings, symprec))
+    return [
+        next(relaxed) if r is None else Prepared(s, PhononSetup(), error=r, warnings=[])
+        for s, r in zip(structures, refusals, strict=True)
+    ]
+
+
 def supercell_forces(
     groups: Sequence[Sequence[Structure]], potential: Potential, budget: BatchBudget
 ) -> list[tuple[list[np.ndarray] | None, str | None]]:

@@ -213,6 +213,30 @@ def _is_gamma(qpoints: np.ndarray) -> np.ndarray:
 
 
 def _segment_labels(phonon: Phonopy) -> list[str]:
-    """Labels of the auto band path, one per segment end (phonopy keeps them on the band object)."""
-    labels = getattr(phonon.band_structure, "labels", None)
-    return [str(x) for x in labels] if labels is not None else []
+    """Start and end label of every band-path segment (2 per segment), plain text (Γ, X, ...).
+
+    phonopy keeps one label per path point and ``path_connections`` (segment k continues into
+    k + 1); we expand them so that plots need not know phonopy's convention.
+    """
+    bs = phonon.band_structure
+    labels = [_plain(x) for x in (bs.labels or [])]
+    connections = list(bs.path_connections or [])
+    if not labels or not connections:
+        return []
+    out, k = [], 0
+    try:
+        for seg in range(len(connections)):
+            if seg == 0 or not connections[seg - 1]:  # a new piece of path starts with a label
+                start, k = labels[k], k + 1
+            else:
+                start = out[-1]
+            out += [start, labels[k]]
+            k += 1
+    except IndexError:
+        return []  # an unexpected layout: no labels rather than wrong ones
+    return out
+
+
+def _plain(label: str) -> str:
+    text = str(label).replace("$", "").replace("\\mathrm{", "").replace("}", "")
+    return "Γ" if text in ("\\Gamma", "GAMMA", "G") else text

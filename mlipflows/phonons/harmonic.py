@@ -8,12 +8,15 @@ entropy and heat capacity J/(K·mol), all per primitive cell (mol = Avogadro's n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from phonopy import Phonopy
 from phonopy.structure.atoms import PhonopyAtoms
+from phonopy.structure.cells import PrimitiveMatrixAutoDefaultWarning
 from pymatgen.core import Structure
 from pymatgen.io.phonopy import get_pmg_structure
 
@@ -35,6 +38,14 @@ def supercell_matrix_for(structure: Structure, min_length: float) -> np.ndarray:
     volume = abs(np.linalg.det(m))
     widths = [volume / np.linalg.norm(np.cross(m[(i + 1) % 3], m[(i + 2) % 3])) for i in range(3)]
     return np.diag([max(1, int(np.ceil(min_length / w - 1e-8))) for w in widths])
+
+
+@contextmanager
+def quiet_auto_primitive() -> Iterator[None]:
+    """Silence phonopy 4's note that 'auto' now finds the primitive cell: we ask for it on purpose."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PrimitiveMatrixAutoDefaultWarning)
+        yield
 
 
 def phonopy_atoms(structure: Structure) -> PhonopyAtoms:
@@ -80,12 +91,13 @@ def make_phonopy(
             message says how many it needs.
     """
     matrix = check_supercell_size(structure, supercell_matrix, max_atoms)
-    return Phonopy(
-        phonopy_atoms(structure),
-        supercell_matrix=matrix,
-        primitive_matrix=primitive_matrix,
-        symprec=symprec,
-    )
+    with quiet_auto_primitive():
+        return Phonopy(
+            phonopy_atoms(structure),
+            supercell_matrix=matrix,
+            primitive_matrix=primitive_matrix,
+            symprec=symprec,
+        )
 
 
 def displaced_supercells(phonon: Phonopy, distance: float = 0.01) -> list[Structure]:

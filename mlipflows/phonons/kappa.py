@@ -20,7 +20,12 @@ from phono3py import Phono3py
 from pymatgen.core import Structure
 from pymatgen.io.phonopy import get_pmg_structure
 
-from mlipflows.phonons.harmonic import check_supercell_size, imaginary_mode_flags, phonopy_atoms
+from mlipflows.phonons.harmonic import (
+    check_supercell_size,
+    imaginary_mode_flags,
+    phonopy_atoms,
+    quiet_auto_primitive,
+)
 
 Transport = Literal["wigner", "rta"]
 
@@ -44,13 +49,14 @@ def make_phono3py(
         if fc2_supercell_matrix is None
         else check_supercell_size(structure, fc2_supercell_matrix, max_atoms)
     )
-    return Phono3py(
-        phonopy_atoms(structure),
-        supercell_matrix=fc3,
-        phonon_supercell_matrix=fc2,
-        primitive_matrix=primitive_matrix,
-        symprec=symprec,
-    )
+    with quiet_auto_primitive():
+        return Phono3py(
+            phonopy_atoms(structure),
+            supercell_matrix=fc3,
+            phonon_supercell_matrix=fc2,
+            primitive_matrix=primitive_matrix,
+            symprec=symprec,
+        )
 
 
 def kappa_supercells(ph3: Phono3py, distance: float = 0.01) -> tuple[list[Structure], list[Structure]]:

@@ -36,6 +36,7 @@ def kappa(
     limit: Annotated[int | None, typer.Option(help="the N cheapest materials")] = None,
     ids: Annotated[list[str] | None, typer.Option(help="mp-ids or formulas (repeatable)")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+    batch_atoms: Annotated[int | None, typer.Option(help="atoms per batched model call")] = None,
     out: Annotated[Path, typer.Option(help="folder for the per-material table and metrics")] = Path(
         "analysis/kappa"
     ),
@@ -64,7 +65,9 @@ def kappa(
     todo = [r for r in records if r.material_id not in done]
     err_console.print(f"{len(records)} phononDB materials, {len(todo)} to run with {model}")
     maker = KappaMaker(
-        chunk=ChunkSettings(model=model, device=device, campaign=CAMPAIGN, tags=["benchmark"]),
+        chunk=ChunkSettings(
+            model=model, device=device, campaign=CAMPAIGN, tags=["benchmark"], max_atoms=batch_atoms
+        ),
         relax=PhononRelax(fmax=1e-4, max_steps=300),
         displacement=0.01,
         temperatures=TEMPERATURES,

@@ -10,6 +10,10 @@ import typer
 ModelOption = Annotated[str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
 UriOption = Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")]
+BatchAtomsOption = Annotated[
+    int | None,
+    typer.Option(help="atoms per batched model call (default: the engine's; lower it to save memory)"),
+]
 NoRelaxOption = Annotated[bool, typer.Option("--no-relax", help="use the structures as given")]
 FmaxOption = Annotated[float, typer.Option(help="symmetric relaxation threshold, eV/Å")]
 SymprecOption = Annotated[
@@ -75,6 +79,7 @@ def phonons(
     fmax: FmaxOption = 1e-4,
     symprec: SymprecOption = 1e-5,
     max_atoms: Annotated[int, typer.Option(help="largest supercell accepted")] = 600,
+    batch_atoms: BatchAtomsOption = None,
     plot: Annotated[Path | None, typer.Option(help="band structure + DOS figure (PNG)")] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     uri: UriOption = None,
@@ -85,7 +90,7 @@ def phonons(
     from mlipflows.phonons.plots import plot_bands_dos
 
     maker = PhononMaker(
-        chunk=ChunkSettings(model=model, device=device, campaign=campaign),
+        chunk=ChunkSettings(model=model, device=device, campaign=campaign, max_atoms=batch_atoms),
         relax=None if no_relax else PhononRelax(fmax=fmax),
         supercell_matrix=_ints(supercell, "--supercell"),
         min_length=min_length,
@@ -143,6 +148,7 @@ def kappa(
     fmax: FmaxOption = 1e-4,
     symprec: SymprecOption = 1e-5,
     max_atoms: Annotated[int, typer.Option(help="largest supercell accepted")] = 300,
+    batch_atoms: BatchAtomsOption = None,
     plot: Annotated[Path | None, typer.Option(help="κ(T) figure (PNG)")] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     uri: UriOption = None,
@@ -156,7 +162,7 @@ def kappa(
     if q_mesh is None or isinstance(q_mesh[0], list):
         raise typer.BadParameter("--mesh takes three integers")
     maker = KappaMaker(
-        chunk=ChunkSettings(model=model, device=device, campaign=campaign),
+        chunk=ChunkSettings(model=model, device=device, campaign=campaign, max_atoms=batch_atoms),
         relax=None if no_relax else PhononRelax(fmax=fmax),
         fc3_supercell_matrix=_ints(fc3_supercell, "--fc3-supercell"),
         fc2_supercell_matrix=_ints(fc2_supercell, "--fc2-supercell"),

@@ -126,7 +126,14 @@ class KappaMaker(Maker):
                     )
                 except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
                     error = f"phono3py failed: {type(exc).__name__}: {exc}"
-            docs.append(self._document(ids[k], p, ph3, result, error, potential))
+            # per-structure choices belong to the settings: they make the result's identity
+            settings = self.recorded_settings() | {
+                "fc3_supercell": np.asarray(fc3[k]).tolist(),
+                "fc2_supercell": None if fc2[k] is None else np.asarray(fc2[k]).tolist(),
+                "mesh": list(mesh[k]),
+                "temperatures": list(self.temperatures),
+            }
+            docs.append(self._document(ids[k], p, ph3, result, error, potential, settings))
         wall = (time.perf_counter() - t0) / max(len(docs), 1)
         for d in docs:
             d.timings = Timings(wall_s=wall)
@@ -151,12 +158,11 @@ class KappaMaker(Maker):
         result: KappaResult | None,
         error: str | None,
         potential: Potential,
+        settings: dict[str, Any],
     ) -> KappaDocument:
         setup = p.setup.model_copy()
         doc = KappaDocument(
-            **document_fields(
-                p.structure, structure_id, "kappa", potential, self.chunk, self.recorded_settings()
-            ),
+            **document_fields(p.structure, structure_id, "kappa", potential, self.chunk, settings),
             state="failed" if error or result is None else "successful",
             error=error,
             setup=setup,

@@ -144,18 +144,19 @@ class PhononMaker(Maker):
         prepared = relax_unless_refused(structures, refusals, potential, budget, relax_settings, self.symprec)
         phonons, groups = [], []
         for p, matrix in zip(prepared, matrices, strict=True):
-            phonon = None
+            phonon, cells = None, []
             if p.error is None:
                 try:
                     phonon = make_phonopy(
                         p.structure, matrix, symprec=self.symprec, max_atoms=self.max_supercell_atoms
                     )
+                    cells = displaced_supercells(phonon, self.displacement)
                 except SupercellTooLargeError as exc:
-                    p.error = str(exc)
+                    p.error, phonon = str(exc), None
                 except (RuntimeError, ValueError, TypeError) as exc:  # phonopy/spglib on odd cells
-                    p.error = f"phonopy setup failed: {type(exc).__name__}: {exc}"
+                    p.error, phonon = f"phonopy setup failed: {type(exc).__name__}: {exc}", None
             phonons.append(phonon)
-            groups.append(displaced_supercells(phonon, self.displacement) if phonon is not None else [])
+            groups.append(cells)
         forces = supercell_forces(groups, potential, budget)
         settings = self.recorded_settings()
         docs = []

@@ -151,3 +151,18 @@ def test_supercell_from_minimum_length_uses_periodic_widths():
     s = _pmg(bulk("Cu", "fcc", 3.6))  # primitive fcc: |a| = 2.55 Å but width a/√3 = 2.08 Å
     np.testing.assert_array_equal(supercell_matrix_for(s, 6.0), np.diag([3, 3, 3]))
     np.testing.assert_array_equal(supercell_matrix_for(s, 2.0), np.eye(3, dtype=int))
+
+
+def test_a_failing_structure_does_not_sink_the_chunk():
+    """A model that returns NaN for Kr: Kr's phonons fail with the reason, Cu's are stored."""
+    structures = [_pmg(bulk("Kr", "fcc", 5.7)), _pmg(bulk("Cu", "fcc", 3.6))]
+    relaxed = PhononMaker(chunk=ChunkSettings(model="tests.helpers:nan_for_kr"), supercell_matrix=[2, 2, 2])
+    kr, cu = relaxed.make.original(relaxed, structures, ["kr", "cu"])
+    assert kr.state == "failed" and "relaxation failed" in kr.error and "non-finite" in kr.error
+    assert cu.state == "successful"
+    unrelaxed = PhononMaker(
+        chunk=ChunkSettings(model="tests.helpers:nan_for_kr"), relax=None, supercell_matrix=[2, 2, 2]
+    )
+    kr, cu = unrelaxed.make.original(unrelaxed, structures, ["kr", "cu"])
+    assert kr.state == "failed" and "displaced supercell 0 failed" in kr.error
+    assert cu.state == "successful"

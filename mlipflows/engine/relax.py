@@ -22,6 +22,13 @@ from mlipflows.engine.cell_filter import CellMode, cell_forces
 from mlipflows.engine.evaluate import guarded_evaluate
 from mlipflows.engine.fire import FireParams, fire_step
 from mlipflows.engine.results import SystemResult
+from mlipflows.engine.symmetry import (
+    BatchedSymmetry,
+    SymmetryOps,
+    find_symmetry,
+    spacegroup_number,
+    symmetrize_structure,
+)
 from mlipflows.engine.validate import check_structure, estimate_edges
 from mlipflows.potentials.base import Potential, PotentialOutput
 
@@ -40,6 +47,12 @@ class RelaxSettings:
         ase_convergence: test only ASE's generalised forces (f·F for atoms, plus the cell rows),
             reproducing ASE's step counts exactly. By default the raw atomic forces must also be
             below ``fmax``: after a large cell change f·F can pass while |f| does not.
+        symmetrize: keep the input's space group: the start structure is projected onto its
+            symmetric form, and forces and stress are symmetrized every step (ASE's
+            ``FixSymmetry``, batched). The space group is recorded before and after on the
+            result (``spacegroup_before``/``spacegroup_after``); a change is flagged there.
+            Use it with tight ``fmax`` (down to 1e-4 eV/Å) for phonons and elastic constants.
+        symprec: symmetry tolerance for finding and checking the space group, Å.
     """
 
     fmax: float = 0.05
@@ -47,6 +60,8 @@ class RelaxSettings:
     cell_filter: CellMode = "frechet"
     fire: FireParams = field(default_factory=FireParams)
     ase_convergence: bool = False
+    symmetrize: bool = False
+    symprec: float = 1e-5
 
 
 class _Active:
@@ -71,6 +86,9 @@ class _Active:
         self.ids: list[int] = []
         self.n_steps: list[int] = []
         self.t_start: list[float] = []
+        # per-system space-group operations (symmetrized relaxations only)
+        self.ops: list[SymmetryOps] = []
+        self.sym: BatchedSymmetry | None = None
 
     @property
     def n(self) -> int:
@@ -80,7 +98,16 @@ class _Active:
         pbc = torch.ones((self.n, 3), dtype=torch.bool, device=self.device)
         return Batch(self.pos, self.z, self.sys, self.cell, pbc)
 
-    def add(self, structures: list[Structure], ids: list[int], fire: FireParams) -> None:
+    def add(
+        self,
+        structures: list[Structure],
+        ids: list[int],
+        fire: FireParams,
+        ops: list[SymmetryOps] | None = None,
+    ) -> None:
+        if ops is not None:
+            self.ops += ops
+            self.sym = BatchedSymmetry(self.ops, self.device)
         b = Batch.from_structures(structures, device=self.device)
         n_new = b.n_systems
         self.sys = torch.cat([self.sys, b.system_idx + self.n])
@@ -129,6 +156,9 @@ class _Active:
         self.ids = [i for i, k in zip(self.ids, keep, strict=True) if k]
         self.n_steps = [i for i, k in zip(self.n_steps, keep, strict=True) if k]
         self.t_start = [i for i, k in zip(self.t_start, keep, strict=True) if k]
+        if self.sym is not None:
+            self.ops = [o for o, k in zip(self.ops, keep, strict=True) if k]
+            self.sym = BatchedSymmetry(self.ops, self.device) if self.ops else None
 
 
 def relax(
@@ -160,11 +190,26 @@ def relax(
             progress(1, 0)
     edges = {i: estimate_edges(structures[i], potential.cutoff) for i in queue}
     active = _Active(potential.device, relax_cell)
+    ops: dict[int, SymmetryOps] | None = None
+    if settings.symmetrize:
+        ops = {i: find_symmetry(structures[i], settings.symprec) for i in queue}
+        structures = list(structures)
+        for i, o in ops.items():
+            results[i].spacegroup_before = o.spacegroup
+            # start exactly on the symmetric structure so that round-off cannot break it
+            structures[i] = symmetrize_structure(structures[i], o)
 
     while queue or active.n:
-        _refill(active, queue, structures, edges, potential, budget, settings.fire)
+        _refill(active, queue, structures, edges, potential, budget, settings.fire, ops)
         batch = active.batch()
         out, errors = guarded_evaluate(potential, batch, compute_stress=relax_cell)
+        if active.sym is not None:
+            r_c = active.sym.cartesian_rotations(active.cell)
+            out = PotentialOutput(
+                energy=out.energy,
+                forces=active.sym.forces(out.forces, active.cell, r_c),
+                stress=None if out.stress is None else active.sym.stress(out.stress, active.cell, r_c),
+            )
         volume = torch.linalg.det(active.cell).abs()
         deform = torch.linalg.matrix_exp(active.cell_x / active.ecf[:, None, None])
         g_atoms = torch.einsum("ni,nij->nj", out.forces, deform[active.sys])
@@ -195,6 +240,8 @@ def relax(
             if forces_split is None:
                 forces_split = torch.split(out.forces.cpu(), batch.n_atoms.tolist())
             _finish(r, s, active, out, forces_split, errors[s], converged[s])
+            if settings.symmetrize and r.ok:
+                r.spacegroup_after = spacegroup_number(r.structure, settings.symprec)
         if progress:
             progress(finished, 1)
         if not any(keep):
@@ -246,6 +293,7 @@ def _refill(
     potential: Potential,
     budget: BatchBudget,
     fire: FireParams,
+    ops: dict[int, SymmetryOps] | None = None,
 ) -> None:
     n_atoms = int(active.pos.shape[0])
     n_edges = sum(edges[i] for i in active.ids)
@@ -258,7 +306,8 @@ def _refill(
         new.append(queue.popleft())
         n_atoms, n_edges = n_atoms + n, n_edges + e
     if new:
-        active.add([structures[i] for i in new], new, fire)
+        new_ops = None if ops is None else [ops[i] for i in new]
+        active.add([structures[i] for i in new], new, fire, new_ops)
 
 
 def _finish(

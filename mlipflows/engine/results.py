@@ -23,6 +23,8 @@ class SystemResult:
         error: reason it failed, None on success.
         trajectory: energy (eV) after each evaluation.
         wall_time: seconds from entering the batch to leaving it.
+        spacegroup_before / spacegroup_after: international numbers at the relaxation's
+            ``symprec`` (symmetrized relaxations only; None otherwise).
     """
 
     index: int
@@ -35,10 +37,19 @@ class SystemResult:
     error: str | None = None
     trajectory: list[float] = field(default_factory=list)
     wall_time: float = 0.0
+    spacegroup_before: int | None = None
+    spacegroup_after: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def symmetry_changed(self) -> bool:
+        """True when a symmetrized relaxation ended in another space group than it started in."""
+        if self.spacegroup_before is None or self.spacegroup_after is None:
+            return False
+        return self.spacegroup_before != self.spacegroup_after
 
     @property
     def max_force(self) -> float | None:

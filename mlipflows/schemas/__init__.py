@@ -11,6 +11,7 @@ volumes Å³, times s.
 
 from mlipflows.schemas.base import INDEXED_FIELDS, BaseDocument, ModelInfo, Timings, identity_fields
 from mlipflows.schemas.elastic import ElasticDocument, ElasticFittingData, FailedStrain
+from mlipflows.schemas.phonons import KappaDocument, PhononDocument, PhononSetup, RelaxSummary
 from mlipflows.schemas.ranking import FailedCandidate, RankedStructure, RankingDocument
 from mlipflows.schemas.stability import DecompositionPart, StabilityDocument
 from mlipflows.schemas.tasks import TaskDocument, TaskType
@@ -23,9 +24,13 @@ __all__ = [
     "ElasticFittingData",
     "FailedCandidate",
     "FailedStrain",
+    "KappaDocument",
     "ModelInfo",
+    "PhononDocument",
+    "PhononSetup",
     "RankedStructure",
     "RankingDocument",
+    "RelaxSummary",
     "StabilityDocument",
     "TaskDocument",
     "TaskType",

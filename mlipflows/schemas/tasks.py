@@ -31,6 +31,9 @@ class TaskDocument(BaseDocument):
     density: float | None = Field(None, description="g/cm³")
     input_structure: dict[str, Any] | None = None
     trajectory: list[float] | None = Field(None, description="energy after each step, eV")
+    spacegroup_before: int | None = Field(None, description="symmetrized relaxations: input space group")
+    spacegroup_after: int | None = Field(None, description="symmetrized relaxations: final space group")
+    symmetry_changed: bool = Field(False, description="the space group changed during the relaxation")
 
     @classmethod
     def from_result(
@@ -78,4 +81,7 @@ class TaskDocument(BaseDocument):
             structure=s.as_dict(),
             input_structure=input_structure.as_dict() if task_type == "relax" else None,
             trajectory=result.trajectory or None,
+            spacegroup_before=result.spacegroup_before,
+            spacegroup_after=result.spacegroup_after,
+            symmetry_changed=result.symmetry_changed,
         )

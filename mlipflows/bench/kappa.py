@@ -1,0 +1,143 @@
+"""κ_SRME benchmark, Matbench Discovery protocol ``phonondb-v1`` (103 phononDB-PBE materials).
+
+Protocol: symmetry-preserving relaxation (FIRE + Fréchet cell filter, fmax 1e-4 eV/Å,
+≤ 300 steps), phononDB's fc2/fc3 supercells and q-mesh per material, displacement 0.01 Å,
+κ at 300 K from the Wigner transport equation (κ_P + κ_C) with isotope scattering; metrics
+from :mod:`mlipflows.metrics.phonons`. DFT references: phononDB PBE without NAC, via the
+k_SRME repository (MPA2suite/k_SRME ``data/``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Structure
+
+from mlipflows.errors import DataNotFoundError
+from mlipflows.metrics.phonons import KappaPrediction, KappaReference, material_metrics
+
+STRUCTURES_FILE = "phononDB-PBE-structures.extxyz"
+KAPPA_FILE = "kappas_phononDB_PBE_noNAC.json.gz"
+CAMPAIGN = "bench-kappa-phonondb-v1"
+TEMPERATURES = [300.0]
+
+
+@dataclass
+class PhononDbRecord:
+    """One benchmark material: structure, phononDB's supercells and mesh, DFT reference."""
+
+    material_id: str
+    name: str
+    structure: Structure
+    fc2_supercell: list[list[int]]
+    fc3_supercell: list[list[int]]
+    q_mesh: list[int]
+    reference: KappaReference
+
+
+def load_phonondb(path: Path, limit: int | None = None, ids: list[str] | None = None) -> list[PhononDbRecord]:
+    """The materials in ``path`` (the folder with both files), smallest supercells first.
+
+    Args:
+        path: folder with ``phononDB-PBE-structures.extxyz`` and ``kappas_phononDB_PBE_noNAC.json.gz``.
+        limit: keep the first ``limit`` materials (cheapest first: fc3 atoms, then fc2 atoms, id).
+        ids: keep only these mp-ids (or formulas).
+    """
+    from ase.io import read
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    path = Path(path).expanduser()
+    files = [path / STRUCTURES_FILE, path / KAPPA_FILE]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise DataNotFoundError(
+            f"κ_SRME data not found: {', '.join(map(str, missing))}. Pass --data pointing to the folder "
+            f"holding {STRUCTURES_FILE} and {KAPPA_FILE} (MPA2suite/k_SRME data/, phononDB CC-BY-4.0; "
+            "shipped in shared/data/phonondb-kappa103)"
+        )
+    frame = pd.read_json(files[1]).set_index("mp_id")
+    records = []
+    for atoms in read(files[0], index=":", format="extxyz"):
+        info = atoms.info
+        mp_id = str(info["mp_id"])
+        if ids and mp_id not in ids and str(info["name"]) not in ids:
+            continue
+        ref = frame.loc[mp_id]
+        records.append(
+            PhononDbRecord(
+                material_id=mp_id,
+                name=str(info["name"]),
+                structure=AseAtomsAdaptor.get_structure(atoms),
+                fc2_supercell=np.asarray(info["fc2_supercell"]).astype(int).tolist(),
+                fc3_supercell=np.asarray(info["fc3_supercell"]).astype(int).tolist(),
+                q_mesh=np.asarray(info["q_mesh"]).astype(int).tolist(),
+                reference=KappaReference(
+                    kappa_tot_avg=np.asarray(ref["kappa_TOT_ave"], dtype=float),
+                    mode_kappa_tot_avg=np.asarray(ref["mode_kappa_TOT_ave"], dtype=float),
+                    spacegroup=int(info["symm.no"]),
+                ),
+            )
+        )
+    records.sort(
+        key=lambda r: (
+            _cost(r.structure, r.fc3_supercell),
+            _cost(r.structure, r.fc2_supercell),
+            r.material_id,
+        )
+    )
+    return records[:limit] if limit is not None else records
+
+
+def _cost(structure: Structure, matrix: list[list[int]]) -> int:
+    return round(abs(float(np.linalg.det(np.asarray(matrix))))) * len(structure)
+
+
+def prediction_from_document(doc: dict[str, Any] | None) -> KappaPrediction:
+    """What the metrics need from a stored κ document (None: the material was not run)."""
+    if doc is None:
+        return KappaPrediction(error="not run")
+    if doc["state"] != "successful":
+        return KappaPrediction(error=doc.get("error") or "failed")
+    mode = doc.get("mode_kappa")
+    setup = doc.get("setup") or {}
+    return KappaPrediction(
+        kappa_tot_avg=np.asarray(doc["kappa_tot_avg"], dtype=float),
+        mode_kappa_tot_avg=None if mode is None else np.asarray(mode, dtype=float)[..., :3].mean(axis=-1),
+        weights=None if doc.get("mode_weights") is None else np.asarray(doc["mode_weights"], dtype=float),
+        has_imaginary_modes=doc.get("has_imaginary_modes"),
+        spacegroup_before=setup.get("spacegroup_before"),
+        spacegroup_after=setup.get("spacegroup_after"),
+    )
+
+
+def evaluate(records: list[PhononDbRecord], docs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One row per material: κ (W/m·K), SRD, SRE, SRME and the reason when SRME = 2."""
+    rows = []
+    for r in records:
+        doc = docs.get(r.material_id)
+        metrics = material_metrics(prediction_from_document(doc), r.reference)
+        setup = (doc or {}).get("setup") or {}
+        relax = setup.get("relax") or {}
+        rows.append(
+            {
+                "material_id": r.material_id,
+                "formula": r.name,
+                "spacegroup": r.reference.spacegroup,
+                "q_mesh": "x".join(map(str, r.q_mesh)),
+                **metrics,
+                "kappa_p": None
+                if not doc or not doc.get("kappa_p_rta")
+                else float(np.mean(doc["kappa_p_rta"][0][:3])),
+                "kappa_c": None
+                if not doc or not doc.get("kappa_c")
+                else float(np.mean(doc["kappa_c"][0][:3])),
+                "relax_converged": relax.get("converged"),
+                "relax_steps": relax.get("n_steps"),
+                "wall_s": ((doc or {}).get("timings") or {}).get("wall_s"),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,113 @@
+"""`mlipflows bench kappa`: the κ_SRME benchmark (Matbench Discovery protocol phonondb-v1)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _stored_documents(store: Any, checksum: str) -> dict[str, dict]:
+    """Full κ documents (with per-mode κ from the data store) of earlier runs, by material id."""
+    from mlipflows.bench.kappa import CAMPAIGN
+
+    results = store.additional_stores["results"]
+    results.connect()
+    crit = {"campaign": CAMPAIGN, "model.checksum": checksum, "task_type": "kappa"}
+    rows = list(results.query(crit, properties=["structure_id", "job_uuid"]))
+    docs: dict[str, dict] = {}
+    for job_uuid in {r["job_uuid"] for r in rows if r.get("job_uuid")}:
+        try:
+            for doc in store.get_output(job_uuid, load=True):
+                docs[doc["structure_id"]] = doc
+        except ValueError:  # job output gone (store pruned): run it again
+            continue
+    return docs
+
+
+def kappa(
+    model: Annotated[str, typer.Option(help="model spec")] = "sevennet-l3i5",
+    data: Annotated[Path, typer.Option(help="folder with the phononDB extxyz and κ json.gz")] = Path(
+        "../shared/data/phonondb-kappa103"
+    ),
+    limit: Annotated[int | None, typer.Option(help="the N cheapest materials")] = None,
+    ids: Annotated[list[str] | None, typer.Option(help="mp-ids or formulas (repeatable)")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
+    batch_atoms: Annotated[int | None, typer.Option(help="atoms per batched model call")] = None,
+    out: Annotated[Path, typer.Option(help="folder for the per-material table and metrics")] = Path(
+        "analysis/kappa"
+    ),
+    uri: Annotated[str | None, typer.Option(help="MongoDB URI (default: embedded)")] = None,
+) -> None:
+    """κ_SRME, κ_SRE, κ_SRD vs phononDB PBE (resumable: reuses stored κ of the same weights)."""
+    from mlipflows.bench.kappa import CAMPAIGN, TEMPERATURES, evaluate, load_phonondb
+    from mlipflows.cli import console, err_console, run_with_progress
+    from mlipflows.errors import DataNotFoundError
+    from mlipflows.makers import KappaMaker, PhononRelax
+    from mlipflows.makers.base import ChunkSettings
+    from mlipflows.metrics.phonons import aggregate
+    from mlipflows.potentials import load_potential
+    from mlipflows.store import get_job_store
+
+    if limit is not None and ids:
+        raise typer.BadParameter("give --limit or --ids, not both")
+    try:
+        records = load_phonondb(data, limit, ids)
+    except DataNotFoundError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    store = get_job_store(uri)
+    potential = load_potential(model, device=device)
+    done = _stored_documents(store, potential.card.checksum)
+    todo = [r for r in records if r.material_id not in done]
+    err_console.print(f"{len(records)} phononDB materials, {len(todo)} to run with {model}")
+    maker = KappaMaker(
+        chunk=ChunkSettings(
+            model=model, device=device, campaign=CAMPAIGN, tags=["benchmark"], max_atoms=batch_atoms
+        ),
+        relax=PhononRelax(fmax=1e-4, max_steps=300),
+        displacement=0.01,
+        temperatures=TEMPERATURES,
+        transport="wigner",
+        isotope=True,
+        max_supercell_atoms=1000,
+    )
+    t0 = time.perf_counter()
+    for r in todo:  # one job per material: each is stored as soon as it finishes
+        job = maker.make([r.structure], [r.material_id], [r.fc3_supercell], [r.fc2_supercell], [r.q_mesh])
+        job.name = f"kappa {r.material_id} {r.name}"
+        err_console.print(
+            f"{r.material_id} {r.name}: fc3 {r.fc3_supercell}, fc2 {r.fc2_supercell}, mesh {r.q_mesh}"
+        )
+        run_with_progress(job, 1, store)
+    if todo:
+        done = _stored_documents(store, potential.card.checksum)
+    frame = evaluate(records, done)
+    metrics = aggregate(frame.to_dict("records"))
+    metrics.update(
+        {
+            "model": model,
+            "checksum": potential.card.checksum,
+            "protocol": "phonondb-v1",
+            "device": device,
+            "run_wall_s": round(time.perf_counter() - t0, 1),
+        }
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{potential.name}-n{len(records)}"
+    frame.to_csv(out / f"{stem}.csv", index=False)
+    (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
+    shown = frame[["material_id", "formula", "kappa_dft", "kappa_pred", "srd", "srme", "srme_reason"]]
+    console.print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    console.print(
+        f"{potential.name} on {metrics['n_materials']} materials: κ_SRME {metrics['kappa_srme']:.3f}  "
+        f"κ_SRE {metrics['kappa_sre']:.3f}  κ_SRD {metrics['kappa_srd']:+.3f}  "
+        f"failure rate {metrics['failure_rate']:.2f}\nwrote {out}/{stem}.csv, -metrics.json"
+    )
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    bench.command("kappa")(kappa)

@@ -1,0 +1,205 @@
+"""`mlipflows phonons` and `mlipflows kappa`: one chunk job over the given structure files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+ModelOption = Annotated[str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")]
+DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
+UriOption = Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")]
+BatchAtomsOption = Annotated[
+    int | None,
+    typer.Option(help="atoms per batched model call (default: the engine's; lower it to save memory)"),
+]
+NoRelaxOption = Annotated[bool, typer.Option("--no-relax", help="use the structures as given")]
+FmaxOption = Annotated[float, typer.Option(help="symmetric relaxation threshold, eV/Å")]
+SymprecOption = Annotated[
+    float, typer.Option(help="symmetry tolerance, Å (raise it, e.g. 0.1, to symmetrize a noisy input)")
+]
+
+
+def _ints(text: str | None, name: str) -> list[int] | None:
+    """'2 2 2' or '2,2,2' → [2, 2, 2] (three integers, or nine for a full matrix)."""
+    if text is None:
+        return None
+    try:
+        values = [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise typer.BadParameter(f"{name} takes integers, got {text!r}") from None
+    if len(values) not in (3, 9):
+        raise typer.BadParameter(f"{name} takes 3 (diagonal) or 9 integers, got {len(values)}")
+    return values if len(values) == 3 else [values[0:3], values[3:6], values[6:9]]  # type: ignore[list-item]
+
+
+def _run(files: list[Path], maker: Any, uri: str | None) -> tuple[list[dict], dict[str, str]]:
+    """Read the files, run the maker's job into the store, return the stored documents."""
+    from mlipflows.cli import err_console, run_with_progress
+    from mlipflows.io import read_many
+    from mlipflows.store import describe_store, get_job_store
+
+    loaded, failed = read_many(files)
+    for reason in failed.values():
+        err_console.print(f"[red]error[/red] {reason}")
+    if not loaded:
+        return [], failed
+    store = get_job_store(uri)
+    job = maker.make([x.structure for x in loaded], [x.structure_id for x in loaded])
+    err_console.print(f"{len(loaded)} structures, {maker.chunk.model} → {describe_store(store)}")
+    run_with_progress(job, len(loaded), store)
+    store.connect()
+    return store.get_output(job.uuid, load=True), failed
+
+
+def _table(rows: list[dict[str, Any]], title: str) -> None:
+    from rich.table import Table
+
+    from mlipflows.cli import console
+
+    table = Table(title=title)
+    for col in rows[0] if rows else []:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(
+            *["" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()]
+        )
+    console.print(table)
+
+
+def phonons(
+    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files")],
+    model: ModelOption = "sevennet-0",
+    device: DeviceOption = "cpu",
+    min_length: Annotated[float, typer.Option(help="smallest supercell width, Å")] = 12.0,
+    supercell: Annotated[str | None, typer.Option(help="supercell matrix, e.g. '3 3 3'")] = None,
+    displacement: Annotated[float, typer.Option(help="Å")] = 0.01,
+    no_relax: NoRelaxOption = False,
+    fmax: FmaxOption = 1e-4,
+    symprec: SymprecOption = 1e-5,
+    max_atoms: Annotated[int, typer.Option(help="largest supercell accepted")] = 600,
+    batch_atoms: BatchAtomsOption = None,
+    plot: Annotated[Path | None, typer.Option(help="band structure + DOS figure (PNG)")] = None,
+    campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
+    uri: UriOption = None,
+) -> None:
+    """Harmonic phonons: band structure, DOS, F/S/C_v(T), imaginary-mode check; results stored."""
+    from mlipflows.makers import PhononMaker, PhononRelax
+    from mlipflows.makers.base import ChunkSettings
+    from mlipflows.phonons.plots import plot_bands_dos
+
+    maker = PhononMaker(
+        chunk=ChunkSettings(model=model, device=device, campaign=campaign, max_atoms=batch_atoms),
+        relax=None if no_relax else PhononRelax(fmax=fmax),
+        supercell_matrix=_ints(supercell, "--supercell"),
+        min_length=min_length,
+        max_supercell_atoms=max_atoms,
+        displacement=displacement,
+        symprec=symprec,
+    )
+    docs, failed = _run(files, maker, uri)
+    rows = []
+    for d in docs:
+        i300 = (
+            d["temperatures"].index(300.0) if d.get("temperatures") and 300.0 in d["temperatures"] else None
+        )
+        rows.append(
+            {
+                "structure": d["structure_id"],
+                "formula": d["formula_pretty"],
+                "state": d["state"],
+                "supercell atoms": d["setup"]["n_supercell_atoms"],
+                "displacements": d["setup"]["n_displacements"],
+                "min THz": d.get("min_frequency"),
+                "max THz": d.get("max_frequency"),
+                "imaginary": d.get("has_imaginary_modes"),
+                "C_v(300 K) J/K/mol": None if i300 is None else d["heat_capacity"][i300],
+                "note": d.get("error") or "; ".join(d.get("warnings", [])),
+            }
+        )
+    _table(rows, f"phonons with {model} (frequencies THz; C_v per primitive cell)")
+    if plot is not None:
+        for d in docs:
+            if d.get("band_structure"):
+                path = (
+                    plot
+                    if len(docs) == 1
+                    else plot.with_name(f"{plot.stem}-{d['structure_id']}{plot.suffix}")
+                )
+                plot_bands_dos(d, path)
+                typer.echo(f"wrote {path}")
+    raise typer.Exit(1 if failed or not docs or any(d["state"] != "successful" for d in docs) else 0)
+
+
+def kappa(
+    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files")],
+    model: ModelOption = "sevennet-0",
+    device: DeviceOption = "cpu",
+    temperatures: Annotated[list[float] | None, typer.Option(help="K (repeatable)")] = None,
+    mesh: Annotated[str, typer.Option(help="q-mesh, e.g. '11 11 11'")] = "11 11 11",
+    fc3_supercell: Annotated[str | None, typer.Option(help="fc3 supercell, e.g. '2 2 2'")] = None,
+    fc2_supercell: Annotated[str | None, typer.Option(help="fc2 supercell (default: the fc3 one)")] = None,
+    fc3_min_length: Annotated[float, typer.Option(help="smallest fc3 supercell width, Å")] = 8.0,
+    displacement: Annotated[float, typer.Option(help="Å")] = 0.01,
+    rta: Annotated[bool, typer.Option("--rta", help="particle (Peierls) RTA only, no Wigner κ_C")] = False,
+    no_isotope: Annotated[bool, typer.Option("--no-isotope", help="without isotope scattering")] = False,
+    no_relax: NoRelaxOption = False,
+    fmax: FmaxOption = 1e-4,
+    symprec: SymprecOption = 1e-5,
+    max_atoms: Annotated[int, typer.Option(help="largest supercell accepted")] = 300,
+    batch_atoms: BatchAtomsOption = None,
+    plot: Annotated[Path | None, typer.Option(help="κ(T) figure (PNG)")] = None,
+    campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
+    uri: UriOption = None,
+) -> None:
+    """Lattice thermal conductivity (phono3py; Wigner κ_P + κ_C, W/m·K); results stored."""
+    from mlipflows.makers import KappaMaker, PhononRelax
+    from mlipflows.makers.base import ChunkSettings
+    from mlipflows.phonons.plots import plot_kappa
+
+    q_mesh = _ints(mesh, "--mesh")
+    if q_mesh is None or isinstance(q_mesh[0], list):
+        raise typer.BadParameter("--mesh takes three integers")
+    maker = KappaMaker(
+        chunk=ChunkSettings(model=model, device=device, campaign=campaign, max_atoms=batch_atoms),
+        relax=None if no_relax else PhononRelax(fmax=fmax),
+        fc3_supercell_matrix=_ints(fc3_supercell, "--fc3-supercell"),
+        fc2_supercell_matrix=_ints(fc2_supercell, "--fc2-supercell"),
+        fc3_min_length=fc3_min_length,
+        displacement=displacement,
+        mesh=q_mesh,  # type: ignore[arg-type]
+        temperatures=temperatures or [300.0],
+        transport="rta" if rta else "wigner",
+        isotope=not no_isotope,
+        max_supercell_atoms=max_atoms,
+        symprec=symprec,
+    )
+    docs, failed = _run(files, maker, uri)
+    rows = []
+    for d in docs:
+        for k, t in enumerate(d.get("temperatures") or []):
+            ok = d.get("kappa_tot_avg") is not None
+            rows.append(
+                {
+                    "structure": d["structure_id"],
+                    "formula": d["formula_pretty"],
+                    "state": d["state"],
+                    "T (K)": t,
+                    "κ_P": float(sum(d["kappa_p_rta"][k][:3]) / 3) if ok else None,
+                    "κ_C": float(sum(d["kappa_c"][k][:3]) / 3) if ok else None,
+                    "κ_TOT": d["kappa_tot_avg"][k] if ok else None,
+                    "imaginary": d.get("has_imaginary_modes"),
+                    "note": d.get("error") or "; ".join(d.get("warnings", [])),
+                }
+            )
+    _table(rows, f"κ with {model} (W/m·K, mean of xx, yy, zz; mesh {maker.mesh})")
+    if plot is not None and docs:
+        plot_kappa(docs, plot)
+        typer.echo(f"wrote {plot}")
+    raise typer.Exit(1 if failed or not docs or any(d["state"] != "successful" for d in docs) else 0)
+
+
+def register(app: typer.Typer, bench: typer.Typer) -> None:
+    app.command("phonons")(phonons)
+    app.command("kappa")(kappa)

@@ -1,0 +1,191 @@
+"""Space-group symmetrization of forces, stresses, positions and cells, batched over systems.
+
+The operations (R, t) of each structure come from spglib (through pymatgen's
+``SpacegroupAnalyzer``) in fractional coordinates, with the atom permutation of each operation
+from phonopy (atom i goes to atom perm[i]: x_perm[i] = R x_i + t mod 1). Everything after that
+is tensor algebra over one flat list of (operation, atom) pairs for the whole batch, so a batch
+of many structures is symmetrized in a handful of ``index_add`` calls.
+
+With lattice vectors as rows L (Cartesian r = Lᵀ x), an operation acts on Cartesian vectors as
+R_c = Lᵀ R L⁻ᵀ; a symmetric vector field obeys F_perm[i] = R_c F_i and a symmetric tensor
+σ = R_c σ R_cᵀ. Averaging over the group projects onto the symmetric part (Reynolds operator),
+which is what ASE's ``FixSymmetry`` does one structure at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from phonopy.structure.cells import compute_all_sg_permutations
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+
+@dataclass(frozen=True)
+class SymmetryOps:
+    """Space-group operations of one structure, fractional coordinates.
+
+    Attributes:
+        rotations: (n_ops, 3, 3) integer rotation matrices acting on fractional column vectors.
+        translations: (n_ops, 3) fractional translations.
+        permutations: (n_ops, n_atoms) atom i is mapped onto atom ``permutations[op, i]``.
+        spacegroup: international space-group number (1 when spglib finds nothing).
+    """
+
+    rotations: np.ndarray
+    translations: np.ndarray
+    permutations: np.ndarray
+    spacegroup: int
+
+
+def spacegroup_number(structure: Structure, symprec: float = 1e-5) -> int:
+    """International space-group number of ``structure`` at tolerance ``symprec`` (Å)."""
+    try:
+        return int(SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number())
+    except (TypeError, ValueError):  # spglib gives up on degenerate cells
+        return 1
+
+
+def find_symmetry(structure: Structure, symprec: float = 1e-5) -> SymmetryOps:
+    """Operations and atom permutations of ``structure`` (identity only if spglib finds none)."""
+    n = len(structure)
+    try:
+        data = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset()
+    except (TypeError, ValueError):
+        data = None
+    if data is None:
+        return SymmetryOps(
+            np.eye(3, dtype=np.int64)[None], np.zeros((1, 3)), np.arange(n)[None], spacegroup=1
+        )
+    rotations = np.asarray(data.rotations, dtype=np.int64)
+    translations = np.asarray(data.translations, dtype=np.float64)
+    types = [site.specie.Z for site in structure]
+    perms = compute_all_sg_permutations(
+        structure.frac_coords,
+        rotations,
+        translations,
+        structure.lattice.matrix.T,
+        symprec,
+        types,
+    )
+    return SymmetryOps(rotations, translations, perms, spacegroup=int(data.number))
+
+
+class BatchedSymmetry:
+    """The operations of every system in a batch as flat tensors (float64, on ``device``).
+
+    Attributes:
+        rot: (O, 3, 3) fractional rotations of all operations of all systems.
+        trans: (O, 3) fractional translations.
+        op_sys: (O,) system of each operation.
+        n_ops: (S,) number of operations per system.
+        src, dst: (P,) global atom indices of every (operation, atom) pair: src goes to dst.
+        pair_op: (P,) operation of each pair.
+        atom_sys: (N,) system of each atom.
+    """
+
+    def __init__(self, ops: Sequence[SymmetryOps], device: torch.device | str = "cpu") -> None:
+        f64 = dict(dtype=torch.float64, device=device)
+        i64 = dict(dtype=torch.long, device=device)
+        n_atoms = [o.permutations.shape[1] for o in ops]
+        offsets = np.concatenate([[0], np.cumsum(n_atoms)[:-1]]).astype(np.int64)
+        counts = [len(o.rotations) for o in ops]
+        self.rot = torch.as_tensor(np.concatenate([o.rotations for o in ops]), **f64)
+        self.trans = torch.as_tensor(np.concatenate([o.translations for o in ops]), **f64)
+        self.op_sys = torch.as_tensor(np.repeat(np.arange(len(ops)), counts), **i64)
+        self.n_ops = torch.as_tensor(counts, **f64)
+        self.atom_sys = torch.as_tensor(np.repeat(np.arange(len(ops)), n_atoms), **i64)
+        src, dst, pair_op = [], [], []
+        op_offset = 0
+        for o, off in zip(ops, offsets, strict=True):
+            n_op, n = o.permutations.shape
+            src.append(np.tile(np.arange(n), n_op) + off)
+            dst.append(o.permutations.reshape(-1) + off)
+            pair_op.append(np.repeat(np.arange(n_op), n) + op_offset)
+            op_offset += n_op
+        self.src = torch.as_tensor(np.concatenate(src), **i64)
+        self.dst = torch.as_tensor(np.concatenate(dst), **i64)
+        self.pair_op = torch.as_tensor(np.concatenate(pair_op), **i64)
+
+    def cartesian_rotations(self, cell: torch.Tensor) -> torch.Tensor:
+        """(O, 3, 3) rotations acting on Cartesian column vectors, R_c = Lᵀ R L⁻ᵀ."""
+        lt = cell.transpose(1, 2)
+        # one inverse per system, not per operation (supercells have hundreds of operations)
+        return lt[self.op_sys] @ self.rot @ torch.linalg.inv(lt)[self.op_sys]
+
+    def forces(
+        self, forces: torch.Tensor, cell: torch.Tensor, r_c: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Symmetrized (N, 3) forces (eV/Å): F_j = ⟨R_c F_i⟩ over the pairs i → j.
+
+        ``r_c``: the Cartesian rotations for ``cell`` when the caller already has them.
+        """
+        r_c = self.cartesian_rotations(cell) if r_c is None else r_c
+        rotated = torch.einsum("pij,pj->pi", r_c[self.pair_op], forces[self.src])
+        out = torch.zeros_like(forces).index_add_(0, self.dst, rotated)
+        return out / self.n_ops[self.atom_sys, None]
+
+    def stress(
+        self, stress: torch.Tensor, cell: torch.Tensor, r_c: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Symmetrized (S, 3, 3) stress (any unit): σ = ⟨R_c σ R_cᵀ⟩."""
+        r_c = self.cartesian_rotations(cell) if r_c is None else r_c
+        rotated = r_c @ stress[self.op_sys] @ r_c.transpose(1, 2)
+        out = torch.zeros_like(stress).index_add_(0, self.op_sys, rotated)
+        return out / self.n_ops[:, None, None]
+
+    def cell(self, cell: torch.Tensor) -> torch.Tensor:
+        """Nearest cell (rows, Å) whose metric G = L Lᵀ is invariant, RᵀGR = G.
+
+        The metric is averaged over the group and the cell rotated as little as possible onto it:
+        L' = G_sym^½ G^-½ L keeps the orientation of L when it is already symmetric.
+        """
+        metric = cell @ cell.transpose(1, 2)
+        rot = self.rot
+        averaged = rot.transpose(1, 2) @ metric[self.op_sys] @ rot
+        g_sym = torch.zeros_like(metric).index_add_(0, self.op_sys, averaged) / self.n_ops[:, None, None]
+        return _sqrtm(g_sym) @ _inv_sqrtm(metric) @ cell
+
+    def positions(self, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """Symmetrized (N, 3) Cartesian positions (Å): each atom at the mean of its images.
+
+        Differences are taken to the nearest periodic image so atoms on either side of a cell
+        boundary average correctly.
+        """
+        inv = torch.linalg.inv(cell)[self.atom_sys]
+        frac = torch.einsum("ni,nij->nj", positions, inv)
+        image = torch.einsum("pij,pj->pi", self.rot[self.pair_op], frac[self.src]) + self.trans[self.pair_op]
+        diff = image - frac[self.dst]
+        diff = diff - torch.round(diff)
+        shift = torch.zeros_like(frac).index_add_(0, self.dst, diff) / self.n_ops[self.atom_sys, None]
+        return torch.einsum("ni,nij->nj", frac + shift, cell[self.atom_sys])
+
+
+def _sqrtm(m: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh(m)
+    return v @ torch.diag_embed(w.clamp_min(0).sqrt()) @ v.transpose(-1, -2)
+
+
+def _inv_sqrtm(m: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh(m)
+    return v @ torch.diag_embed(w.rsqrt()) @ v.transpose(-1, -2)
+
+
+def symmetrize_structure(structure: Structure, ops: SymmetryOps) -> Structure:
+    """``structure`` with cell and positions projected onto the symmetric subspace of ``ops``."""
+    sym = BatchedSymmetry([ops])
+    cell = torch.tensor(structure.lattice.matrix, dtype=torch.float64)[None]
+    pos = torch.tensor(structure.cart_coords, dtype=torch.float64)
+    frac = torch.linalg.solve(cell[0].T, pos.T).T
+    new_cell = sym.cell(cell)
+    new_pos = sym.positions(frac @ new_cell[0], new_cell)
+    return Structure(
+        new_cell[0].numpy(),
+        structure.species,
+        new_pos.numpy(),
+        coords_are_cartesian=True,
+        site_properties=structure.site_properties or None,
+    )

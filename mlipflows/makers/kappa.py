@@ -1,0 +1,201 @@
+"""KappaMaker: lattice thermal conductivity (phono3py) for a chunk of structures, one warm model.
+
+Per chunk: one symmetry-preserving relaxation of all structures, phono3py's fc3 (and fc2)
+displacements for each, every displaced supercell of every structure through one batched
+engine call, then fc2/fc3 and κ (RTA and Wigner) with phono3py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from jobflow import JobConfig, Maker, job
+from pymatgen.core import Structure
+
+from mlipflows.makers.base import BULKY_FIELDS, ChunkSettings, default_ids, store_flat
+from mlipflows.makers.phonons import PhononRelax, document_fields
+from mlipflows.phonons.batched import Prepared, relax_unless_refused, supercell_forces
+from mlipflows.phonons.harmonic import SupercellTooLargeError, check_supercell_size, supercell_matrix_for
+from mlipflows.phonons.kappa import KappaResult, Transport, conductivity, kappa_supercells, make_phono3py
+from mlipflows.potentials import Potential
+from mlipflows.progress import report_chunk
+from mlipflows.schemas.base import Timings
+from mlipflows.schemas.phonons import KAPPA_DATA_FIELDS, KappaDocument
+
+_CONFIG = JobConfig(expose_store=True)
+Matrix = list[list[int]] | list[int]
+
+
+@dataclass
+class KappaMaker(Maker):
+    """κ of a chunk of structures (phono3py; RTA and Wigner).
+
+    Attributes:
+        name: job name.
+        chunk: model, device, campaign/tags, batch budget.
+        relax: symmetric relaxation first (None: the input structures are used as they are).
+        fc3_supercell_matrix: explicit fc3 supercell; else diagonal from ``fc3_min_length``.
+        fc3_min_length: smallest periodic width of the fc3 supercell, Å.
+        fc2_supercell_matrix: a (larger) fc2 supercell; None = the fc3 one.
+        displacement: Å.
+        mesh: q-mesh (three integers).
+        temperatures: K.
+        transport: "wigner" (κ_P + κ_C) or "rta" (κ_P).
+        isotope: isotope scattering.
+        max_supercell_atoms: refuse larger supercells (the error says the size needed).
+        symprec: Å.
+    """
+
+    name: str = "mlipflows kappa"
+    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    relax: PhononRelax | None = field(default_factory=PhononRelax)
+    fc3_supercell_matrix: Matrix | None = None
+    fc3_min_length: float = 8.0
+    fc2_supercell_matrix: Matrix | None = None
+    displacement: float = 0.01
+    mesh: list[int] = field(default_factory=lambda: [11, 11, 11])
+    temperatures: list[float] = field(default_factory=lambda: [300.0])
+    transport: Transport = "wigner"
+    isotope: bool = True
+    max_supercell_atoms: int = 300
+    symprec: float = 1e-5
+
+    def recorded_settings(self) -> dict[str, Any]:
+        return {
+            "relax": None if self.relax is None else vars(self.relax),
+            "displacement": self.displacement,
+            "transport": self.transport,
+            "isotope": self.isotope,
+            "symprec": self.symprec,
+        }
+
+    @job(data=list(KAPPA_DATA_FIELDS), config=_CONFIG)
+    def make(
+        self,
+        structures: list[Structure],
+        structure_ids: list[str] | None = None,
+        fc3_supercells: Sequence[Matrix | None] | None = None,
+        fc2_supercells: Sequence[Matrix | None] | None = None,
+        meshes: Sequence[list[int] | None] | None = None,
+    ) -> list[KappaDocument]:
+        """One :class:`KappaDocument` per structure, in input order.
+
+        ``fc3_supercells``, ``fc2_supercells`` and ``meshes`` override the Maker's settings per
+        structure (e.g. phononDB's choices in the κ_SRME benchmark).
+        """
+        n = len(structures)
+        ids = list(structure_ids) if structure_ids else default_ids(structures)
+        fc3_in = list(fc3_supercells or [None] * n)
+        fc3 = [
+            m or self.fc3_supercell_matrix or supercell_matrix_for(s, self.fc3_min_length)
+            for m, s in zip(fc3_in, structures, strict=True)
+        ]
+        fc2 = [m or self.fc2_supercell_matrix for m in (fc2_supercells or [None] * n)]
+        mesh = [m or self.mesh for m in (meshes or [None] * n)]
+        potential = self.chunk.potential()
+        budget = self.chunk.budget(potential)
+        t0 = time.perf_counter()
+        refusals = [self._size_error(*args) for args in zip(structures, fc3, fc2, strict=True)]
+        relax_settings = None if self.relax is None else self.relax.settings(self.symprec)
+        prepared = relax_unless_refused(structures, refusals, potential, budget, relax_settings, self.symprec)
+        ph3s, groups, n_fc3 = [], [], []
+        for p, m3, m2 in zip(prepared, fc3, fc2, strict=True):
+            ph3, cells3, cells2 = None, [], []
+            if p.error is None:
+                try:
+                    ph3 = make_phono3py(p.structure, m3, m2, symprec=self.symprec)
+                    cells3, cells2 = kappa_supercells(ph3, self.displacement)
+                except (RuntimeError, ValueError, TypeError) as exc:  # phono3py/spglib on odd cells
+                    p.error, ph3 = f"phono3py setup failed: {type(exc).__name__}: {exc}", None
+            ph3s.append(ph3)
+            groups.append(cells3 + cells2)
+            n_fc3.append(len(cells3))
+        forces = supercell_forces(groups, potential, budget)
+        docs = []
+        for k, (p, ph3, (f, err)) in enumerate(zip(prepared, ph3s, forces, strict=True)):
+            error, result = p.error or err, None
+            if error is None and ph3 is not None and f is not None:
+                f3, f2 = f[: n_fc3[k]], f[n_fc3[k] :] or None
+                try:
+                    result = conductivity(
+                        ph3, f3, f2, mesh[k], self.temperatures, self.transport, self.isotope
+                    )
+                except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
+                    error = f"phono3py failed: {type(exc).__name__}: {exc}"
+            # per-structure choices belong to the settings: they make the result's identity
+            settings = self.recorded_settings() | {
+                "fc3_supercell": np.asarray(fc3[k]).tolist(),
+                "fc2_supercell": None if fc2[k] is None else np.asarray(fc2[k]).tolist(),
+                "mesh": list(mesh[k]),
+                "temperatures": list(self.temperatures),
+            }
+            docs.append(self._document(ids[k], p, ph3, result, error, potential, settings))
+        wall = (time.perf_counter() - t0) / max(len(docs), 1)
+        for d in docs:
+            d.timings = Timings(wall_s=wall)
+        store_flat(docs, exclude=(*BULKY_FIELDS, *KAPPA_DATA_FIELDS))
+        report_chunk()
+        return docs
+
+    def _size_error(self, structure: Structure, fc3: Matrix, fc2: Matrix | None) -> str | None:
+        try:
+            check_supercell_size(structure, fc3, self.max_supercell_atoms)
+            if fc2 is not None:
+                check_supercell_size(structure, fc2, self.max_supercell_atoms)
+        except SupercellTooLargeError as exc:
+            return str(exc)
+        return None
+
+    def _document(
+        self,
+        structure_id: str,
+        p: Prepared,
+        ph3: Any,
+        result: KappaResult | None,
+        error: str | None,
+        potential: Potential,
+        settings: dict[str, Any],
+    ) -> KappaDocument:
+        setup = p.setup.model_copy()
+        doc = KappaDocument(
+            **document_fields(p.structure, structure_id, "kappa", potential, self.chunk, settings),
+            state="failed" if error or result is None else "successful",
+            error=error,
+            setup=setup,
+            temperatures=list(self.temperatures),
+            isotope=self.isotope,
+            conductivity_type=self.transport,
+            warnings=list(p.warnings or []),
+        )
+        if ph3 is not None:
+            m2 = ph3.phonon_supercell_matrix
+            setup.supercell_matrix = (
+                np.asarray(ph3.supercell_matrix if m2 is None else m2).astype(int).tolist()
+            )
+            setup.primitive_matrix = np.asarray(ph3.primitive_matrix).tolist()
+            setup.displacement = self.displacement
+            doc.n_fc3_displacements = len(ph3.supercells_with_displacements)
+            n_fc2 = 0 if m2 is None else len(ph3.phonon_supercells_with_displacements)
+            setup.n_displacements = doc.n_fc3_displacements + n_fc2
+            setup.n_supercell_atoms = len(ph3.supercell)
+            doc.fc3_supercell_matrix = np.asarray(ph3.supercell_matrix).astype(int).tolist()
+        if result is None:
+            return doc
+        doc.mesh = result.mesh
+        doc.kappa_p_rta = result.kappa_p_rta.tolist()
+        doc.kappa_c = result.kappa_c.tolist()
+        doc.kappa_tot_rta = result.kappa_tot.tolist()
+        doc.kappa_tot_avg = result.kappa_tot_avg.tolist()
+        doc.has_imaginary_modes = result.imaginary["any"]
+        doc.imaginary_flags = result.imaginary
+        if result.imaginary["any"]:
+            doc.warnings.append(f"imaginary modes (lowest {result.frequencies.min():.3f} THz): κ unreliable")
+        doc.fc2 = result.fc2.tolist()
+        doc.mode_kappa = result.mode_kappa_tot.tolist()
+        doc.mode_frequencies = result.frequencies.tolist()
+        doc.mode_weights = result.weights.tolist()
+        return doc

@@ -1,0 +1,130 @@
+"""κ metrics of the κ_SRME benchmark (Póta et al., arXiv:2408.00755), as Matbench Discovery computes them.
+
+Per material, at the first temperature (300 K), with κ_avg the mean of κ_TOT's xx, yy, zz:
+
+    SRD  = 2 (κ_pred − κ_DFT) / (κ_pred + κ_DFT)            (−2 when the prediction is missing)
+    SRE  = |SRD|
+    SRME = 2 Σ_{q,s} |κ_pred(q,s) − κ_DFT(q,s)| / Σ_q w_q / (κ_pred + κ_DFT)
+
+where κ(q,s) are the per-mode κ_TOT (mode-averaged xx, yy, zz; summed over the irreducible
+q-points with their multiplicity already included) and w_q the q-point weights. SRME = 2 when
+the prediction has imaginary modes, its space group changed in the relaxation, values are
+missing or NaN, or anything failed. κ in W/(m·K). Matches matbench_discovery.metrics.phonons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+SRME_FAILED = 2.0
+SRD_MISSING = -2.0
+
+
+@dataclass
+class KappaPrediction:
+    """One material's MLIP result (None fields = missing).
+
+    Attributes:
+        kappa_tot_avg: (T,) W/(m·K).
+        mode_kappa_tot_avg: (T, q, band) per-mode κ_TOT, xx/yy/zz-averaged, W/(m·K).
+        weights: (q,) q-point weights.
+        has_imaginary_modes / spacegroup_before / spacegroup_after: the SRME = 2 conditions.
+        error: why the calculation failed.
+    """
+
+    kappa_tot_avg: np.ndarray | None = None
+    mode_kappa_tot_avg: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    has_imaginary_modes: bool | None = None
+    spacegroup_before: int | None = None
+    spacegroup_after: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class KappaReference:
+    """DFT reference of one material: κ_TOT avg (T,), per-mode (T, q, band), space group."""
+
+    kappa_tot_avg: np.ndarray
+    mode_kappa_tot_avg: np.ndarray
+    spacegroup: int | None = None
+
+
+def kappa_srd(pred_avg: float | None, true_avg: float) -> float:
+    """Symmetric relative difference; −2 for a missing or NaN prediction."""
+    if pred_avg is None or not np.isfinite(pred_avg):
+        return SRD_MISSING
+    return float(2 * (pred_avg - true_avg) / (pred_avg + true_avg))
+
+
+def kappa_srme(
+    pred_mode: np.ndarray, true_mode: np.ndarray, weights: np.ndarray, pred_avg: float, true_avg: float
+) -> float:
+    """Mode-resolved SRME at one temperature: per-mode arrays (q, band), weights (q,)."""
+    micro = np.abs(np.asarray(pred_mode) - np.asarray(true_mode)).sum() / np.asarray(weights).sum()
+    return float(2 * micro / (pred_avg + true_avg))
+
+
+def material_metrics(pred: KappaPrediction, ref: KappaReference) -> dict[str, float | str | None]:
+    """SRD, SRE, SRME of one material at the first temperature, and why SRME is 2 if it is.
+
+    Raises:
+        ValueError: the DFT reference itself holds NaN (a data problem, not a model one).
+    """
+    true_avg = float(np.asarray(ref.kappa_tot_avg).reshape(-1)[0])
+    if not np.isfinite(true_avg):
+        raise ValueError("NaN in the DFT κ reference")
+    pred_avg = None
+    if pred.kappa_tot_avg is not None and len(np.asarray(pred.kappa_tot_avg).reshape(-1)):
+        pred_avg = float(np.asarray(pred.kappa_tot_avg).reshape(-1)[0])
+    srd = kappa_srd(pred_avg, true_avg)
+    out: dict[str, float | str | None] = {"kappa_pred": pred_avg, "kappa_dft": true_avg, "srd": srd}
+    out["sre"] = abs(srd)
+    out["srme"], out["srme_reason"] = _srme(pred, ref, pred_avg, true_avg)
+    return out
+
+
+def _srme(
+    pred: KappaPrediction, ref: KappaReference, pred_avg: float | None, true_avg: float
+) -> tuple[float, str | None]:
+    if pred.error:
+        return SRME_FAILED, f"failed: {pred.error}"
+    if pred.has_imaginary_modes:
+        return SRME_FAILED, "imaginary modes"
+    before = pred.spacegroup_before if pred.spacegroup_before is not None else ref.spacegroup
+    if pred.spacegroup_after is not None and before is not None and pred.spacegroup_after != before:
+        return SRME_FAILED, f"symmetry broken: {before} → {pred.spacegroup_after}"
+    if (
+        pred_avg is None
+        or not np.isfinite(pred_avg)
+        or pred.mode_kappa_tot_avg is None
+        or pred.weights is None
+    ):
+        return SRME_FAILED, "missing values"
+    mode = np.asarray(pred.mode_kappa_tot_avg, dtype=float)
+    weights = np.asarray(pred.weights, dtype=float)
+    if np.isnan(mode).any() or np.isnan(weights).any():
+        return SRME_FAILED, "NaN values"
+    true_mode = np.asarray(ref.mode_kappa_tot_avg, dtype=float)
+    if mode.shape != true_mode.shape:
+        return SRME_FAILED, f"mode shape {mode.shape} ≠ reference {true_mode.shape}"
+    return kappa_srme(mode[0], true_mode[0], weights, pred_avg, true_avg), None
+
+
+def aggregate(rows: Sequence[dict]) -> dict[str, float | int]:
+    """Benchmark aggregates: mean SRME (κ_SRME), mean SRE, mean SRD, failure rate."""
+    if not rows:
+        return {"n_materials": 0}
+    srme = np.array([r["srme"] for r in rows], dtype=float)
+    failed = np.array([r.get("srme_reason") is not None for r in rows])
+    return {
+        "n_materials": len(rows),
+        "kappa_srme": float(srme.mean()),
+        "kappa_sre": float(np.mean([r["sre"] for r in rows])),
+        "kappa_srd": float(np.mean([r["srd"] for r in rows])),
+        "failure_rate": float(failed.mean()),
+        "n_failed": int(failed.sum()),
+    }

@@ -1,0 +1,126 @@
+"""Steps the phonon and κ Makers share: symmetric relaxation and batched supercell forces.
+
+Where atomate2 makes one job per displaced supercell, a chunk job here relaxes all of its
+structures in one batched relaxation and evaluates the displaced supercells of *all* of them
+through one :func:`mlipflows.engine.static` call (the engine splits it into budgeted batches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from pymatgen.core import Structure
+
+from mlipflows.engine import BatchBudget, RelaxSettings, relax, static
+from mlipflows.engine.symmetry import spacegroup_number
+from mlipflows.potentials import Potential
+from mlipflows.progress import report
+from mlipflows.schemas.phonons import PhononSetup, RelaxSummary
+
+
+@dataclass
+class Prepared:
+    """One input structure after the (optional) relaxation.
+
+    Attributes:
+        structure: relaxed structure (the input one without relaxation or on failure).
+        setup: relaxation summary and space groups, filled into the document.
+        error: why the structure cannot go on (None = fine).
+        warnings: things the user should know that did not stop the calculation.
+    """
+
+    structure: Structure
+    setup: PhononSetup
+    error: str | None = None
+    warnings: list[str] | None = None
+
+
+def relax_for_phonons(
+    structures: Sequence[Structure],
+    potential: Potential,
+    budget: BatchBudget,
+    settings: RelaxSettings | None,
+    symprec: float = 1e-5,
+) -> list[Prepared]:
+    """Symmetry-preserving relaxation of every structure (``settings=None``: no relaxation).
+
+    A relaxation that does not converge or changes the space group is recorded in the
+    document's setup and warnings; only engine failures stop the structure.
+    """
+    if settings is None:
+        out = []
+        for s in structures:
+            sg = spacegroup_number(s, symprec)
+            out.append(Prepared(s, PhononSetup(spacegroup_before=sg, spacegroup_after=sg), warnings=[]))
+        return out
+    results = relax(list(structures), potential, settings, budget=budget, progress=report)
+    out = []
+    for s, r in zip(structures, results, strict=True):
+        summary = RelaxSummary(
+            converged=r.converged,
+            n_steps=r.n_steps,
+            fmax=settings.fmax,
+            max_force=r.max_force,
+            energy_per_atom=None if r.energy is None else r.energy / len(s),
+        )
+        setup = PhononSetup(
+            spacegroup_before=r.spacegroup_before,
+            spacegroup_after=r.spacegroup_after,
+            symmetry_changed=r.symmetry_changed,
+            relax=summary,
+        )
+        warnings = []
+        if r.ok and not r.converged:
+            warnings.append(f"relaxation not converged to fmax={settings.fmax} eV/Å in {r.n_steps} steps")
+        if r.symmetry_changed:
+            warnings.append(
+                f"space group changed during relaxation: {r.spacegroup_before} → {r.spacegroup_after}"
+            )
+        error = None if r.ok else f"relaxation failed: {r.error}"
+        out.append(Prepared(r.structure, setup, error, warnings))
+    return out
+
+
+def relax_unless_refused(
+    structures: Sequence[Structure],
+    refusals: Sequence[str | None],
+    potential: Potential,
+    budget: BatchBudget,
+    settings: RelaxSettings | None,
+    symprec: float = 1e-5,
+) -> list[Prepared]:
+    """:func:`relax_for_phonons` on the structures whose refusal is None; the others fail with it.
+
+    Used to refuse oversized supercells before a relaxation is spent on them.
+    """
+    todo = [i for i, r in enumerate(refusals) if r is None]
+    relaxed = iter(relax_for_phonons([structures[i] for i in todo], potential, budget, settings, symprec))
+    return [
+        next(relaxed) if r is None else Prepared(s, PhononSetup(), error=r, warnings=[])
+        for s, r in zip(structures, refusals, strict=True)
+    ]
+
+
+def supercell_forces(
+    groups: Sequence[Sequence[Structure]], potential: Potential, budget: BatchBudget
+) -> list[tuple[list[np.ndarray] | None, str | None]]:
+    """Forces (eV/Å) on every supercell of every group, from one batched engine call.
+
+    Returns one ``(forces, error)`` per group: the forces of all its supercells, or None and
+    the first supercell's error when any of them failed.
+    """
+    flat = [s for g in groups for s in g]
+    results = static(flat, potential, compute_stress=False, budget=budget) if flat else []
+    out: list[tuple[list[np.ndarray] | None, str | None]] = []
+    start = 0
+    for g in groups:
+        part = results[start : start + len(g)]
+        start += len(g)
+        bad = next((r for r in part if not r.ok), None)
+        if bad is not None:
+            out.append((None, f"displaced supercell {bad.index - start + len(g)} failed: {bad.error}"))
+        else:
+            out.append(([np.asarray(r.forces) for r in part], None))
+    return out

@@ -1,0 +1,69 @@
+"""κ_SRME benchmark plumbing on a two-material subset of the phononDB data (no MLIP)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from mlipflows.bench.kappa import evaluate, load_phonondb
+from mlipflows.cli import app
+
+DATA = Path(__file__).parents[1] / "data" / "kappa"
+
+
+def _doc_from_reference(record, scale: float = 1.0) -> dict:
+    """A stored-document look-alike whose per-mode κ is the DFT one times ``scale``."""
+    mode = record.reference.mode_kappa_tot_avg * scale  # (T, q, band)
+    voigt = np.concatenate([np.repeat(mode[..., None], 3, axis=-1), np.zeros((*mode.shape, 3))], axis=-1)
+    n_q = mode.shape[1]
+    weights = np.full(n_q, np.prod(record.q_mesh) / n_q)  # any weights with the right total
+    kappa = record.reference.kappa_tot_avg * scale
+    return {
+        "state": "successful",
+        "kappa_tot_avg": kappa.tolist(),
+        "kappa_p_rta": [[float(kappa[0])] * 3 + [0.0] * 3],
+        "kappa_c": [[0.0] * 6],
+        "mode_kappa": voigt.tolist(),
+        "mode_weights": weights.tolist(),
+        "has_imaginary_modes": False,
+        "setup": {
+            "spacegroup_before": record.reference.spacegroup,
+            "spacegroup_after": record.reference.spacegroup,
+        },
+    }
+
+
+def test_load_phonondb_subset():
+    records = load_phonondb(DATA)
+    assert sorted(r.name for r in records) == ["BN", "SrO"]
+    sro = next(r for r in records if r.name == "SrO")
+    assert sro.fc3_supercell == np.diag([2, 2, 2]).tolist() and sro.q_mesh == [19, 19, 19]
+    assert sro.reference.spacegroup == 225 and len(sro.structure) == 8
+    # the reference's per-mode κ already carries the q-point weights: Σ modes / N_q = κ
+    n_q = np.prod(sro.q_mesh)
+    assert abs(sro.reference.mode_kappa_tot_avg.sum() / n_q - sro.reference.kappa_tot_avg[0]) < 1e-6
+    assert [r.material_id for r in load_phonondb(DATA, ids=["BN"])] == ["mp-1639"]
+    assert len(load_phonondb(DATA, limit=1)) == 1
+
+
+def test_evaluate_perfect_scaled_and_missing():
+    records = load_phonondb(DATA)
+    bn, sro = sorted(records, key=lambda r: r.name)
+    docs = {bn.material_id: _doc_from_reference(bn), sro.material_id: _doc_from_reference(sro, 1.5)}
+    frame = evaluate(records, docs).set_index("formula")
+    assert abs(frame.loc["BN", "srme"]) < 1e-12 and abs(frame.loc["BN", "srd"]) < 1e-12
+    # every mode 1.5× too large: SRD = SRME = 2·0.5/2.5 = 0.4
+    assert abs(frame.loc["SrO", "srd"] - 0.4) < 1e-9 and abs(frame.loc["SrO", "srme"] - 0.4) < 1e-9
+    missing = evaluate(records, {}).set_index("formula")
+    assert (missing["srme"] == 2.0).all() and (missing["srd"] == -2.0).all()
+    assert missing["srme_reason"].str.contains("not run").all()
+
+
+def test_bench_kappa_names_missing_data(tmp_path):
+    result = CliRunner().invoke(
+        app, ["bench", "kappa", "--model", "morse", "--data", str(tmp_path / "nowhere")]
+    )
+    assert result.exit_code == 2
+    assert "phononDB-PBE-structures.extxyz" in result.output and "--data" in result.output

@@ -1,0 +1,40 @@
+"""Tiny random-weight equivariant models (float64) shared by the part-2 physics tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from mlipflows.models.base import EnergyModel
+from mlipflows.models.geodite import Geodite
+
+ELEMENTS = ["H", "O", "Na", "Si", "Cl"]
+
+
+def _finish(model: EnergyModel) -> EnergyModel:
+    """float64, O(1) eV interaction energies, random E0 so that E0 checks are not trivial."""
+    model = model.double()
+    model.readout.scale.fill_(3.0)
+    model.readout.shift.copy_(torch.linspace(0.1, -0.2, len(model.heads), dtype=torch.float64))
+    model.readout.e0.normal_()
+    return model
+
+
+def tiny_geodite(seed: int = 0, **overrides: object) -> Geodite:
+    torch.manual_seed(seed)
+    cfg: dict[str, object] = dict(
+        elements=ELEMENTS,
+        heads=["pbe", "r2scan"],
+        cutoff=4.0,
+        n_channels=6,
+        n_radial=6,
+        hidden=12,
+        n_blocks=2,
+        avg_neighbors=2.0,
+    )
+    cfg.update(overrides)
+    return _finish(Geodite(**cfg))
+
+
+FACTORIES: dict[str, Callable[..., EnergyModel]] = {"geodite": tiny_geodite}

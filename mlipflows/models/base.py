@@ -63,7 +63,7 @@ def register_architecture(cls: type[M]) -> type[M]:
 
 def build_model(architecture: str, config: dict[str, Any]) -> EnergyModel:
     """Instantiate a registered architecture (importing the built-in ones on first use)."""
-    import mlipflows.models.geodite  # noqa: F401  (registers "geodite")
+    import mlipflows.models.geodite
     import mlipflows.models.mpnice  # noqa: F401  (registers "mpnice")
 
     if architecture not in ARCHITECTURES:

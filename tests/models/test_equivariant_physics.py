@@ -15,7 +15,7 @@ from mlipflows.engine import Batch
 from mlipflows.models.checkpoint import save_checkpoint
 from mlipflows.models.potential import predict
 from mlipflows.potentials import clear_cache, load_potential
-from tests.models.tiny_equivariant import FACTORIES
+from tests.models.tiny_equivariant import FACTORIES, SHORT_RANGE
 
 F64 = torch.float64
 ARCHS = sorted(FACTORIES)
@@ -117,7 +117,7 @@ def test_energy_forces_and_force_derivative_continuous_at_cutoff(arch):
     """A dimer pulled through r_c: beyond it E = ΣE0, F = 0, dF/dr = 0; inside, the deviations
     shrink as (r_c - r)³, (r_c - r)², (r_c - r) (C² envelope): halving the distance to r_c
     divides them by about 8, 4 and 2 (a jump would not shrink at all)."""
-    model = FACTORIES[arch](zbl=False)
+    model = FACTORIES[arch](**SHORT_RANGE[arch])
     rc = model.cutoff
 
     def ef(x: float) -> tuple[float, float]:

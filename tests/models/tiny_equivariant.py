@@ -8,6 +8,7 @@ import torch
 
 from mlipflows.models.base import EnergyModel
 from mlipflows.models.geodite import Geodite
+from mlipflows.models.nequip_lr import NequIPLR
 
 ELEMENTS = ["H", "O", "Na", "Si", "Cl"]
 
@@ -37,4 +38,31 @@ def tiny_geodite(seed: int = 0, **overrides: object) -> Geodite:
     return _finish(Geodite(**cfg))
 
 
-FACTORIES: dict[str, Callable[..., EnergyModel]] = {"geodite": tiny_geodite}
+def tiny_nequip_lr(seed: int = 0, **overrides: object) -> NequIPLR:
+    torch.manual_seed(seed)
+    cfg: dict[str, object] = dict(
+        elements=ELEMENTS,
+        heads=["pbe", "r2scan"],
+        cutoff=4.0,
+        n_scalars=6,
+        n_vectors=3,
+        n_tensors=2,
+        n_radial=6,
+        radial_hidden=8,
+        hidden=12,
+        n_blocks_short=1,
+        n_blocks_charge=1,
+        avg_neighbors=2.0,
+        ewald_cutoff=6.0,
+        ewald_accuracy=1e-10,
+    )
+    cfg.update(overrides)
+    return _finish(NequIPLR(**cfg))
+
+
+FACTORIES: dict[str, Callable[..., EnergyModel]] = {"geodite": tiny_geodite, "nequip_lr": tiny_nequip_lr}
+# options that leave only the short-range, cutoff-limited part (no ZBL, no long-range Coulomb)
+SHORT_RANGE: dict[str, dict[str, object]] = {
+    "geodite": {"zbl": False},
+    "nequip_lr": {"zbl": False, "electrostatics": False},
+}

@@ -118,3 +118,17 @@ def potential_from_checkpoint(
         elements=frozenset(model.elements),
     )
     return ModelPotential(model, card, device=device, dtype=dtype, head=head)
+
+
+PACKAGED = Path(__file__).parents[1] / "data" / "models"
+
+
+def load_packaged(
+    name: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> ModelPotential:
+    """A checkpoint shipped in ``mlipflows/data/models/<name>.pt`` (registry entries use this)."""
+    path = PACKAGED / f"{name}.pt"
+    if not path.is_file():
+        raise ModelLoadError(f"packaged model {name!r} is missing ({path}); reinstall mlipflows")
+    content = torch.load(path, map_location="cpu", weights_only=True)
+    return potential_from_checkpoint(path, content, device=device, dtype=dtype, name=name)

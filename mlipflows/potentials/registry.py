@@ -41,6 +41,15 @@ def _morse(device: torch.device, dtype: torch.dtype) -> Potential:
     return MorsePotential(device=device, dtype=dtype)
 
 
+def _packaged(name: str) -> Callable[[torch.device, torch.dtype], Potential]:
+    def load(device: torch.device, dtype: torch.dtype) -> Potential:
+        from mlipflows.models.checkpoint import load_packaged
+
+        return load_packaged(name, device=device, dtype=dtype)
+
+    return load
+
+
 REGISTRY: dict[str, RegistryEntry] = {
     e.name: e
     for e in [
@@ -67,6 +76,12 @@ REGISTRY: dict[str, RegistryEntry] = {
             _morse,
             "analytic (no weights)",
             "Morse pairs from covalent radii; for tests and smoke campaigns, not for science",
+        ),
+        RegistryEntry(
+            "mpnice-si-mlearn",
+            _packaged("mpnice-si-mlearn"),
+            "mlipflows/data/models/mpnice-si-mlearn.pt (trained with analysis/models/mpnice-si-mlearn.yaml)",
+            "our MPNICE-style model, small, trained on mlearn Si (PBE; Zuo et al. 2020); Si only",
         ),
     ]
 }

@@ -154,3 +154,15 @@ def test_fine_tune_new_head_with_replay(tmp_path):
     ref = predict(model, batch, head=torch.tensor([1, 1]))
     np.testing.assert_allclose(pot.evaluate(batch).energy, ref.energy.detach(), rtol=1e-6)
     clear_cache()
+
+
+def test_finetune_command_rejects_a_bad_config(tmp_path):
+    from typer.testing import CliRunner
+
+    from mlipflows.cli import app
+
+    bad = tmp_path / "ft.yaml"
+    bad.write_text("new_head: x\ndatasets: []\n")  # no checkpoint to start from
+    result = CliRunner().invoke(app, ["finetune", str(bad), "--quiet"])
+    assert result.exit_code == 2
+    assert "checkpoint" in result.output

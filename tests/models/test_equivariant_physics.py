@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.build import bulk
 from scipy.spatial.transform import Rotation
 
 from mlipflows.engine import Batch
 from mlipflows.models.checkpoint import save_checkpoint
 from mlipflows.models.potential import predict
 from mlipflows.potentials import clear_cache, load_potential
+
+# the structures and the prediction helper of the part-1 physics tests, reused as they are
+from tests.models.test_mpnice_physics import _cluster, _crystal, _pred
 from tests.models.tiny_equivariant import FACTORIES, SHORT_RANGE
 
 F64 = torch.float64
@@ -29,24 +31,6 @@ def arch(request) -> str:
 @pytest.fixture(scope="module")
 def model(arch):
     return FACTORIES[arch]()
-
-
-def _crystal() -> Atoms:
-    atoms = bulk("NaCl", "rocksalt", 5.0, cubic=True)
-    atoms.rattle(0.15, seed=3)
-    return atoms
-
-
-def _cluster() -> Atoms:
-    rng = np.random.default_rng(5)
-    return Atoms("NaClOHH", positions=rng.uniform(0, 3.5, size=(5, 3)), pbc=False)
-
-
-def _pred(model, atoms_list, charges=None, head=None):
-    batch = Batch.from_atoms(atoms_list, dtype=F64)
-    total = None if charges is None else torch.tensor(charges, dtype=F64)
-    heads = None if head is None else torch.tensor(head)
-    return predict(model, batch, total_charge=total, head=heads)
 
 
 def _energy(model, atoms) -> float:

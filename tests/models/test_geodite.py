@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from mlipflows.engine import Batch
 from mlipflows.models.geometry import build_graph
-from tests.models.test_equivariant_physics import _cluster, _crystal
+from tests.models.test_mpnice_physics import _cluster, _crystal
 from tests.models.tiny_equivariant import tiny_geodite
 
 

@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 from mlipflows.engine import Batch
 from mlipflows.models.electrostatics import coulomb_operator, qeq_energy
 from mlipflows.models.geometry import build_graph
-from tests.models.test_equivariant_physics import _cluster, _crystal
+from tests.models.test_mpnice_physics import _cluster, _crystal
 from tests.models.tiny_equivariant import tiny_nequip_lr
 
 F64 = torch.float64

@@ -1,9 +1,10 @@
 """Multi-head fine-tuning with and without replay: new-head accuracy and old-head forgetting.
 
 Starts from one of our checkpoints trained on mlearn Si (PBE, head ``pbe``), adds a head
-``pyxtal`` for the PyXtal_FF Si8 polymorphs (a different DFT setup) and fine-tunes three ways
-with the same schedule: no replay, random replay and farthest-point replay of the mlearn
-training set. Reports energy/force MAE of the new head on held-out Si8 structures and of the
+``pyxtal`` for the PyXtal_FF Si8 polymorphs (random symmetric structures, mostly far from
+anything in mlearn; those above -4 eV/atom dropped as in PyXtal_FF's Si_train) and
+fine-tunes three ways with the same schedule: no replay, random replay and farthest-point
+replay of the mlearn training set. Reports energy/force MAE of the new head on held-out Si8 structures and of the
 old head on the mlearn Si test set, before and after (forgetting).
 
     nice -n 10 python benchmarks/replay_finetune.py \\
@@ -48,6 +49,12 @@ def main() -> None:
     parser.add_argument("--new", type=Path, default=Path("../shared/data/pyxtal-si-polymorphs/Si8.json.gz"))
     parser.add_argument("--old-train", type=Path, default=Path("../shared/data/mlearn/Si_training.json.gz"))
     parser.add_argument("--old-test", type=Path, default=Path("../shared/data/mlearn/Si_test.json.gz"))
+    parser.add_argument(
+        "--max-energy",
+        type=float,
+        default=-4.0,
+        help="drop Si8 structures above this energy, eV/atom (PyXtal_FF's Si_train uses -4)",
+    )
     parser.add_argument("--n-new", type=int, default=200, help="Si8 structures to fine-tune on")
     parser.add_argument("--n-new-test", type=int, default=200, help="held-out Si8 structures")
     parser.add_argument("--replay", type=int, default=40, help="replay set size")
@@ -75,7 +82,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="replay-"))
     work.mkdir(parents=True, exist_ok=True)
-    new_all = read_pyxtal_ff(args.new, head="pyxtal")
+    new_all = [s for s in read_pyxtal_ff(args.new, head="pyxtal") if s.energy / s.n_atoms <= args.max_energy]
     order = np.random.default_rng(0).permutation(len(new_all))
     new_train = [new_all[k] for k in order[: args.n_new]]
     new_test = [new_all[k] for k in order[args.n_new : args.n_new + args.n_new_test]]

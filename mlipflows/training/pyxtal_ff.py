@@ -1,9 +1,9 @@
 """Reader for the PyXtal_FF training-set JSON (e.g. ``pyxtal-si-polymorphs/Si8.json.gz``).
 
 Each entry holds ``lattice`` and fractional ``coords`` (monty-encoded numpy arrays: a dict with
-``data``), ``elements``, the total ``energy`` (eV) and ``force`` (eV/Å); no stress. These labels
-come from a different DFT setup than mlearn's (their Si energies differ by about 1 eV/atom), so
-they make a second "level of theory" for a multi-head model.
+``data``), ``elements``, the total ``energy`` (eV) and ``force`` (eV/Å); no stress. A separate
+DFT data set (its own code settings) of random symmetric polymorphs, used here as the new data
+set of multi-head fine-tuning.
 """
 
 from __future__ import annotations

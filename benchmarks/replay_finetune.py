@@ -4,8 +4,8 @@ Starts from one of our checkpoints trained on mlearn Si (PBE, head ``pbe``), add
 ``pyxtal`` for the PyXtal_FF Si8 polymorphs (random symmetric structures, mostly far from
 anything in mlearn; those above -4 eV/atom dropped as in PyXtal_FF's Si_train) and
 fine-tunes three ways with the same schedule: no replay, random replay and farthest-point
-replay of the mlearn training set. Reports energy/force MAE of the new head on held-out Si8 structures and of the
-old head on the mlearn Si test set, before and after (forgetting).
+replay of the mlearn training set. Reports energy/force MAE of the new head on held-out Si8
+structures and of the old head on the mlearn Si test set, before and after (forgetting).
 
     nice -n 10 python benchmarks/replay_finetune.py \\
         --base mlipflows/data/models/geodite-si-mlearn.pt --out analysis/models/replay

@@ -15,6 +15,21 @@ from forgetting what the old head needs (catastrophic forgetting without it).
   new + replay samples (replay samples weighted by ``replay_weight``); validation and early
   stopping use the new data's validation split.
 * :func:`extract_head` returns a single-head model (the trunk plus one head) for deployment.
+
+``mlipflows finetune CONFIG.yaml`` reads a :class:`FineTuneConfig`, e.g.::
+
+    checkpoint: mlipflows/data/models/geodite-si-mlearn.pt
+    architecture: geodite
+    new_head: pyxtal
+    datasets: [{path: si8-train.extxyz, head: pyxtal, validation_fraction: 0.1}]
+    replay_data: [{path: ../shared/data/mlearn/Si_training.json.gz}]
+    replay_size: 40
+    replay_selection: fps
+    replay_weight: 1.0
+    epochs: 8
+    lr: 0.001
+    output: geodite-si-pyxtal.pt
+    single_head_output: geodite-pyxtal-only.pt
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from forgetting what the old head needs (catastrophic forgetting without it).
 ``mlipflows finetune CONFIG.yaml`` reads a :class:`FineTuneConfig`, e.g.::
 
     checkpoint: mlipflows/data/models/geodite-si-mlearn.pt
-    architecture: geodite
     new_head: pyxtal
     datasets: [{path: si8-train.extxyz, head: pyxtal, validation_fraction: 0.1}]
     replay_data: [{path: ../shared/data/mlearn/Si_training.json.gz}]
@@ -190,6 +189,8 @@ class FineTuneResult:
 def fine_tune(config: FineTuneConfig, show_progress: bool = True) -> FineTuneResult:
     """Add ``config.new_head`` to the checkpoint's model and train it with replay (see module)."""
     base, _ = load_model(config.checkpoint)
+    # the architecture is the checkpoint's (the stored training config should say so)
+    config = config.model_copy(update={"architecture": base.architecture})
     source = base.heads[base.readout.head_index(config.source_head)]
     if any(d.head != config.new_head for d in config.datasets):
         raise ValueError(f"every fine-tuning dataset must use head {config.new_head!r}")

@@ -139,6 +139,7 @@ def test_fine_tune_new_head_with_replay(tmp_path):
     assert all(set(s.atoms.get_chemical_symbols()) == {"Si"} for s in result.replay)  # subset filter
     model, content = load_model(tmp_path / "ft.pt")
     assert model.heads == ["pbe", "new"] and content["metadata"]["n_train"] == 8 + 3
+    assert content["training"]["architecture"] == "geodite"
     # the new head learned its level of theory: far better than the copied old head on new data
     from mlipflows.training.data import read_extxyz
 

@@ -38,6 +38,9 @@ class EnergyModel(nn.Module):
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         """``{"energy": (S,) eV, "charges": (N,) e (if the model has them)}``."""
 
+    def calibrate(self, graph: AtomicGraph) -> None:
+        """Set data-derived normalisation buffers from training structures (default: none)."""
+
     @abstractmethod
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments as JSON-like primitives: ``type(self)(**config)`` rebuilds it."""

@@ -40,7 +40,12 @@ from mlipflows.models.zbl import ZBLRepulsion
 
 @dataclass
 class MPNICEConfig:
-    """Hyper-parameters (all lengths in Å)."""
+    """Hyper-parameters (all lengths in Å).
+
+    ``zbl_radius_factor`` f: ZBL is switched off at f · (R_cov,i + R_cov,j). Below 1 when the
+    training data hold bonds shorter than the covalent sum (hot Si: 1.9 Å vs 2.22 Å), so that
+    the network does not have to cancel steep ZBL forces inside the bonding range.
+    """
 
     elements: list[str]
     heads: list[str] = field(default_factory=lambda: ["default"])
@@ -54,6 +59,7 @@ class MPNICEConfig:
     avg_neighbors: float = 10.0
     electrostatics: bool = True
     zbl: bool = True
+    zbl_radius_factor: float = 1.0
     ewald_cutoff: float = 6.0
     ewald_accuracy: float = 1e-6
 
@@ -71,6 +77,12 @@ class InteractionBlock(nn.Module):
         self.update = mlp(2 * c + 2 * a + nq + 1, [cfg.hidden], c)
         self.qeq_head = mlp(c, [cfg.hidden], 2)
         self.norm = 1.0 / cfg.avg_neighbors
+        # Fixed affine standardisation of the radial and angular features, set from training
+        # data by :meth:`MPNICE.calibrate`: in near-crystalline environments the angular
+        # invariants vary across atoms by ~1e-4 of their size, invisible to the update MLP
+        # unless rescaled. Affine and fixed, so smoothness and the lone-atom path are kept.
+        self.register_buffer("feature_shift", torch.zeros(c + 2 * a))
+        self.register_buffer("feature_scale", torch.ones(c + 2 * a))
 
     def aggregate(
         self,
@@ -99,7 +111,17 @@ class InteractionBlock(nn.Module):
         return torch.cat([radial, (dipole**2).sum(-1), (quad**2).sum((-1, -2)), qraev], dim=1)
 
     def node_update(self, h: torch.Tensor, env: torch.Tensor, potential: torch.Tensor) -> torch.Tensor:
-        return h + self.update(torch.cat([h, env, potential[:, None]], dim=1))
+        n_std = self.feature_shift.shape[0]
+        geo = (env[:, :n_std] - self.feature_shift.to(env.dtype)) * self.feature_scale.to(env.dtype)
+        return h + self.update(torch.cat([h, geo, env[:, n_std:], potential[:, None]], dim=1))
+
+    def set_standardisation(self, features: torch.Tensor) -> None:
+        """Shift/scale so that ``features`` (atoms × F) have zero mean and unit spread."""
+        n_std = self.feature_shift.shape[0]
+        x = features[:, :n_std].detach().double()
+        # 1e-8 floor: a feature that never varies is left at its size, not blown up
+        self.feature_shift.copy_(x.mean(0))
+        self.feature_scale.copy_(1.0 / torch.sqrt(x.var(0) + 1e-8))
 
     def qeq_parameters(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """χ (eV/e) and J > 0 (eV/e², at least 1)."""
@@ -126,13 +148,22 @@ class MPNICE(EnergyModel):
         # Gaussian charge widths σ(Z) ∈ (0.3, 1.5) Å, starting at 1 Å: wider ones would force
         # long Ewald real-space cutoffs
         self.sigma_logit = nn.Parameter(torch.full((MAX_Z + 1,), 0.336))
-        self.zbl = ZBLRepulsion() if cfg.zbl else None
+        self.zbl = ZBLRepulsion(radius_factor=cfg.zbl_radius_factor) if cfg.zbl else None
 
     def get_config(self) -> dict[str, Any]:
         return asdict(self.cfg)
 
     def sigma(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
         return 0.3 + 1.2 * torch.sigmoid(self.sigma_logit[atomic_numbers])
+
+    @torch.no_grad()
+    def calibrate(self, graph: AtomicGraph) -> None:
+        """Set every block's feature standardisation from the atoms of ``graph`` (training data)."""
+        self._calibrating = True
+        try:
+            self.forward(graph)
+        finally:
+            self._calibrating = False
 
     def forward(self, graph: AtomicGraph) -> dict[str, torch.Tensor]:
         z, sys_idx = graph.atomic_numbers, graph.system_idx
@@ -153,6 +184,8 @@ class MPNICE(EnergyModel):
             )
         for block in self.blocks:
             features = block.aggregate(h, rbf, env, unit, graph.edge_index, charges)
+            if getattr(self, "_calibrating", False):
+                block.set_standardisation(features)
             h = block.node_update(h, features, potential)
             # the same update for a lone, neutral atom: no neighbours, no charge, no potential
             h_iso = block.node_update(h_iso, torch.zeros_like(features), zero)

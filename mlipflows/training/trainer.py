@@ -82,6 +82,17 @@ def build_for_data(config: TrainConfig, train: Sequence[Sample]) -> EnergyModel:
     return model
 
 
+def calibrate(model: EnergyModel, train: Sequence[Sample], seed: int, n: int = 16) -> None:
+    """Let the model set its data-derived normalisations on up to ``n`` training structures."""
+    from mlipflows.models.geometry import build_graph
+
+    pick = np.random.default_rng(seed).permutation(len(train))[:n]
+    batch, t = collate([train[k] for k in pick], model.readout.heads, dtype=torch.float64)
+    graph, _ = build_graph(batch, model.cutoff, t.charge, t.head)
+    model.double().calibrate(graph)
+    model.float()
+
+
 def loss_terms(pred: Any, t: Targets, config: TrainConfig) -> dict[str, torch.Tensor]:
     w = t.weight
     e = (w * ((pred.energy - t.energy) / t.n_atoms) ** 2).sum() / w.sum()
@@ -132,6 +143,7 @@ def train(
     if model is None:
         model = build_for_data(config, train_set)
         e0 = fit_baseline(model, train_set, config.e0)
+        calibrate(model, train_set, config.seed)
     model = model.to(device=device, dtype=dtype)
     heads = model.readout.heads
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

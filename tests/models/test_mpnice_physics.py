@@ -156,3 +156,25 @@ def test_total_charge_input_and_batched_equals_single(model):
     np.testing.assert_allclose(out.forces[n0:].numpy(), one.forces.numpy(), atol=1e-10)
     neutral = _pred(model, [cluster], charges=[0.0], head=[0])
     assert abs(float(neutral.energy[0]) - float(one.energy[0])) > 1e-3
+
+
+def test_calibrated_standardisation_keeps_physics():
+    """After data-derived feature standardisation the features have unit spread on the
+    calibration atoms, forces stay −∇E and a lone atom still returns E0."""
+    from mlipflows.models.geometry import build_graph
+
+    model = tiny_mpnice(seed=2)
+    batch = Batch.from_atoms([_crystal(), _cluster()], dtype=F64)
+    graph, _ = build_graph(batch, model.cutoff, torch.tensor([1.0, -1.0], dtype=F64))
+    model.calibrate(graph)
+    assert float(model.blocks[0].feature_scale.max()) > 1.0  # something was rescaled
+    atoms = _crystal()
+    out = _pred(model, [atoms], charges=[0.0])
+    h = 1e-5
+    plus, minus = atoms.copy(), atoms.copy()
+    plus.positions[2, 1] += h
+    minus.positions[2, 1] -= h
+    fd = -(_energy(model, plus) - _energy(model, minus)) / (2 * h)
+    assert float(out.forces[2, 1]) == pytest.approx(fd, abs=1e-6)
+    lone = _pred(model, [Atoms("Cl", positions=[[0.0, 0.0, 0.0]], pbc=False)])
+    assert float(lone.energy[0].detach()) == float(model.readout.e0[0, 17])

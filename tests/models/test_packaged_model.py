@@ -1,0 +1,49 @@
+"""The packaged MPNICE-style Si model (registry ``mpnice-si-mlearn``): loads offline, is
+accurate on held-out mlearn Si test structures, and relaxes diamond Si to the PBE lattice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ase.build import bulk
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from mlipflows.engine import RelaxSettings, relax
+from mlipflows.potentials import REGISTRY, clear_cache, load_potential
+from mlipflows.training import read_mlearn
+from mlipflows.training.metrics import errors
+
+TEST_SET = Path(__file__).parents[1] / "data" / "training" / "si_mlearn_test_small.json.gz"
+PBE_SI_LATTICE = 5.47  # Å, diamond Si with PBE (published PBE values lie within 5.46–5.48 Å)
+
+
+@pytest.fixture(scope="module")
+def si_model():
+    clear_cache()
+    yield load_potential("mpnice-si-mlearn")
+    clear_cache()
+
+
+@pytest.mark.slow
+def test_registry_entry_loads_offline_with_card(si_model):
+    assert "mpnice-si-mlearn" in REGISTRY
+    assert si_model.name == "mpnice-si-mlearn" and si_model.elements == frozenset({"Si"})
+    assert si_model.card.checksum.startswith("sha256:")
+
+
+@pytest.mark.slow
+def test_errors_on_held_out_mlearn_test_structures(si_model):
+    table = errors(si_model.model, read_mlearn(TEST_SET, head=si_model.model.heads[0]))["all"]
+    assert table["energy_mae_mev_atom"] < 40.0
+    assert table["force_mae_ev_a"] < 0.4
+
+
+@pytest.mark.slow
+def test_relaxes_diamond_si_to_the_pbe_lattice_constant(si_model):
+    atoms = bulk("Si", "diamond", 5.60, cubic=True)
+    atoms.rattle(0.03, seed=0)
+    out = relax([AseAtomsAdaptor.get_structure(atoms)], si_model, RelaxSettings(fmax=0.02, max_steps=400))[0]
+    assert out.error is None and out.converged
+    a = (out.structure.volume) ** (1 / 3)
+    assert a == pytest.approx(PBE_SI_LATTICE, rel=0.015)

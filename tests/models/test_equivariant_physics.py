@@ -1,6 +1,7 @@
-"""Physics of the part-2 equivariant models (float64, random weights): O(3) invariance of E and
-equivariance of forces/stress (proper and improper rotations), F = -∇E and stress by finite
-differences, extensivity, smoothness at the cutoff, isolated atom = E0, checkpoint round trip."""
+"""Physics of our architectures (Geodite-, NequIP-LR- and MPNICE-style; float64, random
+weights): O(3) invariance of E and equivariance of forces/stress (proper and improper
+rotations), F = -∇E and stress by finite differences, extensivity, smoothness at the cutoff,
+isolated atom = E0, checkpoint round trip."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import torch
 from mlipflows.models.base import EnergyModel
 from mlipflows.models.geodite import Geodite
 from mlipflows.models.nequip_lr import NequIPLR
+from tests.models.conftest import tiny_mpnice
 
 ELEMENTS = ["H", "O", "Na", "Si", "Cl"]
 
@@ -60,9 +61,15 @@ def tiny_nequip_lr(seed: int = 0, **overrides: object) -> NequIPLR:
     return _finish(NequIPLR(**cfg))
 
 
-FACTORIES: dict[str, Callable[..., EnergyModel]] = {"geodite": tiny_geodite, "nequip_lr": tiny_nequip_lr}
+# part 1's MPNICE-style model runs through the same physics suite
+FACTORIES: dict[str, Callable[..., EnergyModel]] = {
+    "geodite": tiny_geodite,
+    "mpnice": tiny_mpnice,
+    "nequip_lr": tiny_nequip_lr,
+}
 # options that leave only the short-range, cutoff-limited part (no ZBL, no long-range Coulomb)
 SHORT_RANGE: dict[str, dict[str, object]] = {
     "geodite": {"zbl": False},
+    "mpnice": {"zbl": False, "electrostatics": False},
     "nequip_lr": {"zbl": False, "electrostatics": False},
 }

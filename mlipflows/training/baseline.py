@@ -1,9 +1,11 @@
 """Data-derived constants of a model, fitted before gradient descent.
 
-* E0 (per head, per element) and the per-neighbour shift by linear least squares of the
-  reference energies on [element counts, Σ_i c_i / c̄] (c_i the smooth coordination);
-  E_s ≈ Σ_Z n_sZ E0_Z + shift · Σ_i c_i / c̄. Fixed E0 values (e.g. isolated-atom DFT energies)
-  can be given instead; then only the shift is fitted.
+* E0 (per head, per element) by linear least squares of the reference energies on the element
+  counts, E_s ≈ Σ_Z n_sZ E0_Z (shift 0). Optionally (``fit_shift``) jointly with a per-neighbour
+  shift on Σ_i c_i / c̄ (c_i the smooth coordination). That joint fit is off by default: on
+  mlearn Si it returned E0 = -7.9 eV and +2.8 eV per neighbour, a strongly repulsive
+  coordination baseline that made an unstressed model expand diamond Si to a = 8 Å. Fixed E0
+  values (e.g. isolated-atom DFT energies) can be given instead.
 * scale (per head) = RMS of the reference force components, so the network learns O(1) numbers.
 * c̄ = mean smooth coordination of the training structures (message normalisation).
 """
@@ -44,6 +46,7 @@ def fit_baseline(
     model: EnergyModel,
     samples: Sequence[Sample],
     fixed_e0: dict[str, dict[str, float]] | None = None,
+    fit_shift: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Set ``model.readout`` E0, shift and scale from ``samples``; returns the E0 table (eV)."""
     readout = model.readout
@@ -58,14 +61,18 @@ def fit_baseline(
         counts = np.array([[np.sum(samples[k].atoms.numbers == z) for z in elements] for k in idx], float)
         energy = np.array([samples[k].energy for k in idx])
         given = (fixed_e0 or {}).get(head)
+        shift = 0.0
         if given:
             e0 = np.array([given[Element.from_Z(int(z)).symbol] for z in elements])
-            rest = energy - counts @ e0
-            shift = float(np.linalg.lstsq(coord[idx, None], rest, rcond=None)[0][0])
-        else:
+            if fit_shift:
+                rest = energy - counts @ e0
+                shift = float(np.linalg.lstsq(coord[idx, None], rest, rcond=None)[0][0])
+        elif fit_shift:
             design = np.concatenate([counts, coord[idx, None]], axis=1)
             sol = np.linalg.lstsq(design, energy, rcond=None)[0]
             e0, shift = sol[:-1], float(sol[-1])
+        else:
+            e0 = np.linalg.lstsq(counts, energy, rcond=None)[0]
         forces = [samples[k].forces for k in idx if samples[k].forces is not None]
         rms = float(np.sqrt(np.mean(np.concatenate(forces) ** 2))) if forces else 1.0
         with torch.no_grad():

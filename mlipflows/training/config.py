@@ -61,6 +61,9 @@ class TrainConfig(BaseModel):
     e0: dict[str, dict[str, float]] | None = Field(
         None, description="fixed isolated-atom energies per head {head: {element: eV}}; default least squares"
     )
+    fit_shift: bool = Field(
+        False, description="also fit a per-neighbour energy shift (see training.baseline)"
+    )
     epochs: int = Field(100, ge=1)
     max_steps: int | None = Field(None, ge=1)
     max_time_s: float | None = Field(None, gt=0, description="stop (keeping the best model) after this long")

@@ -216,7 +216,7 @@ def fine_tune(config: FineTuneConfig, show_progress: bool = True) -> FineTuneRes
     )
     replay = [replace(s, head=source, weight=config.replay_weight) for s in replay]
     model = add_head(base, config.new_head, source)
-    fit_baseline(model, new_train)  # E0/shift/scale of the new head only (the others see no data)
+    fit_baseline(model, new_train, None, config.fit_shift)  # new head only: the others see no data
     result = train(config, show_progress, model=model, splits=(new_train + replay, new_val))
     single = None
     if config.single_head_output is not None:

@@ -142,7 +142,7 @@ def train(
     e0: dict[str, dict[str, float]] = {}
     if model is None:
         model = build_for_data(config, train_set)
-        e0 = fit_baseline(model, train_set, config.e0)
+        e0 = fit_baseline(model, train_set, config.e0, config.fit_shift)
         calibrate(model, train_set, config.seed)
     model = model.to(device=device, dtype=dtype)
     heads = model.readout.heads

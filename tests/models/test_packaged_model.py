@@ -35,8 +35,8 @@ def test_registry_entry_loads_offline_with_card(si_model):
 @pytest.mark.slow
 def test_errors_on_held_out_mlearn_test_structures(si_model):
     table = errors(si_model.model, read_mlearn(TEST_SET, head=si_model.model.heads[0]))["all"]
-    assert table["energy_mae_mev_atom"] < 40.0
-    assert table["force_mae_ev_a"] < 0.4
+    assert table["energy_mae_mev_atom"] < 8.0  # measured 3.9 (4.9 on all of Si_test)
+    assert table["force_mae_ev_a"] < 0.16  # measured 0.107 (0.110 on all of Si_test)
 
 
 @pytest.mark.slow
@@ -46,4 +46,4 @@ def test_relaxes_diamond_si_to_the_pbe_lattice_constant(si_model):
     out = relax([AseAtomsAdaptor.get_structure(atoms)], si_model, RelaxSettings(fmax=0.02, max_steps=400))[0]
     assert out.error is None and out.converged
     a = (out.structure.volume) ** (1 / 3)
-    assert a == pytest.approx(PBE_SI_LATTICE, rel=0.015)
+    assert a == pytest.approx(PBE_SI_LATTICE, rel=0.005)  # measured 5.466 Å

@@ -53,7 +53,7 @@ def test_least_squares_baseline_recovers_e0_and_shift():
         for a, c in zip(atoms, coord, strict=True):
             energy = sum(e0[s] for s in a.get_chemical_symbols()) + shift * c / c_bar
             samples.append(Sample(a, energy, np.zeros((len(a), 3)) + 0.5, head=head))
-    table = fit_baseline(model, samples)
+    table = fit_baseline(model, samples, fit_shift=True)
     assert table["a"] == pytest.approx(e0, abs=1e-8) and table["b"] == pytest.approx(e0, abs=1e-8)
     assert model.readout.shift.tolist() == pytest.approx([-0.25, 0.1], abs=1e-8)
     assert model.readout.scale.tolist() == pytest.approx([0.5, 0.5])

@@ -129,6 +129,7 @@ def test_fine_tune_new_head_with_replay(tmp_path):
         epochs=4,
         batch_size=4,
         lr=5e-3,
+        fit_shift=True,  # LJ energies follow the coordination: a per-neighbour baseline fits them
         warmup_steps=0,
         output=tmp_path / "ft.pt",
         single_head_output=tmp_path / "ft-new.pt",

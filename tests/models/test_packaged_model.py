@@ -47,3 +47,29 @@ def test_relaxes_diamond_si_to_the_pbe_lattice_constant(si_model):
     assert out.error is None and out.converged
     a = (out.structure.volume) ** (1 / 3)
     assert a == pytest.approx(PBE_SI_LATTICE, rel=0.005)  # measured 5.466 Å
+
+
+@pytest.mark.slow
+def test_runs_in_the_relax_maker_and_records_unsupported_elements():
+    """The packaged checkpoint as a Maker model spec: Si relaxes and is stored; NaCl (not
+    covered by a Si-only model) is recorded with its reason and does not sink the chunk."""
+    from jobflow import run_locally
+
+    from mlipflows.makers import RelaxMaker, relax_flow
+    from mlipflows.makers.base import ChunkSettings
+    from mlipflows.results import query_results
+    from mlipflows.store import get_job_store
+
+    si = bulk("Si", "diamond", 5.5, cubic=True)
+    si.rattle(0.02, seed=1)
+    nacl = bulk("NaCl", "rocksalt", 5.6, cubic=True)
+    structures = [AseAtomsAdaptor.get_structure(a) for a in (si, nacl)]
+    maker = RelaxMaker(chunk=ChunkSettings(model="mpnice-si-mlearn", campaign="own-model"), fmax=0.05)
+    store = get_job_store()
+    run_locally(
+        relax_flow(structures, ["si", "nacl"], maker=maker), store=store, log=False, ensure_success=True
+    )
+    rows = query_results(store).set_index("structure_id")
+    assert rows.loc["si", "state"] == "successful" and bool(rows.loc["si", "converged"])
+    assert rows.loc["si", "model.name"] == "mpnice-si-mlearn"
+    assert "Na" in rows.loc["nacl", "error"]

@@ -1,4 +1,4 @@
-"""Speed of our MPNICE-style model vs SevenNet-0: atom-steps/s for energy + forces.
+"""Speed of our models (MPNICE-, Geodite-, NequIP-LR-style) vs SevenNet-0 and SevenNet-l3i5: atom-steps/s.
 
 Evaluates the same rattled Si diamond supercells (64, 216 and 512 atoms) with each model,
 one structure per call, after a warm-up call, and prints the median atom-steps/s plus the
@@ -75,10 +75,11 @@ def main() -> None:
     no_es_model.cfg.electrostatics = False
     no_es = ModelPotential(no_es_model, ours.card, device=args.device, dtype=ours.dtype)
     models = {"mpnice-si-mlearn": ours, "mpnice (no Ewald)": no_es}
-    try:
-        models["sevennet-0"] = load_potential("sevennet-0", device=args.device)
-    except Exception as exc:  # sevenn missing: still report ours
-        print(f"sevennet-0 unavailable: {exc}")
+    for name in ("geodite-si-mlearn", "nequip-lr-si-mlearn", "sevennet-0", "sevennet-l3i5"):
+        try:
+            models[name] = load_potential(name, device=args.device)
+        except Exception as exc:  # sevenn or a packaged checkpoint missing: report the rest
+            print(f"{name} unavailable: {exc}")
     print(f"device {args.device}, {args.threads} thread(s), median of {args.repeats} calls")
     for name, pot in models.items():
         print(f"{name:<20} parameters {n_parameters(pot):>10,}  cutoff {pot.cutoff:.1f} Å")

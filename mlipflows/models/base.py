@@ -67,6 +67,7 @@ def register_architecture(cls: type[M]) -> type[M]:
 def build_model(architecture: str, config: dict[str, Any]) -> EnergyModel:
     """Instantiate a registered architecture (importing the built-in ones on first use)."""
     import mlipflows.models.mpnice  # noqa: F401  (registers "mpnice")
+    from mlipflows.models import geodite, nequip_lr  # noqa: F401  (register "geodite", "nequip_lr")
 
     if architecture not in ARCHITECTURES:
         raise KeyError(f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")

@@ -83,6 +83,18 @@ REGISTRY: dict[str, RegistryEntry] = {
             "mlipflows/data/models/mpnice-si-mlearn.pt (trained with analysis/models/mpnice-si-mlearn.yaml)",
             "our MPNICE-style model, small, trained on mlearn Si (PBE; Zuo et al. 2020); Si only",
         ),
+        RegistryEntry(
+            "geodite-si-mlearn",
+            _packaged("geodite-si-mlearn"),
+            "mlipflows/data/models/geodite-si-mlearn.pt (analysis/models/geodite-si-mlearn.yaml)",
+            "our Geodite-style equivariant model (no tensor products), small, trained on mlearn Si; Si only",
+        ),
+        RegistryEntry(
+            "nequip-lr-si-mlearn",
+            _packaged("nequip-lr-si-mlearn"),
+            "mlipflows/data/models/nequip-lr-si-mlearn.pt (analysis/models/nequip-lr-si-mlearn.yaml)",
+            "our NequIP-LR-style model (e3nn + exact global Qeq), small, trained on mlearn Si; Si only",
+        ),
     ]
 }
 

@@ -119,19 +119,31 @@ def _schedule(config: TrainConfig, total_steps: int) -> Any:
     return factor
 
 
-def train(config: TrainConfig, show_progress: bool = True, console: Console | None = None) -> TrainResult:
-    """Run the whole training; writes the best EMA model to ``config.output``."""
+def train(
+    config: TrainConfig,
+    show_progress: bool = True,
+    console: Console | None = None,
+    model: EnergyModel | None = None,
+    splits: tuple[list[Sample], list[Sample]] | None = None,
+) -> TrainResult:
+    """Run the whole training; writes the best EMA model to ``config.output``.
+
+    ``model`` and ``splits`` (train, validation) let fine-tuning start from a prepared model
+    (baseline already set) and its own samples instead of building both from ``config``.
+    """
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     dtype = getattr(torch, config.dtype)
     device = torch.device(config.device)
-    train_set, val_set = load_splits(config)
+    train_set, val_set = splits if splits is not None else load_splits(config)
     if not train_set:
         raise ValueError("no training structures: check the dataset paths and limits")
-    model = build_for_data(config, train_set)
-    e0 = fit_baseline(model, train_set, config.e0, config.fit_shift)
-    calibrate(model, train_set, config.seed)
+    e0: dict[str, dict[str, float]] = {}
+    if model is None:
+        model = build_for_data(config, train_set)
+        e0 = fit_baseline(model, train_set, config.e0, config.fit_shift)
+        calibrate(model, train_set, config.seed)
     model = model.to(device=device, dtype=dtype)
     heads = model.readout.heads
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -26,7 +26,8 @@ def _pmg(atoms):
 def kappa_docs():
     CALLS.clear()
     maker = KappaMaker(
-        chunk=ChunkSettings(model=COUNTING),
+        # a budget that holds every displaced cell, so the batching itself is what is tested
+        chunk=ChunkSettings(model=COUNTING, max_atoms=100_000, max_edges=10_000_000),
         relax=None,
         fc3_supercell_matrix=[2, 2, 2],
         fc2_supercell_matrix=[3, 3, 3],

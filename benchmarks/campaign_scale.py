@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--model", default="morse")
     parser.add_argument("--chunk-size", type=int, default=500)
+    # fewer steps = less engine time, so the store + flow share is measured conservatively
+    parser.add_argument("--max-steps", type=int, default=300)
     args = parser.parse_args()
     os.environ.setdefault("MLIPFLOWS_HOME", tempfile.mkdtemp(prefix="mlipflows-scale-"))
 
@@ -115,7 +117,7 @@ def main() -> None:
         model=args.model,
         chunk_size=args.chunk_size,
         max_candidates=10 * args.n,
-        relax={"fmax": 0.05, "max_steps": 300},
+        relax={"fmax": 0.05, "max_steps": args.max_steps},
         candidates={"prototypes": spaces[: args.n]},
     )
     store = get_job_store()

@@ -53,6 +53,12 @@ class RelaxSettings:
             result (``spacegroup_before``/``spacegroup_after``); a change is flagged there.
             Use it with tight ``fmax`` (down to 1e-4 eV/Å) for phonons and elastic constants.
         symprec: symmetry tolerance for finding and checking the space group, Å.
+        min_volume_per_atom: a cell that shrinks below this many Å³ per atom (the densest
+            solids at ambient pressure have ~5) is stopped as collapsed, with the reason on its
+            result. A collapsing cell's neighbour count grows as 1/V: left running, one bad
+            candidate fills the memory of the whole campaign.
+        min_volume_fraction: likewise, a cell that shrinks below this fraction of its start
+            volume is stopped as collapsed.
     """
 
     fmax: float = 0.05
@@ -62,6 +68,8 @@ class RelaxSettings:
     ase_convergence: bool = False
     symmetrize: bool = False
     symprec: float = 1e-5
+    min_volume_per_atom: float = 2.0
+    min_volume_fraction: float = 0.05
 
 
 class _Active:
@@ -201,6 +209,8 @@ def relax(
 
     while queue or active.n:
         _refill(active, queue, structures, edges, potential, budget, settings.fire, ops)
+        if relax_cell and _stop_collapsed(active, results, settings, progress):
+            continue
         batch = active.batch()
         out, errors = guarded_evaluate(potential, batch, compute_stress=relax_cell)
         if active.sym is not None:
@@ -280,6 +290,34 @@ def relax(
     return results
 
 
+def _stop_collapsed(
+    active: _Active,
+    results: list[SystemResult],
+    settings: RelaxSettings,
+    progress: Callable[[int, int], None] | None,
+) -> bool:
+    """Finish (with an error) every system whose cell collapsed; True if any did."""
+    volume = torch.linalg.det(active.cell).abs()
+    start = torch.linalg.det(active.orig_cell).abs()
+    per_atom = volume / active.ecf  # ecf is the atom count
+    bad = (per_atom < settings.min_volume_per_atom) | (volume < settings.min_volume_fraction * start)
+    if not bool(bad.any()):
+        return False
+    for s in torch.nonzero(bad).flatten().tolist():
+        r = results[active.ids[s]]
+        r.n_steps = active.n_steps[s]
+        r.wall_time = time.perf_counter() - active.t_start[s]
+        r.error = (
+            f"cell collapsed after {r.n_steps} steps: {float(per_atom[s]):.2f} Å³/atom, "
+            f"{float(volume[s] / start[s]):.0%} of the start volume; the model has no repulsion "
+            "for this structure (check the candidate, or use a model trained on these elements)"
+        )
+    if progress:
+        progress(int(bad.sum()), 0)
+    active.keep((~bad).tolist())
+    return True
+
+
 def segment_max(values: torch.Tensor, index: torch.Tensor, n_segments: int) -> torch.Tensor:
     out = torch.full((n_segments,), -np.inf, dtype=values.dtype, device=values.device)
     return out.scatter_reduce(0, index, values, reduce="amax", include_self=True)
@@ -335,6 +373,7 @@ def _finish(
         site_properties=r.structure.site_properties or None,
     )
     r.energy = float(out.energy[s])
-    r.forces = forces_split[s].numpy()
-    r.stress = None if out.stress is None else np.asarray(out.stress[s].cpu())
+    # copies: a view would keep the whole batch's tensor alive for every finished result
+    r.forces = forces_split[s].numpy().copy()
+    r.stress = None if out.stress is None else out.stress[s].cpu().numpy().copy()
     r.converged = bool(converged)

@@ -31,11 +31,19 @@ def _submit(files: CampaignFiles) -> tuple[LaunchPad, int, int]:
     return lp, sub.plan.n_to_relax, len(sub.fw_ids)
 
 
-def _all_completed_once(lp: LaunchPad, n_fireworks: int) -> None:
+def _all_completed_once(lp: LaunchPad, n_fireworks: int, logs: list[str] = ()) -> None:
     states = Counter(fw["state"] for fw in lp.fireworks.find({}, {"state": 1}))
     assert states == {"COMPLETED": n_fireworks}, states
     launches = Counter(la["fw_id"] for la in lp.launches.find({"state": "COMPLETED"}, {"fw_id": 1}))
-    assert len(launches) == n_fireworks and set(launches.values()) == {1}
+    every = [
+        (la["fw_id"], la["launch_id"], la["state"], la.get("fworker", {}).get("name"))
+        for la in lp.launches.find({}, {"fw_id": 1, "launch_id": 1, "state": 1, "fworker": 1})
+    ]
+    fws = [
+        (fw["fw_id"], fw["state"], fw.get("launches"))
+        for fw in lp.fireworks.find({}, {"state": 1, "launches": 1, "fw_id": 1})
+    ]
+    assert len(launches) == n_fireworks and set(launches.values()) == {1}, (every, fws, *logs)
 
 
 def test_two_concurrent_workers_complete_every_firework_once(tmp_path, mongo_server, monkeypatch):
@@ -44,7 +52,7 @@ def test_two_concurrent_workers_complete_every_firework_once(tmp_path, mongo_ser
     lp, n_relax, n_fireworks = _submit(files)
     workers = [files.worker("w1"), files.worker("w2")]
     logs = [finish(w) for w in workers]
-    _all_completed_once(lp, n_fireworks)
+    _all_completed_once(lp, n_fireworks, logs)
     db = files.results_db()
     check_stored_once(db, files.name, n_relax, N_CANDIDATES)
 

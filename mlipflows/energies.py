@@ -8,12 +8,12 @@ POTCAR checks are skipped (there is no POTCAR behind an MLIP energy).
 
 from __future__ import annotations
 
-import gzip
 import json
 import warnings
 from functools import cache
 from pathlib import Path
 
+from monty.io import zopen
 from monty.json import MontyDecoder
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
@@ -65,7 +65,7 @@ def mp2020_correct(entry: ComputedStructureEntry) -> ComputedStructureEntry | No
 @cache
 def mp_elemental_references() -> dict[str, ComputedEntry]:
     """MP 2023-02-07 elemental reference entries (already MP2020-compatible), by symbol."""
-    with gzip.open(MP_ELEMENTAL_REFS, "rt") as f:
+    with zopen(MP_ELEMENTAL_REFS, "rt") as f:
         raw = json.load(f)
     return {el: MontyDecoder().process_decoded(d) for el, d in raw.items()}
 

@@ -149,6 +149,11 @@ def _stabilities(
     by_chemsys: dict[frozenset[str], list[RelaxedEntry]] = {}
     for c in candidates:
         by_chemsys.setdefault(frozenset(el.symbol for el in c.composition.elements), []).append(c)
+    # entries grouped by their own chemical system once: a pool then scans systems, not entries
+    # (a 5,000-candidate campaign has ~1,000 pools over ~5,000 entries)
+    entries_by_chemsys: dict[frozenset[str], list] = {}
+    for e in hull_entries:
+        entries_by_chemsys.setdefault(frozenset(el.symbol for el in e.composition.elements), []).append(e)
     results = []
     pools: dict[str, list[dict]] = {}
     for chemsys, members in by_chemsys.items():
@@ -162,7 +167,7 @@ def _stabilities(
                     )
                 )
             continue
-        pool = [e for e in hull_entries if {el.symbol for el in e.composition.elements} <= chemsys]
+        pool = [e for sub, group in entries_by_chemsys.items() if sub <= chemsys for e in group]
         diagram = PhaseDiagram(pool)
         own = {e.entry_id: e for e in pool}
         member_ids = {c.structure_id for c in members}

@@ -16,7 +16,6 @@ Born-stable, counts of failures and warnings.
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from jobflow import JobStore
+from monty.io import zopen
 from pymatgen.analysis.elasticity import ElasticTensor
 from pymatgen.core import Structure
 
@@ -66,7 +66,7 @@ def load_elastic_data(
 ) -> tuple[str, list[ElasticRecord]]:
     """(data set name, records) from either file; a seeded sample of ``limit`` after the size cut."""
     path = _resolve(path)
-    with gzip.open(path, "rt") as f:
+    with zopen(path, "rt") as f:
         raw = json.load(f)
     if isinstance(raw, dict):  # column-oriented MP export with full tensors
         name = "mp-elastic-tensors"

@@ -13,7 +13,6 @@ up to 0.06 eV/atom; the recomputed target compares like with like).
 
 from __future__ import annotations
 
-import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from jobflow import JobStore
+from monty.io import zopen
 from pymatgen.core import Structure
 
 from mlipflows.energies import (
@@ -54,7 +54,7 @@ def load_wbm(path: Path, limit: int | None = None, seed: int = 0) -> list[WbmRec
             f"WBM formation-energy data not found at {path}. Pass --data pointing to "
             f"{WBM_FILE} (matcalc benchmark_data, BSD-3; shipped in shared/data/matcalc-benchmarks)"
         )
-    with gzip.open(path, "rt") as f:
+    with zopen(path, "rt") as f:
         raw = json.load(f)
     raw = sorted(raw, key=lambda d: d["material_id"])
     if limit is not None and limit < len(raw):

@@ -16,7 +16,6 @@ each method's lowest structure and after removing the mean offset (eV/atom).
 from __future__ import annotations
 
 import ast
-import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from monty.io import zopen
 from pymatgen.core import Lattice, Structure
 
 from mlipflows.errors import DataNotFoundError
@@ -101,7 +101,7 @@ def load_si_polymorphs(
             f"Si polymorph data not found at {path}. Pass --si-data pointing to Si8.json.gz "
             "(MaterSim/PyXtal_FF, MIT; shipped in shared/data/pyxtal-si-polymorphs)"
         )
-    with gzip.open(path, "rt") as f:
+    with zopen(path, "rt") as f:
         raw = json.load(f)
     if limit is not None and limit < len(raw):
         idx = np.random.default_rng(seed).choice(len(raw), size=limit, replace=False)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from pathlib import Path
 
+from monty.io import zopen
 from monty.json import MontyDecoder
 from pymatgen.entries.computed_entries import ComputedEntry
 
@@ -17,9 +17,8 @@ def load_reference_entries(path: Path) -> list[ComputedEntry]:
     """ComputedEntries from a JSON (or .json.gz) list or dict of serialized entries."""
     if not path.is_file():
         raise HullError(f"reference entries file {path} does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt") as f:
+        with zopen(path, "rt") as f:
             raw = json.load(f)
     except (OSError, json.JSONDecodeError) as exc:
         raise HullError(f"{path}: not a JSON file of ComputedEntries ({exc})") from exc

@@ -110,8 +110,15 @@ def build_stability(
     }
 
 
+def _identity(relax_doc: dict) -> dict[str, Any]:
+    """The relax document's identity fields (the same structure), parsed only if one is missing."""
+    keys = ("formula_pretty", "formula_reduced", "composition", "chemsys", "elements", "nsites")
+    if all(k in relax_doc for k in keys):
+        return {k: relax_doc[k] for k in keys}
+    return identity_fields(Structure.from_dict(relax_doc["structure"]))
+
+
 def _base_fields(relax_doc: dict, mode: str) -> dict[str, Any]:
-    structure = Structure.from_dict(relax_doc["structure"])
     model = ModelInfo(**relax_doc["model"])
     settings = {"hull_mode": mode}
     return {
@@ -127,7 +134,7 @@ def _base_fields(relax_doc: dict, mode: str) -> dict[str, Any]:
         "structure": relax_doc["structure"],
         "relax_uuid": relax_doc["uuid"],
         "hull_mode": mode,
-        **identity_fields(structure),
+        **_identity(relax_doc),
     }
 
 

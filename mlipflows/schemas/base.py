@@ -8,12 +8,14 @@ volumes Å³, times s.
 
 from __future__ import annotations
 
+import functools
 import uuid as _uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from pymatgen.core import Structure
+from pymatgen.core import Element, Structure
+from scipy.constants import atomic_mass
 
 from mlipflows.potentials.base import ModelCard
 
@@ -84,6 +86,22 @@ class BaseDocument(BaseModel):
 
     def get_structure(self) -> Structure:
         return Structure.from_dict(self.structure)
+
+
+_AMU_PER_A3_TO_G_PER_CM3 = atomic_mass * 1e27  # kg → g (1e3) over Å³ → cm³ (1e-24)
+
+
+@functools.cache
+def _atomic_mass(z: int) -> float:
+    return float(Element.from_Z(z).atomic_mass)
+
+
+def density(structure: Structure) -> float:
+    """g/cm³, as ``Structure.density`` (which costs ~0.7 ms a structure in unit arithmetic)."""
+    if not structure.is_ordered:
+        return float(structure.density)
+    mass = sum(_atomic_mass(z) for z in structure.atomic_numbers)
+    return mass * _AMU_PER_A3_TO_G_PER_CM3 / structure.volume
 
 
 def identity_fields(structure: Structure) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pymatgen.core import Structure
 
 from mlipflows.engine.results import SystemResult
 from mlipflows.potentials.base import EV_PER_A3_TO_GPA, ModelCard
-from mlipflows.schemas.base import BaseDocument, ModelInfo, Timings, identity_fields
+from mlipflows.schemas.base import BaseDocument, ModelInfo, Timings, density, identity_fields
 
 TaskType = Literal["static", "relax"]
 
@@ -77,7 +77,7 @@ class TaskDocument(BaseDocument):
             stress=stress_gpa,
             pressure=pressure,
             volume=float(s.volume),
-            density=float(s.density),
+            density=density(s),
             structure=s.as_dict(),
             input_structure=input_structure.as_dict() if task_type == "relax" else None,
             trajectory=result.trajectory or None,

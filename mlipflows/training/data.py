@@ -8,7 +8,6 @@ VASP's component order (xx, yy, zz, xy, yz, zx) and sign (pressure positive), so
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.io import read
+from monty.io import zopen
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -67,8 +67,7 @@ def read_mlearn(path: str | Path, head: str = "default", weight: float = 1.0) ->
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"{path}: no such mlearn JSON file (see ../shared/data/mlearn)")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
+    with zopen(path, "rt") as f:
         docs = json.load(f)
     out = []
     for k, doc in enumerate(docs):

@@ -8,13 +8,13 @@ set of multi-head fine-tuning.
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
+from monty.io import zopen
 
 from mlipflows.errors import DataNotFoundError, StructureReadError
 from mlipflows.training.data import Sample
@@ -30,8 +30,7 @@ def read_pyxtal_ff(path: str | Path, head: str = "default", weight: float = 1.0)
     path = Path(path)
     if not path.is_file():
         raise DataNotFoundError(f"{path}: no such PyXtal_FF JSON file")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
+    with zopen(path, "rt") as f:
         docs = json.load(f)
     out = []
     for k, doc in enumerate(docs):

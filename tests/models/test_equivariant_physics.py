@@ -17,7 +17,7 @@ from mlipflows.models.potential import predict
 from mlipflows.potentials import clear_cache, load_potential
 
 # the structures and the prediction helper of the part-1 physics tests, reused as they are
-from tests.models.test_mpnice_physics import _cluster, _crystal, _pred
+from tests.models.test_mpnice_physics import _cluster, _crystal, _pred, assert_smooth_through_cutoff
 from tests.models.tiny_equivariant import FACTORIES, SHORT_RANGE
 
 F64 = torch.float64
@@ -99,28 +99,7 @@ def test_small_cell_with_periodic_self_images():
 
 
 def test_energy_forces_and_force_derivative_continuous_at_cutoff(arch):
-    """A dimer pulled through r_c: beyond it E = ΣE0, F = 0, dF/dr = 0; inside, the deviations
-    shrink as (r_c - r)³, (r_c - r)², (r_c - r) (C² envelope): halving the distance to r_c
-    divides them by about 8, 4 and 2 (a jump would not shrink at all)."""
-    model = FACTORIES[arch](**SHORT_RANGE[arch])
-    rc = model.cutoff
-
-    def ef(x: float) -> tuple[float, float]:
-        p = _pred(model, [Atoms("SiO", positions=[[0, 0, 0], [x, 0, 0]], pbc=False)])
-        return float(p.energy[0].detach()), float(p.forces[1, 0])
-
-    def efd(x: float) -> np.ndarray:
-        h = 1e-6
-        e, f = ef(x)
-        return np.array([e, f, (ef(x + h)[1] - ef(x - h)[1]) / (2 * h)])
-
-    outside = efd(rc + 1e-3)
-    e0 = float(model.readout.e0[0, 14] + model.readout.e0[0, 8])
-    np.testing.assert_allclose(outside, [e0, 0.0, 0.0], atol=1e-9)
-    far, near = efd(rc - 0.04) - outside, efd(rc - 0.02) - outside
-    assert np.all(np.abs(far) > 1e-10)  # the pair does interact inside r_c
-    ratios = np.abs(far / near)
-    assert ratios[0] > 6.0 and ratios[1] > 3.0 and ratios[2] > 1.6, ratios
+    assert_smooth_through_cutoff(FACTORIES[arch](**SHORT_RANGE[arch]))
 
 
 def test_isolated_atom_returns_its_head_e0(model):

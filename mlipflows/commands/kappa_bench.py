@@ -10,13 +10,18 @@ from typing import Annotated, Any
 import typer
 
 
-def _stored_documents(store: Any, checksum: str) -> dict[str, dict]:
+def _stored_documents(store: Any, checksum: str, displacement: float) -> dict[str, dict]:
     """Full κ documents (with per-mode κ from the data store) of earlier runs, by material id."""
     from mlipflows.bench.kappa import CAMPAIGN
 
     results = store.additional_stores["results"]
     results.connect()
-    crit = {"campaign": CAMPAIGN, "model.checksum": checksum, "task_type": "kappa"}
+    crit = {
+        "campaign": CAMPAIGN,
+        "model.checksum": checksum,
+        "task_type": "kappa",
+        "settings.displacement": displacement,
+    }
     rows = list(results.query(crit, properties=["structure_id", "job_uuid"]))
     docs: dict[str, dict] = {}
     for job_uuid in {r["job_uuid"] for r in rows if r.get("job_uuid")}:
@@ -41,6 +46,9 @@ def kappa(
         "analysis/kappa"
     ),
     uri: Annotated[str | None, typer.Option(help="MongoDB URI (default: embedded)")] = None,
+    displacement: Annotated[
+        float, typer.Option(help="Å; the protocol's 0.01 by default (float32 models: see analysis/kappa)")
+    ] = 0.01,
 ) -> None:
     """κ_SRME, κ_SRE, κ_SRD vs phononDB PBE (resumable: reuses stored κ of the same weights)."""
     from mlipflows.bench.kappa import CAMPAIGN, TEMPERATURES, evaluate, load_phonondb
@@ -61,7 +69,7 @@ def kappa(
         raise typer.Exit(2) from None
     store = get_job_store(uri)
     potential = load_potential(model, device=device)
-    done = _stored_documents(store, potential.card.checksum)
+    done = _stored_documents(store, potential.card.checksum, displacement)
     todo = [r for r in records if r.material_id not in done]
     err_console.print(f"{len(records)} phononDB materials, {len(todo)} to run with {model}")
     maker = KappaMaker(
@@ -69,7 +77,7 @@ def kappa(
             model=model, device=device, campaign=CAMPAIGN, tags=["benchmark"], max_atoms=batch_atoms
         ),
         relax=PhononRelax(fmax=1e-4, max_steps=300),
-        displacement=0.01,
+        displacement=displacement,
         temperatures=TEMPERATURES,
         transport="wigner",
         isotope=True,
@@ -84,20 +92,23 @@ def kappa(
         )
         run_with_progress(job, 1, store)
     if todo:
-        done = _stored_documents(store, potential.card.checksum)
+        done = _stored_documents(store, potential.card.checksum, displacement)
     frame = evaluate(records, done)
     metrics = aggregate(frame.to_dict("records"))
     metrics.update(
         {
             "model": model,
             "checksum": potential.card.checksum,
-            "protocol": "phonondb-v1",
+            "protocol": "phonondb-v1"
+            if displacement == 0.01
+            else f"phonondb-v1, displacement {displacement} Å",
+            "displacement": displacement,
             "device": device,
             "run_wall_s": round(time.perf_counter() - t0, 1),
         }
     )
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{potential.name}-n{len(records)}"
+    stem = f"{potential.name}-n{len(records)}" + ("" if displacement == 0.01 else f"-d{displacement:g}")
     frame.to_csv(out / f"{stem}.csv", index=False)
     (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
     shown = frame[["material_id", "formula", "kappa_dft", "kappa_pred", "srd", "srme", "srme_reason"]]

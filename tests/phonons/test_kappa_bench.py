@@ -67,3 +67,32 @@ def test_bench_kappa_names_missing_data(tmp_path):
     )
     assert result.exit_code == 2
     assert "phononDB-PBE-structures.extxyz" in result.output and "--data" in result.output
+
+
+def test_reused_results_are_those_of_the_same_displacement(isolated_home):
+    from mlipflows.bench.kappa import CAMPAIGN
+    from mlipflows.commands.kappa_bench import _stored_documents
+    from mlipflows.store import get_job_store
+
+    store = get_job_store()
+    store.connect()
+    rows = []
+    for k, d in enumerate((0.01, 0.03)):
+        job_uuid = f"job-{k}"
+        doc = {"structure_id": "mp-1639", "kappa_tot_avg": [float(k)], "settings": {"displacement": d}}
+        store.docs_store.update({"uuid": job_uuid, "index": 1, "output": [doc]}, key=["uuid", "index"])
+        rows.append(
+            {
+                "uuid": f"r{k}",
+                "campaign": CAMPAIGN,
+                "model": {"checksum": "abc"},
+                "task_type": "kappa",
+                "settings": {"displacement": d},
+                "structure_id": "mp-1639",
+                "job_uuid": job_uuid,
+            }
+        )
+    store.additional_stores["results"].update(rows, key="uuid")
+    assert _stored_documents(store, "abc", 0.01)["mp-1639"]["kappa_tot_avg"] == [0.0]
+    assert _stored_documents(store, "abc", 0.03)["mp-1639"]["kappa_tot_avg"] == [1.0]
+    assert _stored_documents(store, "abc", 0.02) == {}

@@ -85,13 +85,17 @@ def test_ewald_forces_and_stress_match_finite_differences():
     assert float(stress[0, 0, 1]) == pytest.approx((ep - em) / (2 * h * vol), abs=1e-6)
 
 
-def _mixed_batch() -> Batch:
+def _mixed_atoms() -> list[Atoms]:
     water = molecule("H2O")
     water.pbc = False
     nacl = bulk("NaCl", "rocksalt", 5.6, cubic=True)
     nacl.rattle(0.05, seed=2)
     cluster = Atoms("NaClNa", positions=[[0, 0, 0], [2.4, 0.1, 0], [4.7, 0.5, 0.3]], pbc=False)
-    return Batch.from_atoms([water, nacl, cluster], dtype=F64)
+    return [water, nacl, cluster]
+
+
+def _mixed_batch() -> Batch:
+    return Batch.from_atoms(_mixed_atoms(), dtype=F64)
 
 
 def _random_qeq_params(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -140,3 +144,24 @@ def test_exact_qeq_is_the_constrained_minimum():
     for s in range(3):
         g = grad[batch.system_idx == s]
         np.testing.assert_allclose(g.numpy(), np.full(len(g), float(g.mean())), atol=1e-8)
+
+
+def test_coulomb_matrix_equals_the_operator_on_unit_charges():
+    """The dense A (used by exact Qeq) is φ applied to each unit charge, block by block, and
+    its gradient with respect to positions is the same too."""
+    mgo = bulk("MgO", "rocksalt", 4.2)
+    mgo.rattle(0.05, seed=4)
+    # two periodic cells: the reciprocal blocks must not couple them
+    batch = Batch.from_atoms([*_mixed_atoms(), mgo], dtype=F64)
+    n = int(batch.positions.shape[0])
+    _, _, sigma = _random_qeq_params(n, seed=5)
+    positions = batch.positions.clone().requires_grad_(True)
+    moved = type(batch)(positions, batch.atomic_numbers, batch.system_idx, batch.cell, batch.pbc)
+    op = coulomb_operator(moved, sigma, real_cutoff=8.0, accuracy=1e-8)
+    dense, applied = op.matrix(), op.potential(torch.eye(n, dtype=F64))
+    np.testing.assert_allclose(dense.detach().numpy(), applied.detach().numpy(), atol=1e-10)
+    assert float(dense.detach()[batch.system_idx[:, None] != batch.system_idx[None, :]].abs().max()) == 0.0
+    weights = torch.as_tensor(np.random.default_rng(1).normal(size=(n, n)), dtype=F64)
+    (g_dense,) = torch.autograd.grad((dense * weights).sum(), positions, retain_graph=True)
+    (g_applied,) = torch.autograd.grad((applied * weights).sum(), positions)
+    np.testing.assert_allclose(g_dense.numpy(), g_applied.numpy(), atol=1e-9)

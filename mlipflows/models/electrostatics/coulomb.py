@@ -71,6 +71,27 @@ class CoulombOperator:
         phi = phi + (self.background[:, None] * total)[self.system_idx]
         return phi if q.dim() == 2 else phi[:, 0]
 
+    def matrix(self) -> torch.Tensor:
+        """(N, N) A_ij = ∂φ_i/∂q_j, zero between structures; equals ``potential(eye)``.
+
+        Built from the coefficients directly: O(pairs + Σ_s M_s² K) instead of applying the
+        operator to N unit charges (O(N · (pairs + M K)), which made exact Qeq the bottleneck
+        of training on batches).
+        """
+        n = int(self.system_idx.shape[0])
+        a = torch.diag(self.self_coeff)
+        a = a.index_put((self.pair_i, self.pair_j), self.pair_kernel, accumulate=True)
+        if self.rec_atoms.numel():
+            w = self.rec_weights[self.rec_system]
+            rec = (w * self.rec_cos) @ self.rec_cos.T + (w * self.rec_sin) @ self.rec_sin.T
+            rec = rec * (self.rec_system[:, None] == self.rec_system[None, :])
+            rows = self.rec_atoms[:, None].expand_as(rec)
+            cols = self.rec_atoms[None, :].expand_as(rec)
+            a = a.index_put((rows, cols), rec, accumulate=True)
+        same = self.system_idx[:, None] == self.system_idx[None, :]
+        background = self.background[self.system_idx][:, None].expand(n, n)
+        return a + torch.where(same, background, torch.zeros_like(background))
+
     def energy(self, q: torch.Tensor) -> torch.Tensor:
         """(S,) electrostatic energy ½ Σ q_i φ_i per structure, eV."""
         return 0.5 * segment_sum(q * self.potential(q), self.system_idx, self.n_systems)

@@ -61,9 +61,7 @@ def solve_qeq(
     Returns:
         (N,) charges, e, in the dtype of ``chi`` (differentiable in χ, J, positions, cells).
     """
-    n = int(chi.shape[0])
-    eye = torch.eye(n, dtype=chi.dtype, device=chi.device)
-    coupling = operator.potential(eye)  # A_ij = ∂φ_i/∂q_j (block diagonal over structures)
+    coupling = operator.matrix()  # A_ij = ∂φ_i/∂q_j (block diagonal over structures)
     q = torch.zeros_like(chi)
     for s in range(int(total_charge.shape[0])):
         idx = torch.nonzero(operator.system_idx == s).flatten()

@@ -14,8 +14,8 @@ def _stored_documents(store: Any, checksum: str, displacement: float) -> dict[st
     """Full κ documents (with per-mode κ from the data store) of earlier runs, by material id."""
     from mlipflows.bench.kappa import CAMPAIGN
 
+    store.connect()  # get_output reads the job documents
     results = store.additional_stores["results"]
-    results.connect()
     crit = {
         "campaign": CAMPAIGN,
         "model.checksum": checksum,

@@ -119,7 +119,8 @@ def aggregate(rows: Sequence[dict]) -> dict[str, float | int]:
     if not rows:
         return {"n_materials": 0}
     srme = np.array([r["srme"] for r in rows], dtype=float)
-    failed = np.array([r.get("srme_reason") is not None for r in rows])
+    # a reason is a non-empty string; rows from a DataFrame carry NaN where there is none
+    failed = np.array([isinstance(r.get("srme_reason"), str) and bool(r["srme_reason"]) for r in rows])
     return {
         "n_materials": len(rows),
         "kappa_srme": float(srme.mean()),

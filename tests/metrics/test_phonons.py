@@ -98,3 +98,18 @@ def test_aggregate():
     assert agg["kappa_srme"] == pytest.approx(1.0625)
     assert agg["kappa_sre"] == pytest.approx(1.5) and agg["kappa_srd"] == pytest.approx(-0.5)
     assert agg["failure_rate"] == 0.5 and agg["n_failed"] == 1
+
+
+def test_aggregate_of_a_table_counts_only_real_reasons():
+    """Rows read back from a DataFrame carry NaN, not None, where there is no reason."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        [
+            {"srd": 0.1, "sre": 0.1, "srme": 0.3, "srme_reason": None},
+            {"srd": 0.2, "sre": 0.2, "srme": 0.5, "srme_reason": None},
+            {"srd": -2.0, "sre": 2.0, "srme": 2.0, "srme_reason": "imaginary modes"},
+        ]
+    )
+    agg = aggregate(frame.to_dict("records"))
+    assert agg["n_failed"] == 1 and agg["failure_rate"] == pytest.approx(1 / 3)

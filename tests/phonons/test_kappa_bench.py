@@ -93,6 +93,7 @@ def test_reused_results_are_those_of_the_same_displacement(isolated_home):
             }
         )
     store.additional_stores["results"].update(rows, key="uuid")
-    assert _stored_documents(store, "abc", 0.01)["mp-1639"]["kappa_tot_avg"] == [0.0]
-    assert _stored_documents(store, "abc", 0.03)["mp-1639"]["kappa_tot_avg"] == [1.0]
-    assert _stored_documents(store, "abc", 0.02) == {}
+    fresh = get_job_store()  # a new command: nothing connected yet
+    assert _stored_documents(fresh, "abc", 0.01)["mp-1639"]["kappa_tot_avg"] == [0.0]
+    assert _stored_documents(fresh, "abc", 0.03)["mp-1639"]["kappa_tot_avg"] == [1.0]
+    assert _stored_documents(fresh, "abc", 0.02) == {}

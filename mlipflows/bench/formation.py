@@ -23,6 +23,7 @@ from jobflow import JobStore
 from monty.io import zopen
 from pymatgen.core import Structure
 
+from mlipflows.bench import stored_error
 from mlipflows.energies import (
     formation_energy_per_atom,
     mp2020_correct,
@@ -89,11 +90,8 @@ def evaluate(records: list[WbmRecord], docs: dict[str, dict]) -> pd.DataFrame:
             "error": None,
         }
         doc = docs.get(r.material_id)
-        if doc is None:
-            row["error"] = "not run"
-        elif doc["state"] != "successful":
-            row["error"] = doc["error"]
-        else:
+        row["error"] = stored_error(doc)
+        if row["error"] is None:
             relaxed = Structure.from_dict(doc["structure"])
             entry = mp2020_correct(mp_like_entry(relaxed, doc["energy"], r.material_id))
             if entry is None:

@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 
+from mlipflows.bench import stored_error
 from mlipflows.errors import DataNotFoundError
 from mlipflows.metrics.phonons import KappaPrediction, KappaReference, material_metrics
 
 STRUCTURES_FILE = "phononDB-PBE-structures.extxyz"
 KAPPA_FILE = "kappas_phononDB_PBE_noNAC.json.gz"
+PROTOCOL_DISPLACEMENT = 0.01  # Å, phonondb-v1
 CAMPAIGN = "bench-kappa-phonondb-v1"
 TEMPERATURES = [300.0]
 
@@ -98,10 +100,9 @@ def _cost(structure: Structure, matrix: list[list[int]]) -> int:
 
 def prediction_from_document(doc: dict[str, Any] | None) -> KappaPrediction:
     """What the metrics need from a stored κ document (None: the material was not run)."""
-    if doc is None:
-        return KappaPrediction(error="not run")
-    if doc["state"] != "successful":
-        return KappaPrediction(error=doc.get("error") or "failed")
+    error = stored_error(doc)
+    if error is not None:
+        return KappaPrediction(error=error)
     mode = doc.get("mode_kappa")
     setup = doc.get("setup") or {}
     return KappaPrediction(

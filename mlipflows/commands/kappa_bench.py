@@ -51,7 +51,13 @@ def kappa(
     ] = 0.01,
 ) -> None:
     """κ_SRME, κ_SRE, κ_SRD vs phononDB PBE (resumable: reuses stored κ of the same weights)."""
-    from mlipflows.bench.kappa import CAMPAIGN, TEMPERATURES, evaluate, load_phonondb
+    from mlipflows.bench.kappa import (
+        CAMPAIGN,
+        PROTOCOL_DISPLACEMENT,
+        TEMPERATURES,
+        evaluate,
+        load_phonondb,
+    )
     from mlipflows.cli import console, err_console, run_with_progress
     from mlipflows.errors import DataNotFoundError
     from mlipflows.makers import KappaMaker, PhononRelax
@@ -60,6 +66,7 @@ def kappa(
     from mlipflows.potentials import load_potential
     from mlipflows.store import get_job_store
 
+    standard = displacement == PROTOCOL_DISPLACEMENT
     if limit is not None and ids:
         raise typer.BadParameter("give --limit or --ids, not both")
     try:
@@ -99,16 +106,14 @@ def kappa(
         {
             "model": model,
             "checksum": potential.card.checksum,
-            "protocol": "phonondb-v1"
-            if displacement == 0.01
-            else f"phonondb-v1, displacement {displacement} Å",
+            "protocol": "phonondb-v1" if standard else f"phonondb-v1, displacement {displacement} Å",
             "displacement": displacement,
             "device": device,
             "run_wall_s": round(time.perf_counter() - t0, 1),
         }
     )
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{potential.name}-n{len(records)}" + ("" if displacement == 0.01 else f"-d{displacement:g}")
+    stem = f"{potential.name}-n{len(records)}" + ("" if standard else f"-d{displacement:g}")
     frame.to_csv(out / f"{stem}.csv", index=False)
     (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
     shown = frame[["material_id", "formula", "kappa_dft", "kappa_pred", "srd", "srme", "srme_reason"]]

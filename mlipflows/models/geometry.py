@@ -70,11 +70,7 @@ def build_graph(
     """Neighbour list within ``cutoff`` (Å) and strained, differentiable geometry."""
     dtype, device = batch.positions.dtype, batch.positions.device
     graph = neighbor_list(batch, cutoff)
-    strain = torch.zeros((batch.n_systems, 3, 3), dtype=dtype, device=device, requires_grad=True)
-    deform = torch.eye(3, dtype=dtype, device=device) + 0.5 * (strain + strain.transpose(1, 2))
-    pos = batch.positions.detach().clone().requires_grad_(True)
-    pos_s = torch.einsum("ni,nij->nj", pos, deform[batch.system_idx])
-    cell_s = torch.bmm(batch.cell.detach(), deform)
+    pos_s, cell_s, inputs = strained(batch)
     vectors = graph.edge_vectors(pos_s, cell_s)
     if total_charge is None:
         total_charge = torch.zeros(batch.n_systems, dtype=dtype, device=device)
@@ -93,8 +89,23 @@ def build_graph(
         total_charge=total_charge.to(device=device, dtype=dtype),
         head=head.to(device=device, dtype=torch.long),
     )
+    return atomic, inputs
+
+
+def strained(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, StrainedInputs]:
+    """Positions (N, 3) and cells (S, 3, 3) of ``batch`` under a zero symmetric strain ε.
+
+    Energies built from them differentiate to forces and stress in
+    :func:`forces_and_stress`.
+    """
+    dtype, device = batch.positions.dtype, batch.positions.device
+    strain = torch.zeros((batch.n_systems, 3, 3), dtype=dtype, device=device, requires_grad=True)
+    deform = torch.eye(3, dtype=dtype, device=device) + 0.5 * (strain + strain.transpose(1, 2))
+    pos = batch.positions.detach().clone().requires_grad_(True)
+    pos_s = torch.einsum("ni,nij->nj", pos, deform[batch.system_idx])
+    cell_s = torch.bmm(batch.cell.detach(), deform)
     volume = torch.linalg.det(batch.cell.detach()).abs()
-    return atomic, StrainedInputs(pos, strain, volume)
+    return pos_s, cell_s, StrainedInputs(pos, strain, volume)
 
 
 def forces_and_stress(

@@ -14,8 +14,8 @@ interaction block t
    (exact charge conservation), then the potential φ^t of those Gaussian charges.
 
 E = Σ_i ε_i (multi-head readout) + ½ Σ_i q_i φ_i (Gaussian-charge Coulomb: Ewald for crystals,
-direct sum for molecules) + ZBL repulsion. Everything is differentiable, so forces and stress
-include the response of the charges.
+direct sum for molecules) + ZBL repulsion (+ optional D3 dispersion). Everything is
+differentiable, so forces and stress include the response of the charges.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from torch import nn
 from mlipflows.engine.batch import segment_sum
 from mlipflows.models.base import EnergyModel, register_architecture
 from mlipflows.models.cutoff import PolynomialCutoff
+from mlipflows.models.dispersion import D3Dispersion
 from mlipflows.models.electrostatics import coulomb_operator, diagonal_qeq
 from mlipflows.models.embedding import MAX_Z, ElementEmbedding
 from mlipflows.models.geometry import AtomicGraph
@@ -45,6 +46,8 @@ class MPNICEConfig:
     ``zbl_radius_factor`` f: ZBL is switched off at f · (R_cov,i + R_cov,j). Below 1 when the
     training data hold bonds shorter than the covalent sum (hot Si: 1.9 Å vs 2.22 Å), so that
     the network does not have to cancel steep ZBL forces inside the bonding range.
+    ``dispersion``: a functional name (``"pbe"``) adds D3(BJ) with its parameters; leave it
+    ``None`` when the training labels have no dispersion in them.
     """
 
     elements: list[str]
@@ -62,6 +65,7 @@ class MPNICEConfig:
     zbl_radius_factor: float = 1.0
     ewald_cutoff: float = 6.0
     ewald_accuracy: float = 1e-6
+    dispersion: str | None = None
 
 
 class InteractionBlock(nn.Module):
@@ -149,6 +153,7 @@ class MPNICE(EnergyModel):
         # long Ewald real-space cutoffs
         self.sigma_logit = nn.Parameter(torch.full((MAX_Z + 1,), 0.336))
         self.zbl = ZBLRepulsion(radius_factor=cfg.zbl_radius_factor) if cfg.zbl else None
+        self.dispersion = D3Dispersion(xc=cfg.dispersion) if cfg.dispersion else None
 
     def get_config(self) -> dict[str, Any]:
         return asdict(self.cfg)
@@ -200,6 +205,8 @@ class MPNICE(EnergyModel):
             energy = energy + 0.5 * segment_sum(charges * potential, sys_idx, n_sys)
         if self.zbl is not None:
             energy = energy + self.zbl(r, graph.edge_index, z, graph.edge_system, n_sys)
+        if self.dispersion is not None:
+            energy = energy + self.dispersion(graph)
         out = {"energy": energy}
         if operator is not None:
             out["charges"] = charges

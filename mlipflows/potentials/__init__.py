@@ -15,6 +15,9 @@ from mlipflows.errors import ModelLoadError
 from mlipflows.potentials.base import ModelCard, Potential, PotentialOutput, resolve_device
 from mlipflows.potentials.registry import REGISTRY, RegistryEntry, register
 
+# ``MODEL+d3`` (or ``MODEL+d3:XC``) adds Grimme D3(BJ) dispersion to any model
+D3_SUFFIX = "+d3"
+
 __all__ = [
     "REGISTRY",
     "ModelCard",
@@ -71,6 +74,14 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Poten
         tune_cpu_allocator()
     if spec in REGISTRY:
         return REGISTRY[spec].loader(device, dtype)
+    if D3_SUFFIX in spec and not Path(spec).expanduser().exists():
+        from mlipflows.potentials.dispersion import DispersionCorrected, split_dispersion
+
+        try:
+            base_spec, xc = split_dispersion(spec)
+            return DispersionCorrected(_load_uncached(base_spec, device, dtype), xc)
+        except ValueError as err:
+            raise ModelLoadError(f"cannot load {spec!r}: {err}") from err
     kind, _, rest = spec.partition(":")
     if kind in ("sevennet", "chgnet") and rest:
         from mlipflows.potentials.custom import load_trusted

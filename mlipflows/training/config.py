@@ -7,6 +7,7 @@ Example::
     model: {n_channels: 32, n_blocks: 2, cutoff: 5.0}
     datasets:
       - {path: ../shared/data/mlearn/Si_training.json.gz, head: pbe, validation_fraction: 0.1}
+      - {store: {campaign: demo, model: sevennet-0, task_type: static}, head: sevennet}
     loss: {energy: 1.0, forces: 10.0, stress: 0.0}
     epochs: 100
     output: models/mpnice-si.pt
@@ -18,15 +19,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlipflows.training.store_data import StoreQuery
 
 
 class DatasetSpec(BaseModel):
-    """One labelled data set, read for one readout head."""
+    """One labelled data set, read for one readout head: a file (``path``) or stored results
+    of ours (``store``: a :class:`~mlipflows.training.store_data.StoreQuery`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    path: Path
+    path: Path | None = None
+    store: StoreQuery | None = None
     format: Literal["auto", "mlearn", "extxyz"] = "auto"
     head: str = "default"
     weight: float = Field(1.0, ge=0.0, description="loss weight of every structure of this set")
@@ -35,6 +40,14 @@ class DatasetSpec(BaseModel):
         None, description="explicit validation file (overrides the fraction)"
     )
     limit: int | None = Field(None, ge=1, description="use only the first N structures")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DatasetSpec:
+        if (self.path is None) == (self.store is None):
+            raise ValueError("give exactly one of 'path' (a data file) and 'store' (a results query)")
+        if self.store is not None and self.validation_path is not None:
+            raise ValueError("a 'store' data set is split by 'validation_fraction', not 'validation_path'")
+        return self
 
 
 class LossWeights(BaseModel):

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from mlipflows.engine.batch import Batch
 from mlipflows.errors import DataNotFoundError, StructureReadError
 from mlipflows.potentials.base import EV_PER_A3_TO_GPA
+
+if TYPE_CHECKING:
+    from mlipflows.training.config import DatasetSpec
 
 
 @dataclass
@@ -120,6 +124,22 @@ def read_dataset(
     if fmt == "extxyz":
         return read_extxyz(path, head, weight)
     raise ValueError(f"unknown dataset format {fmt!r}; use mlearn or extxyz")
+
+
+def read_spec(spec: DatasetSpec, head: str | None = None) -> list[Sample]:
+    """The samples of a training config's data set (file or store), at most ``spec.limit``.
+
+    ``head`` overrides the spec's head (replay data keep the base model's head).
+    """
+    head = spec.head if head is None else head
+    if spec.store is not None:
+        from mlipflows.training.store_data import read_store
+
+        samples = read_store(spec.store, head, spec.weight)
+    else:
+        assert spec.path is not None  # the spec's validator allows only these two
+        samples = read_dataset(spec.path, spec.format, head, spec.weight)
+    return samples[: spec.limit]
 
 
 @dataclass

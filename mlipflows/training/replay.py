@@ -48,7 +48,7 @@ from mlipflows.models.checkpoint import load_model, save_checkpoint
 from mlipflows.models.geometry import build_graph
 from mlipflows.training.baseline import fit_baseline
 from mlipflows.training.config import DatasetSpec, TrainConfig
-from mlipflows.training.data import Sample, read_dataset
+from mlipflows.training.data import Sample, read_spec
 from mlipflows.training.trainer import TrainResult, load_splits, train
 
 
@@ -202,9 +202,7 @@ def fine_tune(config: FineTuneConfig, show_progress: bool = True) -> FineTuneRes
         # the model's element list is what its potential card advertises to the engine
         elements = sorted(set(base.elements) | new_elements)
         base = _with_heads(base, base.heads, list(range(len(base.heads))), elements)
-    pool = [
-        s for spec in config.replay_data for s in read_dataset(spec.path, spec.format, source)[: spec.limit]
-    ]
+    pool = [s for spec in config.replay_data for s in read_spec(spec, head=source)]
     replay = select_replay(
         base,
         pool,

@@ -34,7 +34,7 @@ from mlipflows.models.checkpoint import save_checkpoint
 from mlipflows.models.potential import predict
 from mlipflows.training.baseline import fit_baseline, mean_coordination
 from mlipflows.training.config import TrainConfig
-from mlipflows.training.data import Sample, Targets, collate, read_dataset
+from mlipflows.training.data import Sample, Targets, collate, read_dataset, read_spec
 from mlipflows.training.metrics import errors
 
 
@@ -55,7 +55,7 @@ def load_splits(config: TrainConfig) -> tuple[list[Sample], list[Sample]]:
     rng = np.random.default_rng(config.seed)
     train, val = [], []
     for spec in config.datasets:
-        samples = read_dataset(spec.path, spec.format, spec.head, spec.weight)[: spec.limit]
+        samples = read_spec(spec)
         if spec.validation_path is not None:
             train += samples
             val += read_dataset(spec.validation_path, spec.format, spec.head, spec.weight)

@@ -1,0 +1,131 @@
+"""Training samples from our own results store: energies, forces and stresses of stored
+static and relax results (e.g. a large model's labels on a campaign's chemistry, to distil into
+a small, fast model of ours).
+
+The flat ``results`` collection says *which* results match (campaign, model, chemsys, ...)
+and which job wrote them; the forces live with that job's output in the data store, so the
+matching jobs' outputs are loaded (blobs resolved) and the documents picked out of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from mlipflows.errors import DataNotFoundError
+from mlipflows.potentials.base import EV_PER_A3_TO_GPA
+from mlipflows.training.data import Sample
+
+
+class StoreQuery(BaseModel):
+    """Which stored results become training data (all filters combine; see
+    :func:`mlipflows.results.find_results`).
+
+    The store is the configured one (``mlipflows.yaml`` / ``$MLIPFLOWS_STORE_URI``) or the one
+    ``config`` points to: never a URI in the training YAML, because the YAML is saved inside
+    every checkpoint it produces.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign: str | None = None
+    model: str | None = Field(None, description="name of the model whose results are the labels")
+    task_type: Literal["static", "relax"] | None = Field(None, description="default: both")
+    tag: str | None = None
+    chemsys: str | None = None
+    where: str | None = Field(None, description='e.g. "nsites <= 16"')
+    config: Path | None = Field(None, description="an mlipflows.yaml naming the store")
+
+
+def read_store(
+    query: StoreQuery, head: str = "default", weight: float = 1.0, store: Any = None
+) -> list[Sample]:
+    """Samples (structure, energy eV, forces eV/Å, stress eV/Å³ in ASE sign) of every
+    successful static/relax result matching ``query``, in the store's result order.
+
+    A relax result is labelled at its final geometry. ``store``: an open JobStore to read
+    instead of the configured one.
+    """
+    from mlipflows.results import find_results
+    from mlipflows.store import get_job_store, store_errors
+
+    store = store or get_job_store(config=query.config)
+    rows = find_results(
+        store,
+        campaign=query.campaign,
+        model=query.model,
+        task_type=query.task_type,
+        state="successful",
+        tag=query.tag,
+        chemsys=query.chemsys,
+        where=query.where,
+        exclude=("structure",),
+    )
+    if query.task_type is None and len(rows):
+        rows = rows[rows["task_type"].isin(["static", "relax"])]
+    if not len(rows) or "job_uuid" not in rows:
+        raise DataNotFoundError(
+            f"no stored static or relax results match {query.model_dump(exclude_none=True)}"
+        )
+    wanted = {(r.job_uuid, r.structure_id, r.task_type) for r in rows.itertuples()}
+    with store_errors(store, "reading training data"):
+        store.connect()
+        outputs = _latest_outputs(store, {uuid for uuid, _, _ in wanted})
+    samples = []
+    for uuid, structure_id, task_type in _in_order(rows):
+        doc = outputs.get(uuid, {}).get((structure_id, task_type))
+        if doc is None or doc.get("forces") is None:
+            raise DataNotFoundError(
+                f"result {structure_id} ({task_type}) of job {uuid} is in the results collection but "
+                "its job output (with the forces) is not in this store's jobs and data collections"
+            )
+        samples.append(_sample(doc, head, weight))
+    return samples
+
+
+def _in_order(rows: Any) -> Iterable[tuple[str, str, str]]:
+    seen = set()
+    for r in rows.itertuples():
+        key = (r.job_uuid, r.structure_id, r.task_type)
+        if key not in seen:
+            seen.add(key)
+            yield key
+
+
+def _latest_outputs(store: Any, uuids: set[str]) -> dict[str, dict[tuple[str, str], dict]]:
+    """Per job uuid, its documents keyed by (structure_id, task_type), from the newest run."""
+    newest: dict[str, tuple[int, Any]] = {}
+    found = store.query({"uuid": {"$in": sorted(uuids)}}, properties=["uuid", "index", "output"], load=True)
+    for entry in found:
+        index = int(entry.get("index", 1))
+        if entry["uuid"] not in newest or index > newest[entry["uuid"]][0]:
+            newest[entry["uuid"]] = (index, entry.get("output"))
+    by_job = {}
+    for uuid, (_, output) in newest.items():
+        docs = output if isinstance(output, list) else [output]
+        by_job[uuid] = {
+            (d.get("structure_id"), d.get("task_type")): d
+            for d in docs
+            if isinstance(d, dict) and "structure_id" in d
+        }
+    return by_job
+
+
+def _sample(doc: dict, head: str, weight: float) -> Sample:
+    atoms = AseAtomsAdaptor.get_atoms(Structure.from_dict(doc["structure"]))
+    stress = doc.get("stress")
+    return Sample(
+        atoms=atoms,
+        energy=float(doc["energy"]),
+        forces=np.asarray(doc["forces"], dtype=float),
+        stress=None if stress is None else np.asarray(stress, dtype=float) / EV_PER_A3_TO_GPA,
+        head=head,
+        weight=weight,
+        tag=str(doc.get("campaign") or ""),
+    )

@@ -114,6 +114,13 @@ def load_store_settings(uri: str | None = None, config: str | Path | None = None
         raise StoreConfigError(redact_uri(f"{path or 'store settings'}: {exc}")) from exc
 
 
+class JSONDocument(dict):
+    """A document already made of JSON types (e.g. pydantic ``model_dump(mode="json")``).
+
+    Stores skip re-sanitising it: the recursive walk cost ~0.5 ms per result document.
+    """
+
+
 class BulkMontyStore(MontyStore):
     """MontyStore whose ``update`` inserts new documents in one ``insert_many``.
 
@@ -145,7 +152,10 @@ class BulkMontyStore(MontyStore):
         return self._known[keys]
 
     def update(self, docs: list[dict] | dict, key: list | str | None = None) -> None:
-        docs = [jsanitize(d, allow_bson=True) for d in (docs if isinstance(docs, list) else [docs])]
+        docs = [
+            d if isinstance(d, JSONDocument) else jsanitize(d, allow_bson=True)
+            for d in (docs if isinstance(docs, list) else [docs])
+        ]
         if not docs:
             return
         keys = tuple([key] if isinstance(key, str) else list(key or [self.key]))
@@ -349,9 +359,9 @@ def ensure_indexes(store: JobStore) -> list[str]:
 
 
 def write_results(store: JobStore, documents: list[dict[str, Any]]) -> None:
-    """Write flat result documents in bulk (one call), upserting by ``uuid``."""
+    """Write flat result documents (JSON types only) in bulk (one call), upserting by ``uuid``."""
     results = store.additional_stores.get(RESULTS)
     if results is None or not documents:
         return
     with store_errors(store, f"writing {len(documents)} results"):
-        results.update(documents, key="uuid")
+        results.update([JSONDocument(d) for d in documents], key="uuid")

@@ -8,7 +8,7 @@ replay of the mlearn training set. Reports energy/force MAE of the new head on h
 structures and of the old head on the mlearn Si test set, before and after (forgetting).
 
     nice -n 10 python benchmarks/replay_finetune.py \\
-        --base mlipflows/data/models/geodite-si-mlearn.pt --out analysis/models/replay
+        --base mlipflows/data/models/geodite-si-mlearn.pt --seeds 0,1,2 --out analysis/models/replay
 """
 
 from __future__ import annotations
@@ -43,6 +43,54 @@ def _row(table: dict) -> dict:
     }
 
 
+def _fine_tune(args: argparse.Namespace, work: Path, variant: str, seed: int, tests: dict) -> dict:
+    """One fine-tuning run; its errors on both test sets (``tests``: "new", "old" samples)."""
+    from mlipflows.models.checkpoint import load_model
+    from mlipflows.training.config import DatasetSpec
+    from mlipflows.training.metrics import errors
+    from mlipflows.training.replay import FineTuneConfig, fine_tune
+
+    config = FineTuneConfig(
+        name=f"replay-{variant}-{seed}",
+        architecture=tests["architecture"],
+        checkpoint=args.base,
+        new_head="pyxtal",
+        datasets=[DatasetSpec(path=work / "si8-train.extxyz", head="pyxtal", validation_fraction=0.1)],
+        replay_data=[DatasetSpec(path=args.old_train)],
+        replay_size=0 if variant == "none" else args.replay,
+        replay_selection="fps" if variant == "fps" else "random",
+        replay_weight=args.replay_weight,
+        loss={"energy": 100.0, "forces": 1.0, "stress": 0.0},
+        epochs=args.epochs,
+        max_time_s=args.max_time,
+        patience=args.epochs,
+        lr=1e-3,
+        warmup_steps=10,
+        seed=seed,
+        output=work / f"ft-{variant}-{seed}.pt",
+    )
+    ft = fine_tune(config, show_progress=False)
+    model, content = load_model(config.output)
+    return {
+        "replay_size": len(ft.replay),
+        "epochs_run": len(ft.train.history),
+        "train_seconds": content["metadata"]["train_seconds"],
+        "new_head_on_si8_test": _row(errors(model, tests["new"])),
+        "old_head_on_mlearn_test": _row(errors(model, tests["old"])),
+    }
+
+
+def _stat(per_seed: dict, fn) -> dict:
+    """``fn`` (mean or std) over seeds of every error of the runs."""
+    runs = list(per_seed.values())
+    return {
+        table: {
+            key: float(fn([r[table][key] for r in runs])) for key in ("energy_mae_mev_atom", "force_mae_ev_a")
+        }
+        for table in ("new_head_on_si8_test", "old_head_on_mlearn_test")
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True, help="our checkpoint trained on mlearn Si")
@@ -62,6 +110,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--max-time", type=float, default=600.0, help="seconds per fine-tuning run")
     parser.add_argument("--variants", default="none,random,fps", help="comma list of none/random/fps")
+    parser.add_argument(
+        "--seeds", default="0", help="comma list of training seeds (replay pick, split, batch order)"
+    )
     parser.add_argument("--out", type=Path, default=Path("analysis/models/replay"), help="results.json here")
     parser.add_argument("--work", type=Path, default=None, help="checkpoints and data (default: a temp dir)")
     args = parser.parse_args()
@@ -69,11 +120,9 @@ def main() -> None:
     import torch
 
     from mlipflows.models.checkpoint import load_model
-    from mlipflows.training.config import DatasetSpec
     from mlipflows.training.data import Sample, read_dataset
     from mlipflows.training.metrics import errors
     from mlipflows.training.pyxtal_ff import read_pyxtal_ff
-    from mlipflows.training.replay import FineTuneConfig, fine_tune
 
     torch.set_num_threads(1)
     for path in (args.base, args.new, args.old_train, args.old_test):
@@ -98,37 +147,20 @@ def main() -> None:
             "old_head_on_mlearn_test": _row(errors(base, old_test)),
             "old_head_on_si8_test": _row(errors(base, as_old)),
         },
+        "seeds": [int(x) for x in args.seeds.split(",")],
         "runs": {},
     }
+    tests = {"architecture": base.architecture, "new": new_test, "old": old_test}
     for variant in args.variants.split(","):
-        config = FineTuneConfig(
-            name=f"replay-{variant}",
-            architecture=base.architecture,
-            checkpoint=args.base,
-            new_head="pyxtal",
-            datasets=[DatasetSpec(path=work / "si8-train.extxyz", head="pyxtal", validation_fraction=0.1)],
-            replay_data=[DatasetSpec(path=args.old_train)],
-            replay_size=0 if variant == "none" else args.replay,
-            replay_selection="fps" if variant == "fps" else "random",
-            replay_weight=args.replay_weight,
-            loss={"energy": 100.0, "forces": 1.0, "stress": 0.0},
-            epochs=args.epochs,
-            max_time_s=args.max_time,
-            patience=args.epochs,
-            lr=1e-3,
-            warmup_steps=10,
-            output=work / f"ft-{variant}.pt",
-        )
-        ft = fine_tune(config, show_progress=False)
-        model, content = load_model(config.output)
+        per_seed = {}
+        for seed in results["seeds"]:
+            per_seed[str(seed)] = _fine_tune(args, work, variant, seed, tests)
+            print(variant, seed, json.dumps(per_seed[str(seed)]), flush=True)
         results["runs"][variant] = {
-            "replay_size": len(ft.replay),
-            "epochs_run": len(ft.train.history),
-            "train_seconds": content["metadata"]["train_seconds"],
-            "new_head_on_si8_test": _row(errors(model, new_test)),
-            "old_head_on_mlearn_test": _row(errors(model, old_test)),
+            "seeds": per_seed,
+            "mean": _stat(per_seed, np.mean),
+            "std": _stat(per_seed, np.std),
         }
-        print(variant, json.dumps(results["runs"][variant]), flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

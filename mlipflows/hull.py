@@ -35,16 +35,30 @@ class HullError(MlipflowsError):
 
 @dataclass
 class RelaxedEntry:
-    """A relaxed structure with its total energy (eV), as stored by a relax job."""
+    """A relaxed structure with its total energy (eV), as stored by a relax job.
+
+    ``structure`` may be the stored dict: it is parsed only where a hull needs more than the
+    composition (MP2020 corrections), since parsing thousands of structures costs more than
+    the MLIP-consistent hull itself.
+    """
 
     structure_id: str
-    structure: Structure
+    structure: Structure | dict
     energy: float
     converged: bool = True
+    known_composition: Composition | None = None
 
     @property
     def composition(self) -> Composition:
-        return self.structure.composition
+        if self.known_composition is None:
+            self.known_composition = self.pymatgen_structure.composition
+        return self.known_composition
+
+    @property
+    def pymatgen_structure(self) -> Structure:
+        if isinstance(self.structure, dict):
+            self.structure = Structure.from_dict(self.structure)
+        return self.structure
 
 
 @dataclass
@@ -128,7 +142,7 @@ def dft_reference_hull(
     corrected: dict[str, float] = {}
     rejected: dict[str, str] = {}
     for c in candidates:
-        entry = mp2020_correct(mp_like_entry(c.structure, c.energy, c.structure_id))
+        entry = mp2020_correct(mp_like_entry(c.pymatgen_structure, c.energy, c.structure_id))
         if entry is None:
             rejected[c.structure_id] = "MaterialsProject2020Compatibility rejected the entry"
             continue

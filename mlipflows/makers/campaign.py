@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobflow import CURRENT_JOB, Flow, Job, JobConfig, JobOrder, Maker, job
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from mlipflows.campaign.candidates import Candidate
@@ -62,11 +62,13 @@ class HullMaker(Maker):
 
 
 def _relaxed(doc: dict) -> RelaxedEntry:
+    composition = doc.get("composition")
     return RelaxedEntry(
         structure_id=doc["structure_id"],
-        structure=Structure.from_dict(doc["structure"]),
+        structure=doc["structure"],
         energy=doc["energy"],
         converged=bool(doc.get("converged")),
+        known_composition=Composition(composition) if composition else None,
     )
 
 

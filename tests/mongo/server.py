@@ -9,12 +9,43 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from pathlib import Path
 
 import pymongo
 
 USER = "screener"
 PASSWORD = "s3cret-Pa55"  # the secret tests look for in logs, errors, documents and reports
+
+
+_FIND_AND_MODIFY_LOCK = threading.Lock()
+
+
+def serialise_find_and_modify() -> None:
+    """Make SecantusDB's ``findAndModify`` atomic, as MongoDB's is, by running one at a time.
+
+    SecantusDB 0.7.0b3 finds the document, then writes it keyed by ``_id`` plus the original
+    query and returns the document it *found*. With an empty query (FireWorks' id counter:
+    ``find_one_and_update({}, {"$inc": {"next_launch_id": 1}})``) two concurrent calls both
+    succeed and return the same pre-image, so two ``rlaunch`` workers can get the same launch
+    id and one launch document overwrites the other (seen once in CI: 7 fireworks COMPLETED,
+    6 COMPLETED launches). Measured: 3 processes × 2,000 ``$inc`` calls returned 4,349 unique
+    values unserialised, 6,000 with this lock. The server runs in the test process, so a lock
+    around the command handler fixes it without touching FireWorks or mlipflows.
+    """
+    from secantus import commands
+
+    for name in ("findAndModify", "findandmodify"):
+        handler = commands._HANDLERS[name]
+        if getattr(handler, "serialised", False):
+            continue
+
+        def serialised(doc: dict, ctx: object, _handler=handler) -> dict:
+            with _FIND_AND_MODIFY_LOCK:
+                return _handler(doc, ctx)
+
+        serialised.serialised = True  # type: ignore[attr-defined]
+        commands._HANDLERS[name] = serialised
 
 
 class SecantusServer:
@@ -42,6 +73,7 @@ class SecantusServer:
     def _serve(self, require_auth: bool) -> None:
         from secantus import SecantusDBServer
 
+        serialise_find_and_modify()
         self._server = SecantusDBServer(
             host="127.0.0.1", port=self.port, storage_path=str(self.path), require_auth=require_auth
         )

@@ -117,6 +117,10 @@ def models() -> None:
             row = [name, "?", "?", entry.source, f"no: {exc}"]
         table.add_row(*row, entry.description)
     console.print(table)
+    console.print(
+        "Any model also loads as NAME+d3 (Grimme D3(BJ) dispersion, PBE parameters) or "
+        "NAME+d3:XC; a checkpoint path or package.module:factory loads a custom model."
+    )
 
 
 def _relax_files(

@@ -67,6 +67,7 @@ def test_models_table_lists_offline_models():
     for name in ("sevennet-0", "sevennet-l3i5", "chgnet-0.3.0"):
         assert name in result.output
     assert "no:" not in result.output
+    assert "NAME+d3" in " ".join(result.output.split())
 
 
 @pytest.mark.slow

@@ -8,6 +8,8 @@ The wrapper evaluates the model as usual and adds the D3 energy, forces and stre
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from mlipflows.engine.batch import Batch
@@ -47,7 +49,8 @@ class DispersionCorrected(Potential):
         self.card = ModelCard(
             name=f"{card.name}{D3_SUFFIX}" + ("" if xc == "pbe" else f":{xc}"),
             version=f"{card.version}+d3bj-{xc}",
-            checksum=card.checksum,
+            # results are keyed by checksum: with D3 they must not replace the plain model's
+            checksum=hashlib.sha256(f"{card.checksum}+d3bj-{xc}".encode()).hexdigest(),
             source=f"{card.source} + D3(BJ, {xc}) from torch-dftd",
             cutoff=card.cutoff,
             elements=card.elements,

@@ -104,6 +104,7 @@ def test_load_spec_adds_d3_to_any_potential(monkeypatch):
     base = load_potential("morse", dtype=F64)
     corrected = load_potential("morse+d3", dtype=F64)
     assert corrected.name == "morse+d3" and "D3(BJ, pbe)" in corrected.card.source
+    assert corrected.card.checksum != base.card.checksum  # stored results must not collide
     atoms_list = _systems()[:2]
     atoms_list[1].rattle(0.05, seed=4)
     batch = Batch.from_atoms(atoms_list, dtype=F64)

@@ -117,3 +117,22 @@ def test_load_spec_adds_d3_to_any_potential(monkeypatch):
         load_potential("morse+d3:not-a-functional")
     with pytest.raises(ModelLoadError, match="MODEL\\+d3"):
         load_potential("morse+d3x")
+
+
+@pytest.mark.slow
+def test_d3_binds_graphite_layers_with_sevennet():
+    """SevenNet-0 (PBE data) barely binds graphite; +D3 gives the experimental c = 6.71 Å."""
+    from pymatgen.core import Lattice, Structure
+
+    from mlipflows.engine import RelaxSettings, relax
+
+    coords = [[0, 0, 0.25], [0, 0, 0.75], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]]
+    graphite = Structure(Lattice.hexagonal(2.46, 7.5), ["C"] * 4, coords)
+    c = {}
+    for spec in ("sevennet-0", "sevennet-0+d3"):
+        out = relax([graphite], load_potential(spec), RelaxSettings(fmax=0.01, max_steps=500))[0]
+        assert out.error is None and out.converged
+        assert out.structure.lattice.a == pytest.approx(2.46, rel=0.01)  # in-plane bonds untouched
+        c[spec] = out.structure.lattice.c
+    assert c["sevennet-0"] > 7.5
+    assert c["sevennet-0+d3"] == pytest.approx(6.71, rel=0.025)

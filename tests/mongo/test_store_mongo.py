@@ -132,3 +132,19 @@ def test_worker_config_path_travels_with_the_reference(mongo_uri, tmp_path):
     worker.connect()
     write_results(worker, _docs(1))
     assert worker.additional_stores[RESULTS].count() == 1
+
+
+def test_training_data_read_from_a_mongodb_store(mongo_uri, structures):
+    from mlipflows.makers import StaticMaker, relax_flow
+    from mlipflows.makers.base import ChunkSettings
+    from mlipflows.training.store_data import StoreQuery, read_store
+
+    store = get_job_store(mongo_uri)
+    ids = [f"t{k}" for k in range(4)]
+    maker = StaticMaker(chunk=ChunkSettings(model="morse", campaign="mongo-labels"))
+    run_locally(relax_flow(structures[:4], ids, chunk_size=2, maker=maker), store=store, log=False)
+    samples = read_store(StoreQuery(campaign="mongo-labels"), store=store)
+    assert len(samples) == 4
+    assert all(s.forces.shape == (len(s.atoms), 3) and s.stress.shape == (3, 3) for s in samples)
+    assert max(abs(s.forces).max() for s in samples) > 0.01  # forces came back from GridFS
+    store.close()

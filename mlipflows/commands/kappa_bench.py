@@ -46,6 +46,9 @@ def kappa(
         "analysis/kappa"
     ),
     uri: Annotated[str | None, typer.Option(help="MongoDB URI (default: embedded)")] = None,
+    dtype: Annotated[
+        str, typer.Option(help="float32 or float64 (SevenNet supports both; see analysis/kappa)")
+    ] = "float32",
     displacement: Annotated[
         float, typer.Option(help="Å; the protocol's 0.01 by default (float32 models: see analysis/kappa)")
     ] = 0.01,
@@ -74,14 +77,23 @@ def kappa(
     except DataNotFoundError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
+    if not records:
+        wanted = " ".join(ids or [])
+        err_console.print(f"[red]error[/red] no phononDB material in {data} matches --ids {wanted}")
+        raise typer.Exit(2)
     store = get_job_store(uri)
-    potential = load_potential(model, device=device)
+    potential = load_potential(model, device=device, dtype=dtype)
     done = _stored_documents(store, potential.card.checksum, displacement)
     todo = [r for r in records if r.material_id not in done]
     err_console.print(f"{len(records)} phononDB materials, {len(todo)} to run with {model}")
     maker = KappaMaker(
         chunk=ChunkSettings(
-            model=model, device=device, campaign=CAMPAIGN, tags=["benchmark"], max_atoms=batch_atoms
+            model=model,
+            device=device,
+            dtype=dtype,
+            campaign=CAMPAIGN,
+            tags=["benchmark"],
+            max_atoms=batch_atoms,
         ),
         relax=PhononRelax(fmax=1e-4, max_steps=300),
         displacement=displacement,
@@ -109,11 +121,13 @@ def kappa(
             "protocol": "phonondb-v1" if standard else f"phonondb-v1, displacement {displacement} Å",
             "displacement": displacement,
             "device": device,
+            "dtype": dtype,
             "run_wall_s": round(time.perf_counter() - t0, 1),
         }
     )
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{potential.name}-n{len(records)}" + ("" if standard else f"-d{displacement:g}")
+    stem += "" if dtype == "float32" else f"-{dtype}"
     frame.to_csv(out / f"{stem}.csv", index=False)
     (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
     shown = frame[["material_id", "formula", "kappa_dft", "kappa_pred", "srd", "srme", "srme_reason"]]

@@ -9,6 +9,9 @@ import typer
 
 ModelOption = Annotated[str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
+DtypeOption = Annotated[
+    str, typer.Option(help="float32 or float64 (finite differences of float32 forces are noisy)")
+]
 UriOption = Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")]
 BatchAtomsOption = Annotated[
     int | None,
@@ -72,6 +75,7 @@ def phonons(
     files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files")],
     model: ModelOption = "sevennet-0",
     device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float32",
     min_length: Annotated[float, typer.Option(help="smallest supercell width, Å")] = 12.0,
     supercell: Annotated[str | None, typer.Option(help="supercell matrix, e.g. '3 3 3'")] = None,
     displacement: Annotated[float, typer.Option(help="Å")] = 0.01,
@@ -90,7 +94,9 @@ def phonons(
     from mlipflows.phonons.plots import plot_bands_dos
 
     maker = PhononMaker(
-        chunk=ChunkSettings(model=model, device=device, campaign=campaign, max_atoms=batch_atoms),
+        chunk=ChunkSettings(
+            model=model, device=device, dtype=dtype, campaign=campaign, max_atoms=batch_atoms
+        ),
         relax=None if no_relax else PhononRelax(fmax=fmax),
         supercell_matrix=_ints(supercell, "--supercell"),
         min_length=min_length,
@@ -136,6 +142,7 @@ def kappa(
     files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files")],
     model: ModelOption = "sevennet-0",
     device: DeviceOption = "cpu",
+    dtype: DtypeOption = "float32",
     temperatures: Annotated[list[float] | None, typer.Option(help="K (repeatable)")] = None,
     mesh: Annotated[str, typer.Option(help="q-mesh, e.g. '11 11 11'")] = "11 11 11",
     fc3_supercell: Annotated[str | None, typer.Option(help="fc3 supercell, e.g. '2 2 2'")] = None,
@@ -162,7 +169,9 @@ def kappa(
     if q_mesh is None or isinstance(q_mesh[0], list):
         raise typer.BadParameter("--mesh takes three integers")
     maker = KappaMaker(
-        chunk=ChunkSettings(model=model, device=device, campaign=campaign, max_atoms=batch_atoms),
+        chunk=ChunkSettings(
+            model=model, device=device, dtype=dtype, campaign=campaign, max_atoms=batch_atoms
+        ),
         relax=None if no_relax else PhononRelax(fmax=fmax),
         fc3_supercell_matrix=_ints(fc3_supercell, "--fc3-supercell"),
         fc2_supercell_matrix=_ints(fc2_supercell, "--fc2-supercell"),

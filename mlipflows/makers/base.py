@@ -35,17 +35,20 @@ class ChunkSettings:
         campaign: campaign name stored with every result.
         tags: free-form labels stored with every result (``mlipflows results --tag``).
         max_atoms / max_edges: batch budget for one batched call (None = device default).
+        dtype: "float32" or "float64" (models that support it; float64 for finite differences
+            of forces, e.g. SevenNet third-order force constants).
     """
 
     model: str = "sevennet-0"
     device: str = "cpu"
+    dtype: str = "float32"
     campaign: str | None = None
     tags: list[str] = field(default_factory=list)
     max_atoms: int | None = None
     max_edges: int | None = None
 
     def potential(self) -> Potential:
-        return load_potential(self.model, device=self.device)
+        return load_potential(self.model, device=self.device, dtype=self.dtype)
 
     def budget(self, potential: Potential) -> BatchBudget:
         default = BatchBudget.for_potential(potential)

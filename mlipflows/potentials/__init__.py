@@ -46,7 +46,7 @@ def load_potential(
             those packages that you trust (their loaders unpickle), or an import path
             ``package.module:factory``.
         device: "cpu", "cuda", "cuda:N" or "auto".
-        dtype: preferred float dtype; models that support only float32 (SevenNet, CHGNet)
+        dtype: preferred float dtype; models that support only float32 (CHGNet, Morse uses its own)
             ignore it.
     """
     dev = resolve_device(device)

@@ -24,7 +24,7 @@ def _sevennet(name: str) -> Callable[[torch.device, torch.dtype], Potential]:
     def load(device: torch.device, dtype: torch.dtype) -> Potential:
         from mlipflows.potentials.sevennet import SevenNetPotential, pretrained_path
 
-        return SevenNetPotential(pretrained_path(name), name=name, device=device)
+        return SevenNetPotential(pretrained_path(name), name=name, device=device, dtype=dtype)
 
     return load
 

@@ -67,6 +67,10 @@ def test_bench_kappa_names_missing_data(tmp_path):
     )
     assert result.exit_code == 2
     assert "phononDB-PBE-structures.extxyz" in result.output and "--data" in result.output
+    unknown = CliRunner().invoke(
+        app, ["bench", "kappa", "--model", "morse", "--data", str(DATA), "--ids", "mp-149"]
+    )
+    assert unknown.exit_code == 2 and "matches --ids mp-149" in " ".join(unknown.output.split())
 
 
 def test_reused_results_are_those_of_the_same_displacement(isolated_home):

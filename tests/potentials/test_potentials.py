@@ -107,6 +107,30 @@ def test_sevennet_matches_its_own_calculator(structures):
 
 
 @pytest.mark.slow
+def test_sevennet_in_float64_is_the_same_model_without_float32_noise():
+    from ase.build import bulk
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = bulk("Si", "diamond", 5.43, cubic=True) * (2, 2, 2)
+    atoms.rattle(0.02, seed=1)
+    si = AseAtomsAdaptor.get_structure(atoms)
+    p32, p64 = load_potential("sevennet-0"), load_potential("sevennet-0", dtype=torch.float64)
+    assert p64.dtype == torch.float64 and p64.card.checksum != p32.card.checksum
+    o32 = p32.evaluate(Batch.from_structures([si]))
+    o64 = p64.evaluate(Batch.from_structures([si], dtype=torch.float64))
+    assert o64.energy.dtype == torch.float64
+    assert float(o64.energy[0]) == pytest.approx(float(o32.energy[0]), abs=1e-3)
+    np.testing.assert_allclose(o64.forces.numpy(), o32.forces.double().numpy(), atol=1e-4)
+    # central differences of 0.005 Å: float64 energies give the force to 1e-5 eV/Å
+    h, fd = 0.005, []
+    for sign in (1, -1):
+        moved = si.copy()
+        moved.translate_sites([0], [sign * h, 0, 0], frac_coords=False)
+        fd.append(float(p64.evaluate(Batch.from_structures([moved], dtype=torch.float64)).energy[0]))
+    assert float(o64.forces[0, 0]) == pytest.approx(-(fd[0] - fd[1]) / (2 * h), abs=2e-5)
+
+
+@pytest.mark.slow
 def test_chgnet_matches_its_own_calculator(structures):
     from chgnet.model import CHGNet, CHGNetCalculator
     from pymatgen.io.ase import AseAtomsAdaptor

@@ -73,3 +73,33 @@ def test_runs_in_the_relax_maker_and_records_unsupported_elements():
     assert rows.loc["si", "state"] == "successful" and bool(rows.loc["si", "converged"])
     assert rows.loc["si", "model.name"] == "mpnice-si-mlearn"
     assert "Na" in rows.loc["nacl", "error"]
+
+
+@pytest.mark.slow
+def test_force_curvature_does_not_depend_on_the_displacement():
+    """Smooth on the phonon-displacement scale: finite-difference fc2/fc3-like terms are the
+    same for u = 0.003 … 0.03 Å (SevenNet-0's move by 30 %: analysis/kappa/README.md)."""
+    import numpy as np
+    import torch
+
+    from mlipflows.engine import Batch
+
+    pot = load_potential("mpnice-si-mlearn", dtype=torch.float64)
+    cell = bulk("Si", "diamond", 5.43, cubic=True) * (2, 2, 2)
+    step = np.array([1.0, 1.0, 0.0]) / np.sqrt(2.0)
+
+    def forces(u: float) -> np.ndarray:
+        atoms = cell.copy()
+        atoms.positions[0] += u * step
+        return pot.evaluate(Batch.from_atoms([atoms], dtype=torch.float64)).forces.numpy()
+
+    f0 = forces(0.0)
+    first, second = [], []
+    for u in (0.003, 0.01, 0.03):
+        plus, minus = forces(u), forces(-u)
+        first.append((plus - minus) / (2 * u))
+        second.append((plus + minus - 2 * f0) / (u * u))
+    assert np.abs(second[0]).max() > 10.0  # a real anharmonic term, not a vanishing one
+    for k in (1, 2):
+        np.testing.assert_allclose(first[k], first[0], atol=2e-3 * np.abs(first[0]).max())
+        np.testing.assert_allclose(second[k], second[0], atol=5e-3 * np.abs(second[0]).max())

@@ -105,6 +105,24 @@ class Batch:
             pbc=torch.as_tensor(pbc, dtype=torch.bool, device=device),
         )
 
+    def atom_mask(self, systems: Sequence[int]) -> torch.Tensor:
+        """(N,) bool: the atoms of ``systems``."""
+        return torch.isin(self.system_idx, torch.as_tensor(list(systems), device=self.device))
+
+    def subset(self, systems: Sequence[int]) -> Batch:
+        """The batch of ``systems`` only, renumbered 0..len(systems)-1 in the given order."""
+        sel = torch.as_tensor(list(systems), device=self.device)
+        atoms = self.atom_mask(systems)
+        remap = torch.full((self.n_systems,), -1, dtype=torch.long, device=self.device)
+        remap[sel] = torch.arange(len(sel), device=self.device)
+        return Batch(
+            positions=self.positions[atoms],
+            atomic_numbers=self.atomic_numbers[atoms],
+            system_idx=remap[self.system_idx[atoms]],
+            cell=self.cell[sel],
+            pbc=self.pbc[sel],
+        )
+
     def split_positions(self) -> list[torch.Tensor]:
         """Per-system (n_i, 3) views of ``positions``."""
         return list(torch.split(self.positions, self.n_atoms.tolist()))

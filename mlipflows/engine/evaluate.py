@@ -8,20 +8,6 @@ from mlipflows.engine.batch import Batch, segment_sum
 from mlipflows.potentials.base import Potential, PotentialOutput
 
 
-def _subset(batch: Batch, keep: list[int]) -> Batch:
-    sel = torch.as_tensor(keep, device=batch.device)
-    atom_mask = torch.isin(batch.system_idx, sel)
-    remap = torch.full((batch.n_systems,), -1, dtype=torch.long, device=batch.device)
-    remap[sel] = torch.arange(len(keep), device=batch.device)
-    return Batch(
-        positions=batch.positions[atom_mask],
-        atomic_numbers=batch.atomic_numbers[atom_mask],
-        system_idx=remap[batch.system_idx[atom_mask]],
-        cell=batch.cell[sel],
-        pbc=batch.pbc[sel],
-    )
-
-
 def guarded_evaluate(
     potential: Potential, batch: Batch, compute_stress: bool = True
 ) -> tuple[PotentialOutput, list[str | None]]:
@@ -69,7 +55,7 @@ def _evaluate_one_by_one(
     forces = torch.full((len(batch.positions), 3), float("nan"), dtype=dtype, device=device)
     stress = torch.full((n, 3, 3), float("nan"), dtype=dtype, device=device) if compute_stress else None
     for s in range(n):
-        sub = _subset(batch, [s])
+        sub = batch.subset([s])
         try:
             out, sub_err = guarded_evaluate(potential, sub, compute_stress)
         except (RuntimeError, ValueError, IndexError, KeyError) as exc:

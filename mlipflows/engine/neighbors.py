@@ -34,11 +34,14 @@ class Graph:
     def n_edges(self) -> int:
         return int(self.edge_index.shape[1])
 
+    def shift_vectors(self, cell: torch.Tensor) -> torch.Tensor:
+        """(E, 3) lattice translations S·cell of atom j, Å, differentiable in ``cell``."""
+        return torch.einsum("ek,ekl->el", self.unit_shifts.to(cell.dtype), cell[self.edge_system])
+
     def edge_vectors(self, positions: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """(E, 3) vectors r_j - r_i + S·cell, differentiable in ``positions`` and ``cell``."""
         i, j = self.edge_index
-        shift = torch.einsum("ek,ekl->el", self.unit_shifts.to(cell.dtype), cell[self.edge_system])
-        return positions[j] - positions[i] + shift
+        return positions[j] - positions[i] + self.shift_vectors(cell)
 
 
 def neighbor_list(batch: Batch, cutoff: float) -> Graph:

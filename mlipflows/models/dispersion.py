@@ -78,19 +78,14 @@ class D3Dispersion(nn.Module):
 
     def energy(self, batch: Batch) -> torch.Tensor:
         """(S,) D3 energy, eV, differentiable in ``batch.positions`` and ``batch.cell``."""
-        geometry = Batch(
-            batch.positions.detach(), batch.atomic_numbers, batch.system_idx, batch.cell.detach(), batch.pbc
-        )
-        edges = neighbor_list(geometry, self.cutoff)
-        cell = batch.cell
-        shift = torch.einsum("ek,ekl->el", edges.unit_shifts.to(cell.dtype), cell[edges.edge_system])
+        edges = neighbor_list(batch, self.cutoff)  # reads detached copies
         energy = self._module(batch.positions.device).calc_energy_batch(
             batch.atomic_numbers,
             batch.positions,
             edges.edge_index,
-            cell=cell,
+            cell=batch.cell,
             pbc=batch.pbc,
-            shift_pos=shift,
+            shift_pos=edges.shift_vectors(batch.cell),
             batch=batch.system_idx,
             batch_edge=edges.edge_system,
             damping=self.damping,

@@ -77,20 +77,14 @@ class DispersionCorrected(Potential):
         forces = torch.zeros_like(batch.positions)
         stress = torch.zeros_like(batch.cell)
         for first, stop in _system_groups(batch.n_atoms.tolist(), D3_CHUNK_ATOMS):
-            mask = (batch.system_idx >= first) & (batch.system_idx < stop)
-            part = Batch(
-                batch.positions[mask],
-                batch.atomic_numbers[mask],
-                batch.system_idx[mask] - first,
-                batch.cell[first:stop],
-                batch.pbc[first:stop],
-            )
+            systems = range(first, stop)
+            part = batch.subset(systems)
             with torch.enable_grad():
                 positions, cell, inputs = strained(part)
                 e = self.d3.energy(Batch(positions, part.atomic_numbers, part.system_idx, cell, part.pbc))
                 f, s = forces_and_stress(e, inputs, compute_stress=compute_stress)
             energy[first:stop] = e.detach()
-            forces[mask] = f
+            forces[batch.atom_mask(systems)] = f
             if s is not None:
                 stress[first:stop] = s
         return energy, forces, stress

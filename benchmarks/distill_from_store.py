@@ -6,7 +6,7 @@
 2. ``mlipflows.training.train`` fits an MPNICE-style student on the stored energies, forces
    and stresses of ``distil-train`` (a ``store:`` data set, nothing exported by hand).
 3. Prints the student's errors against the teacher on the held-out ``distil-test`` labels and
-   both models' atom-steps/s on the same 128-atom cell, side by side.
+   both models' atom-steps/s (energy + forces) on the same 128-atom cell, side by side.
 
     nice -n 10 python benchmarks/distill_from_store.py [--n-train 240] [--max-time 600]
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 import warnings
@@ -62,19 +61,6 @@ def label(structs: list, teacher: str, campaign: str, store) -> None:
     run_locally(relax_flow(structs, ids, chunk_size=64, maker=maker), store=store, log=False)
 
 
-def speed(pot, structure, repeats: int = 5) -> float:
-    from mlipflows.engine import Batch
-
-    batch = Batch.from_structures([structure], dtype=pot.dtype)
-    pot.evaluate(batch)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        pot.evaluate(batch)
-        times.append(time.perf_counter() - t0)
-    return len(structure) / statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="sevennet-0")
@@ -88,6 +74,7 @@ def main() -> None:
     work = Path(os.environ["MLIPFLOWS_HOME"])
 
     import torch
+    from model_speed import atom_steps_per_second  # benchmarks/ is on sys.path when run as a script
 
     from mlipflows.models.checkpoint import load_model
     from mlipflows.potentials import load_potential
@@ -128,8 +115,8 @@ def main() -> None:
 
     probe = structures(1, seed=2)[0]
     probe.make_supercell([2, 2, 2])  # 128 atoms
-    rate_teacher = speed(load_potential(args.teacher), probe)
-    rate_student = speed(load_potential(str(result.checkpoint)), probe)
+    rate_teacher = atom_steps_per_second(load_potential(args.teacher), probe, repeats=5)
+    rate_student = atom_steps_per_second(load_potential(str(result.checkpoint)), probe, repeats=5)
     numbers = {
         "teacher": args.teacher,
         "n_train": args.n_train,

@@ -1,36 +1,13 @@
-"""`mlipflows bench kappa`: the κ_SRME benchmark (Matbench Discovery protocol phonondb-v1)."""
+"""`mlipflows bench kappa`: the κ_SRME benchmark (protocol phonondb-v2, the k_SRME code's)."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-
-
-def _stored_documents(store: Any, checksum: str, displacement: float) -> dict[str, dict]:
-    """Full κ documents (with per-mode κ from the data store) of earlier runs, by material id."""
-    from mlipflows.bench.kappa import CAMPAIGN
-
-    store.connect()  # get_output reads the job documents
-    results = store.additional_stores["results"]
-    crit = {
-        "campaign": CAMPAIGN,
-        "model.checksum": checksum,
-        "task_type": "kappa",
-        "settings.displacement": displacement,
-    }
-    rows = list(results.query(crit, properties=["structure_id", "job_uuid"]))
-    docs: dict[str, dict] = {}
-    for job_uuid in {r["job_uuid"] for r in rows if r.get("job_uuid")}:
-        try:
-            for doc in store.get_output(job_uuid, load=True):
-                docs[doc["structure_id"]] = doc
-        except ValueError:  # job output gone (store pruned): run it again
-            continue
-    return docs
 
 
 def kappa(
@@ -50,21 +27,22 @@ def kappa(
         str, typer.Option(help="float32 or float64 (SevenNet supports both; see analysis/kappa)")
     ] = "float32",
     displacement: Annotated[
-        float, typer.Option(help="Å; the protocol's 0.01 by default (float32 models: see analysis/kappa)")
-    ] = 0.01,
+        float, typer.Option(help="Å; the protocol's 0.03 by default (see analysis/kappa)")
+    ] = 0.03,
 ) -> None:
     """κ_SRME, κ_SRE, κ_SRD vs phononDB PBE (resumable: reuses stored κ of the same weights)."""
+    import phono3py
+
     from mlipflows.bench.kappa import (
-        CAMPAIGN,
+        PROTOCOL,
         PROTOCOL_DISPLACEMENT,
-        TEMPERATURES,
         evaluate,
         load_phonondb,
+        protocol_maker,
+        stored_documents,
     )
     from mlipflows.cli import console, err_console, run_with_progress
     from mlipflows.errors import DataNotFoundError
-    from mlipflows.makers import KappaMaker, PhononRelax
-    from mlipflows.makers.base import ChunkSettings
     from mlipflows.metrics.phonons import aggregate
     from mlipflows.potentials import load_potential
     from mlipflows.store import get_job_store
@@ -83,25 +61,10 @@ def kappa(
         raise typer.Exit(2)
     store = get_job_store(uri)
     potential = load_potential(model, device=device, dtype=dtype)
-    done = _stored_documents(store, potential.card.checksum, displacement)
+    done = stored_documents(store, potential.card.checksum, displacement)
     todo = [r for r in records if r.material_id not in done]
     err_console.print(f"{len(records)} phononDB materials, {len(todo)} to run with {model}")
-    maker = KappaMaker(
-        chunk=ChunkSettings(
-            model=model,
-            device=device,
-            dtype=dtype,
-            campaign=CAMPAIGN,
-            tags=["benchmark"],
-            max_atoms=batch_atoms,
-        ),
-        relax=PhononRelax(fmax=1e-4, max_steps=300),
-        displacement=displacement,
-        temperatures=TEMPERATURES,
-        transport="wigner",
-        isotope=True,
-        max_supercell_atoms=1000,
-    )
+    maker = protocol_maker(model, device, dtype, batch_atoms, displacement)
     t0 = time.perf_counter()
     for r in todo:  # one job per material: each is stored as soon as it finishes
         job = maker.make([r.structure], [r.material_id], [r.fc3_supercell], [r.fc2_supercell], [r.q_mesh])
@@ -111,14 +74,16 @@ def kappa(
         )
         run_with_progress(job, 1, store)
     if todo:
-        done = _stored_documents(store, potential.card.checksum, displacement)
+        done = stored_documents(store, potential.card.checksum, displacement)
     frame = evaluate(records, done)
     metrics = aggregate(frame.to_dict("records"))
     metrics.update(
         {
             "model": model,
             "checksum": potential.card.checksum,
-            "protocol": "phonondb-v1" if standard else f"phonondb-v1, displacement {displacement} Å",
+            "protocol": PROTOCOL if standard else f"{PROTOCOL}, displacement {displacement} Å",
+            "phono3py": phono3py.__version__,
+            "transport": "phono3py smm19 (Wigner, κ_P + κ_C)",
             "displacement": displacement,
             "device": device,
             "dtype": dtype,

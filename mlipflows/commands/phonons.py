@@ -148,7 +148,7 @@ def kappa(
     fc3_supercell: Annotated[str | None, typer.Option(help="fc3 supercell, e.g. '2 2 2'")] = None,
     fc2_supercell: Annotated[str | None, typer.Option(help="fc2 supercell (default: the fc3 one)")] = None,
     fc3_min_length: Annotated[float, typer.Option(help="smallest fc3 supercell width, Å")] = 8.0,
-    displacement: Annotated[float, typer.Option(help="Å")] = 0.01,
+    displacement: Annotated[float, typer.Option(help="Å (phono3py's default)")] = 0.03,
     rta: Annotated[bool, typer.Option("--rta", help="particle (Peierls) RTA only, no Wigner κ_C")] = False,
     no_isotope: Annotated[bool, typer.Option("--no-isotope", help="without isotope scattering")] = False,
     no_relax: NoRelaxOption = False,

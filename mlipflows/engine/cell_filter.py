@@ -42,6 +42,7 @@ def cell_forces(
     cell_x: torch.Tensor,
     exp_cell_factor: torch.Tensor,
     mode: CellMode,
+    no_tilt: bool = False,
 ) -> torch.Tensor:
     """Generalised forces on the log-deformation DOFs, (S, 3, 3).
 
@@ -51,11 +52,15 @@ def cell_forces(
         cell_x: (S, 3, 3) current log(F)·c.
         exp_cell_factor: (S,) c.
         mode: "frechet" (full cell) or "hydrostatic" (isotropic strain only).
+        no_tilt: keep the cell angles: the shear components of the virial are zeroed, as ASE's
+            ``FrechetCellFilter(mask=[1, 1, 1, 0, 0, 0])`` does (the k_SRME κ protocol).
     """
     virial = -volume[:, None, None] * stress
     if mode == "hydrostatic":
         tr = virial.diagonal(dim1=1, dim2=2).sum(-1) / 3.0
         virial = tr[:, None, None] * torch.eye(3, dtype=virial.dtype, device=virial.device)
+    if no_tilt:
+        virial = virial * torch.eye(3, dtype=virial.dtype, device=virial.device)
     log_f = cell_x / exp_cell_factor[:, None, None]
     f = torch.linalg.matrix_exp(log_f)
     ucf_grad = virial @ torch.linalg.inv(f.transpose(1, 2))

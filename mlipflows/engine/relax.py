@@ -59,6 +59,8 @@ class RelaxSettings:
             candidate fills the memory of the whole campaign.
         min_volume_fraction: likewise, a cell that shrinks below this fraction of its start
             volume is stopped as collapsed.
+        no_tilt: relax cell lengths but keep the angles (ASE's Fréchet filter with the mask
+            [1, 1, 1, 0, 0, 0], as the k_SRME κ protocol does).
     """
 
     fmax: float = 0.05
@@ -70,6 +72,7 @@ class RelaxSettings:
     symprec: float = 1e-5
     min_volume_per_atom: float = 2.0
     min_volume_fraction: float = 0.05
+    no_tilt: bool = False
 
 
 class _Active:
@@ -226,7 +229,9 @@ def relax(
         g_cell = None
         if relax_cell:
             stress = torch.nan_to_num(out.stress)
-            g_cell = cell_forces(stress, volume, active.cell_x, active.ecf, settings.cell_filter)
+            g_cell = cell_forces(
+                stress, volume, active.cell_x, active.ecf, settings.cell_filter, settings.no_tilt
+            )
         row_max = segment_max(torch.nan_to_num(g_atoms, nan=np.inf).norm(dim=1), active.sys, active.n)
         if not settings.ase_convergence:
             raw = torch.nan_to_num(out.forces, nan=np.inf).norm(dim=1)

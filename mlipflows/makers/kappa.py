@@ -20,7 +20,17 @@ from mlipflows.makers.base import BULKY_FIELDS, ChunkSettings, default_ids, stor
 from mlipflows.makers.phonons import PhononRelax, document_fields
 from mlipflows.phonons.batched import Prepared, relax_unless_refused, supercell_forces
 from mlipflows.phonons.harmonic import SupercellTooLargeError, check_supercell_size, supercell_matrix_for
-from mlipflows.phonons.kappa import KappaResult, Transport, conductivity, kappa_supercells, make_phono3py
+from mlipflows.phonons.kappa import (
+    KappaResult,
+    StabilityGate,
+    Transport,
+    conductivity,
+    kappa_supercells,
+    make_phono3py,
+    mesh_frequencies,
+    produce_fc2,
+    stability_gate,
+)
 from mlipflows.potentials import Potential
 from mlipflows.progress import report_chunk
 from mlipflows.schemas.base import Timings
@@ -41,13 +51,18 @@ class KappaMaker(Maker):
         fc3_supercell_matrix: explicit fc3 supercell; else diagonal from ``fc3_min_length``.
         fc3_min_length: smallest periodic width of the fc3 supercell, Å.
         fc2_supercell_matrix: a (larger) fc2 supercell; None = the fc3 one.
-        displacement: Å.
+        displacement: Å (phono3py's and the k_SRME code's default 0.03).
         mesh: q-mesh (three integers).
         temperatures: K.
         transport: "wigner" (κ_P + κ_C) or "rta" (κ_P).
         isotope: isotope scattering.
         max_supercell_atoms: refuse larger supercells (the error says the size needed).
         symprec: Å.
+        require_stable: compute fc2 first and skip the fc3 forces and κ of a structure with
+            imaginary modes (Matbench Discovery's rule) or a space group changed by the
+            relaxation, as the reference κ codes do; its document records why.
+        symmetrize_level: passes of fc2/fc3 translational + permutation symmetrization (1, as
+            phono3py 3.x and the reference κ codes did).
     """
 
     name: str = "mlipflows kappa"
@@ -56,13 +71,15 @@ class KappaMaker(Maker):
     fc3_supercell_matrix: Matrix | None = None
     fc3_min_length: float = 8.0
     fc2_supercell_matrix: Matrix | None = None
-    displacement: float = 0.01
+    displacement: float = 0.03
     mesh: list[int] = field(default_factory=lambda: [11, 11, 11])
     temperatures: list[float] = field(default_factory=lambda: [300.0])
     transport: Transport = "wigner"
     isotope: bool = True
     max_supercell_atoms: int = 300
     symprec: float = 1e-5
+    require_stable: bool = True
+    symmetrize_level: int = 1
 
     def recorded_settings(self) -> dict[str, Any]:
         return {
@@ -71,6 +88,8 @@ class KappaMaker(Maker):
             "transport": self.transport,
             "isotope": self.isotope,
             "symprec": self.symprec,
+            "require_stable": self.require_stable,
+            "symmetrize_level": self.symmetrize_level,
         }
 
     @job(data=list(KAPPA_DATA_FIELDS), config=_CONFIG)
@@ -94,52 +113,107 @@ class KappaMaker(Maker):
             m or self.fc3_supercell_matrix or supercell_matrix_for(s, self.fc3_min_length)
             for m, s in zip(fc3_in, structures, strict=True)
         ]
-        fc2 = [m or self.fc2_supercell_matrix for m in (fc2_supercells or [None] * n)]
+        # fc2 always gets its own displacements (the fc3 supercell unless a larger one is
+        # given): then the stability gate needs only the few fc2 forces
+        fc2 = [
+            m or self.fc2_supercell_matrix or m3
+            for m, m3 in zip(fc2_supercells or [None] * n, fc3, strict=True)
+        ]
         mesh = [m or self.mesh for m in (meshes or [None] * n)]
         potential = self.chunk.potential()
         budget = self.chunk.budget(potential)
         t0 = time.perf_counter()
         refusals = [self._size_error(*args) for args in zip(structures, fc3, fc2, strict=True)]
-        relax_settings = None if self.relax is None else self.relax.settings(self.symprec)
-        prepared = relax_unless_refused(structures, refusals, potential, budget, relax_settings, self.symprec)
-        ph3s, groups, n_fc3 = [], [], []
+        relax_settings = stage2 = None
+        if self.relax is not None:
+            relax_settings = self.relax.settings(self.symprec)
+            stage2 = self.relax.settings(self.symprec, symmetrize=False) if self.relax.two_stage else None
+        prepared = relax_unless_refused(
+            structures, refusals, potential, budget, relax_settings, self.symprec, stage2
+        )
+        ph3s, cells3, cells2 = [], [], []
         for p, m3, m2 in zip(prepared, fc3, fc2, strict=True):
-            ph3, cells3, cells2 = None, [], []
+            ph3, c3, c2 = None, [], []
             if p.error is None:
                 try:
                     ph3 = make_phono3py(p.structure, m3, m2, symprec=self.symprec)
-                    cells3, cells2 = kappa_supercells(ph3, self.displacement)
+                    c3, c2 = kappa_supercells(ph3, self.displacement)
                 except (RuntimeError, ValueError, TypeError) as exc:  # phono3py/spglib on odd cells
                     p.error, ph3 = f"phono3py setup failed: {type(exc).__name__}: {exc}", None
             ph3s.append(ph3)
-            groups.append(cells3 + cells2)
-            n_fc3.append(len(cells3))
-        forces = supercell_forces(groups, potential, budget)
+            cells3.append(c3)
+            cells2.append(c2)
+        gates = self._fc2_and_gate(prepared, ph3s, cells2, mesh, potential, budget)
+        passed = [g is None and p.error is None for p, g in zip(prepared, gates, strict=True)]
+        forces3 = supercell_forces(
+            [c if ok else [] for c, ok in zip(cells3, passed, strict=True)], potential, budget
+        )
         docs = []
-        for k, (p, ph3, (f, err)) in enumerate(zip(prepared, ph3s, forces, strict=True)):
-            error, result = p.error or err, None
-            if error is None and ph3 is not None and f is not None:
-                f3, f2 = f[: n_fc3[k]], f[n_fc3[k] :] or None
-                try:
-                    result = conductivity(
-                        ph3, f3, f2, mesh[k], self.temperatures, self.transport, self.isotope
-                    )
-                except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
-                    error = f"phono3py failed: {type(exc).__name__}: {exc}"
+        for k, (p, ph3, (f3, err)) in enumerate(zip(prepared, ph3s, forces3, strict=True)):
+            error, result = p.error, None
+            if error is None and passed[k]:
+                error = err
+                if error is None and ph3 is not None and f3 is not None:
+                    try:
+                        result = conductivity(
+                            ph3,
+                            f3,
+                            mesh[k],
+                            self.temperatures,
+                            self.transport,
+                            self.isotope,
+                            symmetrize_level=self.symmetrize_level,
+                        )
+                    except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
+                        error = f"phono3py failed: {type(exc).__name__}: {exc}"
             # per-structure choices belong to the settings: they make the result's identity
             settings = self.recorded_settings() | {
                 "fc3_supercell": np.asarray(fc3[k]).tolist(),
-                "fc2_supercell": None if fc2[k] is None else np.asarray(fc2[k]).tolist(),
+                "fc2_supercell": np.asarray(fc2[k]).tolist(),
                 "mesh": list(mesh[k]),
                 "temperatures": list(self.temperatures),
             }
-            docs.append(self._document(ids[k], p, ph3, result, error, potential, settings))
+            docs.append(self._document(ids[k], p, ph3, result, error, gates[k], potential, settings))
         wall = (time.perf_counter() - t0) / max(len(docs), 1)
         for d in docs:
             d.timings = Timings(wall_s=wall)
         store_flat(docs, exclude=(*BULKY_FIELDS, *KAPPA_DATA_FIELDS))
         report_chunk()
         return docs
+
+    def _fc2_and_gate(
+        self,
+        prepared: list[Prepared],
+        ph3s: list[Any],
+        cells2: list[list[Structure]],
+        mesh: list[list[int]],
+        potential: Potential,
+        budget: Any,
+    ) -> list[StabilityGate | None]:
+        """fc2 of every structure from one batched call; why each one must skip fc3 (None: go on)."""
+        forces2 = supercell_forces(cells2, potential, budget)
+        gates: list[StabilityGate | None] = []
+        for p, ph3, m, (f2, err) in zip(prepared, ph3s, mesh, forces2, strict=True):
+            if p.error is not None or ph3 is None:
+                gates.append(None)
+                continue
+            if err is not None:
+                p.error = err
+                gates.append(None)
+                continue
+            try:
+                produce_fc2(ph3, f2, self.symmetrize_level)
+                freqs = mesh_frequencies(ph3, m) if self.require_stable else None
+            except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
+                p.error = f"phono3py fc2 failed: {type(exc).__name__}: {exc}"
+                gates.append(None)
+                continue
+            gates.append(
+                None
+                if freqs is None
+                else stability_gate(freqs, p.setup.spacegroup_before, p.setup.spacegroup_after)
+            )
+        return gates
 
     def _size_error(self, structure: Structure, fc3: Matrix, fc2: Matrix | None) -> str | None:
         try:
@@ -157,13 +231,14 @@ class KappaMaker(Maker):
         ph3: Any,
         result: KappaResult | None,
         error: str | None,
+        gate: StabilityGate | None,
         potential: Potential,
         settings: dict[str, Any],
     ) -> KappaDocument:
         setup = p.setup.model_copy()
         doc = KappaDocument(
             **document_fields(p.structure, structure_id, "kappa", potential, self.chunk, settings),
-            state="failed" if error or result is None else "successful",
+            state="failed" if error or (result is None and gate is None) else "successful",
             error=error,
             setup=setup,
             temperatures=list(self.temperatures),
@@ -172,17 +247,20 @@ class KappaMaker(Maker):
             warnings=list(p.warnings or []),
         )
         if ph3 is not None:
-            m2 = ph3.phonon_supercell_matrix
-            setup.supercell_matrix = (
-                np.asarray(ph3.supercell_matrix if m2 is None else m2).astype(int).tolist()
-            )
+            setup.supercell_matrix = np.asarray(ph3.phonon_supercell_matrix).astype(int).tolist()
             setup.primitive_matrix = np.asarray(ph3.primitive_matrix).tolist()
             setup.displacement = self.displacement
             doc.n_fc3_displacements = len(ph3.supercells_with_displacements)
-            n_fc2 = 0 if m2 is None else len(ph3.phonon_supercells_with_displacements)
-            setup.n_displacements = doc.n_fc3_displacements + n_fc2
+            setup.n_displacements = doc.n_fc3_displacements + len(ph3.phonon_supercells_with_displacements)
             setup.n_supercell_atoms = len(ph3.supercell)
             doc.fc3_supercell_matrix = np.asarray(ph3.supercell_matrix).astype(int).tolist()
+        if gate is not None and error is None:
+            doc.has_imaginary_modes = gate.imaginary["any"]
+            doc.imaginary_flags = gate.imaginary
+            doc.kappa_skipped = gate.reason
+            doc.warnings.append(gate.reason)
+            doc.fc2 = np.asarray(ph3.fc2).tolist()
+            return doc
         if result is None:
             return doc
         doc.mesh = result.mesh

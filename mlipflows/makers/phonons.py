@@ -41,21 +41,32 @@ class PhononRelax:
 
     Attributes:
         fmax: eV/Å (tight: residual forces become spurious force-constant errors).
-        max_steps: FIRE steps.
+        max_steps: FIRE steps (per stage).
         cell_filter: "frechet" (positions + cell) or "fixed".
+        two_stage: after the symmetric relaxation, relax again without the symmetry constraint
+            and keep that result unless its space group changed (k_SRME's ``two_stage_relax``).
+        ase_convergence: stop on ASE's criterion alone (generalised forces below fmax), as the
+            reference protocols that run ASE's FIRE do.
+        no_tilt: keep the cell angles (ASE's Fréchet filter with mask [1, 1, 1, 0, 0, 0]).
     """
 
     fmax: float = 1e-4
     max_steps: int = 300
     cell_filter: str = "frechet"
+    two_stage: bool = False
+    ase_convergence: bool = False
+    no_tilt: bool = False
 
-    def settings(self, symprec: float) -> RelaxSettings:
+    def settings(self, symprec: float, symmetrize: bool = True) -> RelaxSettings:
+        """The engine settings of the (first, symmetric) stage; ``symmetrize=False``: stage two."""
         return RelaxSettings(
             fmax=self.fmax,
             max_steps=self.max_steps,
             cell_filter=self.cell_filter,  # type: ignore[arg-type]
-            symmetrize=True,
+            symmetrize=symmetrize,
             symprec=symprec,
+            ase_convergence=self.ase_convergence,
+            no_tilt=self.no_tilt,
         )
 
 

@@ -9,7 +9,10 @@ Per material, at the first temperature (300 K), with κ_avg the mean of κ_TOT's
 where κ(q,s) are the per-mode κ_TOT (mode-averaged xx, yy, zz; summed over the irreducible
 q-points with their multiplicity already included) and w_q the q-point weights. SRME = 2 when
 the prediction has imaginary modes, its space group changed in the relaxation, values are
-missing or NaN, or anything failed. κ in W/(m·K). Matches matbench_discovery.metrics.phonons.
+missing, NaN or negative, the score falls outside [0, 2], or anything failed. Such a material
+is censored as the k_SRME code and Matbench Discovery do: they never compute its κ, so its
+SRD is −2 and its SRE 2 even where we computed a κ (kept as ``kappa_pred_uncensored``).
+κ in W/(m·K). Matches k_SRME's ``benchmark.py`` and matbench_discovery.metrics.phonons.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class KappaPrediction:
         weights: (q,) q-point weights.
         has_imaginary_modes / spacegroup_before / spacegroup_after: the SRME = 2 conditions.
         error: why the calculation failed.
+        skipped: why κ was not computed (the protocol's stability gate).
     """
 
     kappa_tot_avg: np.ndarray | None = None
@@ -42,6 +46,7 @@ class KappaPrediction:
     spacegroup_before: int | None = None
     spacegroup_after: int | None = None
     error: str | None = None
+    skipped: str | None = None
 
 
 @dataclass
@@ -54,9 +59,11 @@ class KappaReference:
 
 
 def kappa_srd(pred_avg: float | None, true_avg: float) -> float:
-    """Symmetric relative difference; −2 for a missing or NaN prediction."""
-    if pred_avg is None or not np.isfinite(pred_avg):
+    """Symmetric relative difference; −2 for a missing, NaN or negative prediction."""
+    if pred_avg is None or not np.isfinite(pred_avg) or pred_avg < 0:
         return SRD_MISSING
+    if pred_avg == 0 and true_avg == 0:
+        return 0.0
     return float(2 * (pred_avg - true_avg) / (pred_avg + true_avg))
 
 
@@ -80,11 +87,18 @@ def material_metrics(pred: KappaPrediction, ref: KappaReference) -> dict[str, fl
     pred_avg = None
     if pred.kappa_tot_avg is not None and len(np.asarray(pred.kappa_tot_avg).reshape(-1)):
         pred_avg = float(np.asarray(pred.kappa_tot_avg).reshape(-1)[0])
-    srd = kappa_srd(pred_avg, true_avg)
-    out: dict[str, float | str | None] = {"kappa_pred": pred_avg, "kappa_dft": true_avg, "srd": srd}
-    out["sre"] = abs(srd)
-    out["srme"], out["srme_reason"] = _srme(pred, ref, pred_avg, true_avg)
-    return out
+    srme, reason = _srme(pred, ref, pred_avg, true_avg)
+    censored = reason is not None
+    srd = SRD_MISSING if censored else kappa_srd(pred_avg, true_avg)
+    return {
+        "kappa_pred": None if censored else pred_avg,
+        "kappa_pred_uncensored": pred_avg,
+        "kappa_dft": true_avg,
+        "srd": srd,
+        "sre": abs(srd),
+        "srme": srme,
+        "srme_reason": reason,
+    }
 
 
 def _srme(
@@ -94,12 +108,15 @@ def _srme(
         return SRME_FAILED, f"failed: {pred.error}"
     if pred.has_imaginary_modes:
         return SRME_FAILED, "imaginary modes"
+    if pred.skipped:
+        return SRME_FAILED, pred.skipped
     before = pred.spacegroup_before if pred.spacegroup_before is not None else ref.spacegroup
     if pred.spacegroup_after is not None and before is not None and pred.spacegroup_after != before:
         return SRME_FAILED, f"symmetry broken: {before} → {pred.spacegroup_after}"
     if (
         pred_avg is None
         or not np.isfinite(pred_avg)
+        or pred_avg < 0
         or pred.mode_kappa_tot_avg is None
         or pred.weights is None
     ):
@@ -111,7 +128,10 @@ def _srme(
     true_mode = np.asarray(ref.mode_kappa_tot_avg, dtype=float)
     if mode.shape != true_mode.shape:
         return SRME_FAILED, f"mode shape {mode.shape} ≠ reference {true_mode.shape}"
-    return kappa_srme(mode[0], true_mode[0], weights, pred_avg, true_avg), None
+    score = kappa_srme(mode[0], true_mode[0], weights, pred_avg, true_avg)
+    if not np.isfinite(score) or not 0 <= score <= SRME_FAILED:
+        return SRME_FAILED, f"SRME {score:.3g} outside [0, 2]"
+    return score, None
 
 
 def aggregate(rows: Sequence[dict]) -> dict[str, float | int]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Structure
 
-from mlipflows.engine import BatchBudget, RelaxSettings, relax, static
+from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
 from mlipflows.engine.symmetry import spacegroup_number
 from mlipflows.potentials import Potential
 from mlipflows.progress import report
@@ -43,11 +43,15 @@ def relax_for_phonons(
     budget: BatchBudget,
     settings: RelaxSettings | None,
     symprec: float = 1e-5,
+    stage2: RelaxSettings | None = None,
 ) -> list[Prepared]:
     """Symmetry-preserving relaxation of every structure (``settings=None``: no relaxation).
 
-    A relaxation that does not converge or changes the space group is recorded in the
-    document's setup and warnings; only engine failures stop the structure.
+    With ``stage2`` (unconstrained settings), every symmetric result is relaxed again without
+    the constraint and that result is kept unless its space group (at ``symprec``) differs
+    from the symmetric one, k_SRME's two-stage relaxation. A relaxation that does not converge
+    or changes the space group is recorded in the document's setup and warnings; only engine
+    failures stop the structure.
     """
     if settings is None:
         out = []
@@ -56,15 +60,27 @@ def relax_for_phonons(
             out.append(Prepared(s, PhononSetup(spacegroup_before=sg, spacegroup_after=sg), warnings=[]))
         return out
     results = relax(list(structures), potential, settings, budget=budget, progress=report)
+    second: dict[int, SystemResult] = {}
+    if stage2 is not None:
+        ok = [i for i, r in enumerate(results) if r.ok]
+        relaxed = relax([results[i].structure for i in ok], potential, stage2, budget=budget, progress=report)
+        second = dict(zip(ok, relaxed, strict=True))
     out = []
-    for s, r in zip(structures, results, strict=True):
-        summary = RelaxSummary(
-            converged=r.converged,
-            n_steps=r.n_steps,
-            fmax=settings.fmax,
-            max_force=r.max_force,
-            energy_per_atom=None if r.energy is None else r.energy / len(s),
-        )
+    for i, (s, r) in enumerate(zip(structures, results, strict=True)):
+        final, n_steps, converged = r, r.n_steps, r.converged
+        summary = RelaxSummary(converged=r.converged, n_steps=r.n_steps, fmax=settings.fmax)
+        if i in second:
+            r2 = second[i]
+            summary.two_stage = True
+            n_steps += r2.n_steps
+            if r2.ok:
+                summary.stage2_spacegroup = spacegroup_number(r2.structure, symprec)
+                summary.redirected_to_symmetric = summary.stage2_spacegroup != r.spacegroup_after
+                if not summary.redirected_to_symmetric:
+                    final, converged = r2, converged and r2.converged
+        summary.converged, summary.n_steps = converged, n_steps
+        summary.max_force = final.max_force
+        summary.energy_per_atom = None if final.energy is None else final.energy / len(s)
         setup = PhononSetup(
             spacegroup_before=r.spacegroup_before,
             spacegroup_after=r.spacegroup_after,
@@ -72,14 +88,19 @@ def relax_for_phonons(
             relax=summary,
         )
         warnings = []
-        if r.ok and not r.converged:
-            warnings.append(f"relaxation not converged to fmax={settings.fmax} eV/Å in {r.n_steps} steps")
+        if r.ok and not converged:
+            warnings.append(f"relaxation not converged to fmax={settings.fmax} eV/Å in {n_steps} steps")
         if r.symmetry_changed:
             warnings.append(
                 f"space group changed during relaxation: {r.spacegroup_before} → {r.spacegroup_after}"
             )
+        if summary.redirected_to_symmetric:
+            warnings.append(
+                f"the unconstrained second stage went to space group {summary.stage2_spacegroup}; "
+                "the symmetric first-stage structure was kept"
+            )
         error = None if r.ok else f"relaxation failed: {r.error}"
-        out.append(Prepared(r.structure, setup, error, warnings))
+        out.append(Prepared(final.structure, setup, error, warnings))
     return out
 
 
@@ -90,13 +111,16 @@ def relax_unless_refused(
     budget: BatchBudget,
     settings: RelaxSettings | None,
     symprec: float = 1e-5,
+    stage2: RelaxSettings | None = None,
 ) -> list[Prepared]:
     """:func:`relax_for_phonons` on the structures whose refusal is None; the others fail with it.
 
     Used to refuse oversized supercells before a relaxation is spent on them.
     """
     todo = [i for i, r in enumerate(refusals) if r is None]
-    relaxed = iter(relax_for_phonons([structures[i] for i in todo], potential, budget, settings, symprec))
+    relaxed = iter(
+        relax_for_phonons([structures[i] for i in todo], potential, budget, settings, symprec, stage2)
+    )
     return [
         next(relaxed) if r is None else Prepared(s, PhononSetup(), error=r, warnings=[])
         for s, r in zip(structures, refusals, strict=True)

@@ -49,16 +49,22 @@ def quiet_auto_primitive() -> Iterator[None]:
 
 
 def phonopy_atoms(structure: Structure) -> PhonopyAtoms:
-    """``structure`` as PhonopyAtoms, with pymatgen's masses (amu).
+    """``structure`` as PhonopyAtoms with phonopy's own masses (amu), as the reference κ codes use.
 
-    pymatgen's mass table covers every element; phonopy's lacks some (Po, At, ...).
+    phonopy's mass table lacks some elements (Po, At, ...); then pymatgen's masses are used.
     """
-    return PhonopyAtoms(
-        symbols=[site.specie.symbol for site in structure],
-        cell=structure.lattice.matrix,
-        scaled_positions=structure.frac_coords,
-        masses=[float(site.specie.atomic_mass) for site in structure],
-    )
+    symbols = [site.specie.symbol for site in structure]
+    try:
+        return PhonopyAtoms(
+            symbols=symbols, cell=structure.lattice.matrix, scaled_positions=structure.frac_coords
+        )
+    except RuntimeError:  # "Masses of {...} are undefined"
+        return PhonopyAtoms(
+            symbols=symbols,
+            cell=structure.lattice.matrix,
+            scaled_positions=structure.frac_coords,
+            masses=[float(site.specie.atomic_mass) for site in structure],
+        )
 
 
 def check_supercell_size(

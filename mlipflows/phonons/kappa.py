@@ -59,8 +59,9 @@ def make_phono3py(
         )
 
 
-def kappa_supercells(ph3: Phono3py, distance: float = 0.01) -> tuple[list[Structure], list[Structure]]:
-    """Generate the displacements (``distance`` Å); return the fc3 and fc2 displaced supercells.
+def kappa_supercells(ph3: Phono3py, distance: float = 0.03) -> tuple[list[Structure], list[Structure]]:
+    """Generate the displacements (``distance`` Å, phono3py's default 0.03); return the fc3 and
+    fc2 displaced supercells.
 
     With one supercell for both orders, fc2 comes from the fc3 dataset and the second list is
     empty. Pairs phono3py skips (``None``) are never produced here (no pair cutoff is used).
@@ -127,33 +128,92 @@ def mode_kappa_total(
     return per_mode + mode_kappa_p
 
 
+def produce_fc2(ph3: Phono3py, fc2_forces: Sequence[np.ndarray], symmetrize_level: int = 1) -> None:
+    """fc2 from the forces (eV/Å) on the phonon supercells, symmetrized ``symmetrize_level`` times.
+
+    One pass of translational + permutation symmetrization is what phono3py 3.x did with
+    ``symmetrize_fc2=True`` (the reference κ codes); phono3py 4 defaults to three.
+    """
+    ph3.phonon_forces = np.asarray(fc2_forces)
+    ph3.produce_fc2()
+    if symmetrize_level > 0:
+        ph3.symmetrize_fc2(options=f"level={symmetrize_level}")
+
+
+def mesh_frequencies(ph3: Phono3py, mesh: Sequence[int]) -> np.ndarray:
+    """Harmonic frequencies (THz) on the points of ``mesh`` from fc2 alone (fc3 not needed).
+
+    The κ protocols check these for imaginary modes before spending the fc3 forces.
+    """
+    ph3.mesh_numbers = list(mesh)
+    ph3.init_phph_interaction(symmetrize_fc3q=False)
+    ph3.run_phonon_solver()
+    frequencies, _, _ = ph3.get_phonon_data()
+    return np.asarray(frequencies)  # every BZ grid point, Γ first (as the k_SRME check reads them)
+
+
+@dataclass
+class StabilityGate:
+    """Why a structure's fc3 and κ were skipped: imaginary modes or a broken space group."""
+
+    reason: str
+    imaginary: dict[str, bool]
+    min_frequency: float
+
+
+def stability_gate(
+    frequencies: np.ndarray, spacegroup_before: int | None, spacegroup_after: int | None
+) -> StabilityGate | None:
+    """The reference κ codes' condition for computing fc3: no imaginary modes on the mesh
+    (Matbench Discovery's rule) and the relaxation kept the space group. None = go on.
+    """
+    flags = imaginary_mode_flags(frequencies)
+    low = float(np.nanmin(frequencies)) if np.isfinite(frequencies).any() else float("nan")
+    if flags["any"]:
+        return StabilityGate(f"imaginary modes (lowest {low:.3f} THz): κ not computed", flags, low)
+    if (
+        spacegroup_before is not None
+        and spacegroup_after is not None
+        and spacegroup_before != spacegroup_after
+    ):
+        return StabilityGate(
+            f"space group changed in the relaxation ({spacegroup_before} → {spacegroup_after}): "
+            "κ not computed",
+            flags,
+            low,
+        )
+    return None
+
+
 def conductivity(
     ph3: Phono3py,
     fc3_forces: Sequence[np.ndarray],
-    fc2_forces: Sequence[np.ndarray] | None,
     mesh: Sequence[int],
     temperatures: Sequence[float] = (300.0,),
     transport: Transport = "wigner",
     isotope: bool = True,
     boundary_mfp: float = 1e6,
+    symmetrize_level: int = 1,
 ) -> KappaResult:
-    """Force constants from the forces (eV/Å) and κ on ``mesh`` at ``temperatures``.
+    """fc3 from the forces (eV/Å) and κ on ``mesh`` at ``temperatures`` (fc2 already produced).
 
     Args:
-        ph3: phono3py object with displacements generated (or a dataset set).
+        ph3: phono3py object with displacements generated; with a separate phonon supercell,
+            fc2 already set (:func:`produce_fc2`).
         fc3_forces: forces on every fc3 supercell, in phono3py's order.
-        fc2_forces: forces on every fc2 supercell (None when fc2 uses the fc3 supercell).
         mesh: q-mesh.
         temperatures: K.
         transport: "wigner" (κ_P + κ_C, SMM19) or "rta" (κ_P only).
         isotope: natural-abundance isotope scattering.
         boundary_mfp: boundary mean free path, µm (1e6 = 1 m: effectively bulk).
+        symmetrize_level: passes of fc3 symmetrization (1, as phono3py 3.x did).
     """
     ph3.forces = np.asarray(fc3_forces)
-    if fc2_forces is not None:
-        ph3.phonon_forces = np.asarray(fc2_forces)
-    ph3.produce_fc2(symmetrize_fc2=True)
-    ph3.produce_fc3(symmetrize_fc3r=True)
+    ph3.produce_fc3()  # without a phonon supercell this also makes fc2 (from the fc3 dataset)
+    if symmetrize_level > 0:
+        ph3.symmetrize_fc3(options=f"level={symmetrize_level}")
+        if ph3.phonon_supercell_matrix is None:
+            ph3.symmetrize_fc2(options=f"level={symmetrize_level}")
     ph3.mesh_numbers = list(mesh)
     ph3.init_phph_interaction(symmetrize_fc3q=False)
     ph3.run_thermal_conductivity(

@@ -27,6 +27,11 @@ class RelaxSummary(BaseModel):
     fmax: float = Field(description="requested threshold, eV/Å")
     max_force: float | None = Field(None, description="final largest |F|, eV/Å")
     energy_per_atom: float | None = Field(None, description="eV/atom")
+    two_stage: bool = Field(False, description="a second, unconstrained relaxation followed (k_SRME)")
+    stage2_spacegroup: int | None = Field(None, description="space group after the unconstrained stage")
+    redirected_to_symmetric: bool = Field(
+        False, description="the unconstrained stage broke the symmetry; the symmetric result was kept"
+    )
 
 
 class PhononSetup(BaseModel):
@@ -86,6 +91,9 @@ class KappaDocument(BaseDocument):
     kappa_tot_avg: list[float] | None = Field(None, description="mean of κ_TOT xx,yy,zz per T, W/(m·K)")
     has_imaginary_modes: bool | None = None
     imaginary_flags: dict[str, bool] = Field(default_factory=dict)
+    kappa_skipped: str | None = Field(
+        None, description="why fc3 and κ were not computed (imaginary modes, broken symmetry)"
+    )
     warnings: list[str] = Field(default_factory=list)
     fc2: list | None = Field(None, description="eV/Å² (data store)")
     mode_kappa: list | None = Field(None, description="per T, q, band: κ_P + κ_C Voigt, W/(m·K) (data store)")

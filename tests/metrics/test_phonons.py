@@ -73,10 +73,26 @@ def test_srme_is_two_when_invalid(changes, reason):
     assert m["srme"] == 2.0 and reason in m["srme_reason"]
 
 
-def test_imaginary_modes_keep_their_srd():
-    """Matbench only overrides SRME for imaginary modes; SRD still compares the κ values."""
-    m = material_metrics(_pred(has_imaginary_modes=True), REF)
-    assert m["srd"] == pytest.approx(1.0)
+def test_censored_materials_score_srd_minus_two():
+    """k_SRME and Matbench never compute κ for imaginary modes or broken symmetry: SRD −2, SRE 2.
+
+    The κ we did compute is kept apart so that nothing is lost.
+    """
+    for changes in ({"has_imaginary_modes": True}, {"spacegroup_after": 166}):
+        m = material_metrics(_pred(**changes), REF)
+        assert m["srd"] == -2.0 and m["sre"] == 2.0 and m["srme"] == 2.0
+        assert m["kappa_pred"] is None and m["kappa_pred_uncensored"] == pytest.approx(3.0)
+
+
+def test_negative_kappa_is_missing_and_out_of_range_srme_is_censored():
+    assert kappa_srd(-0.1, 1.0) == -2.0
+    assert kappa_srd(0.0, 0.0) == 0.0
+    m = material_metrics(_pred(kappa_tot_avg=np.array([-1.0])), REF)
+    assert m["srme"] == 2.0 and m["srd"] == -2.0
+    # per-mode values far from their average push the score above 2: censored as Matbench does
+    wild = _pred(kappa_tot_avg=np.array([0.01]), mode_kappa_tot_avg=np.array([[[50.0, 50.0], [50.0, 50.0]]]))
+    m = material_metrics(wild, REF)
+    assert m["srme"] == 2.0 and "outside" in m["srme_reason"]
 
 
 def test_missing_prediction():

@@ -47,7 +47,7 @@ def test_si_kappa_reproduces_phono3py_with_dft_forces(reference):
         np.testing.assert_allclose(a["displacement"], b["displacement"], atol=1e-10)
         assert [s["number"] for s in a["second_atoms"]] == [s["number"] for s in b["second_atoms"]]
 
-    result = conductivity(ph3, reference.forces, None, mesh=[9, 9, 9], transport="wigner", isotope=False)
+    result = conductivity(ph3, reference.forces, mesh=[9, 9, 9], transport="wigner", isotope=False)
 
     kappa_p = result.kappa_p_rta[0]
     np.testing.assert_allclose(kappa_p[:3], KAPPA_SI_PBESOL_9, rtol=0.01)

@@ -75,7 +75,7 @@ def test_bench_kappa_names_missing_data(tmp_path):
 
 def test_reused_results_are_those_of_the_same_displacement(isolated_home):
     from mlipflows.bench.kappa import CAMPAIGN
-    from mlipflows.commands.kappa_bench import _stored_documents
+    from mlipflows.bench.kappa import stored_documents
     from mlipflows.store import get_job_store
 
     store = get_job_store()
@@ -98,6 +98,6 @@ def test_reused_results_are_those_of_the_same_displacement(isolated_home):
         )
     store.additional_stores["results"].update(rows, key="uuid")
     fresh = get_job_store()  # a new command: nothing connected yet
-    assert _stored_documents(fresh, "abc", 0.01)["mp-1639"]["kappa_tot_avg"] == [0.0]
-    assert _stored_documents(fresh, "abc", 0.03)["mp-1639"]["kappa_tot_avg"] == [1.0]
-    assert _stored_documents(fresh, "abc", 0.02) == {}
+    assert stored_documents(fresh, "abc", 0.01)["mp-1639"]["kappa_tot_avg"] == [0.0]
+    assert stored_documents(fresh, "abc", 0.03)["mp-1639"]["kappa_tot_avg"] == [1.0]
+    assert stored_documents(fresh, "abc", 0.02) == {}

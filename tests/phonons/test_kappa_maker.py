@@ -10,7 +10,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.kappa import KappaMaker
-from mlipflows.phonons.kappa import conductivity, kappa_supercells, make_phono3py
+from mlipflows.phonons.kappa import conductivity, kappa_supercells, make_phono3py, produce_fc2
 from mlipflows.potentials import load_potential
 from mlipflows.potentials.ase_calculator import MlipflowsCalculator
 from tests.phonons.test_phonon_maker import CALLS
@@ -39,11 +39,13 @@ def kappa_docs():
     return docs, list(CALLS)
 
 
-def test_all_fc2_and_fc3_displacements_in_one_batched_call(kappa_docs):
+def test_fc2_of_all_then_fc3_of_the_stable_ones_in_two_batched_calls(kappa_docs):
+    """The reference protocol's gate: fc2 first; fc3 only for structures without imaginary modes."""
     docs, calls = kappa_docs
-    n_cells = sum(d.setup.n_displacements for d in docs)
-    assert all(d.n_fc3_displacements < d.setup.n_displacements for d in docs)  # fc2 cells too
-    assert calls == [n_cells]
+    n_fc2 = sum(d.setup.n_displacements - d.n_fc3_displacements for d in docs)
+    cu, nacl = docs
+    assert nacl.kappa_skipped and cu.kappa_skipped is None
+    assert calls == [n_fc2, cu.n_fc3_displacements]
 
 
 def test_kappa_document(kappa_docs):
@@ -63,12 +65,27 @@ def test_kappa_document(kappa_docs):
     assert cu.setup.supercell_matrix == np.diag([3, 3, 3]).tolist()
 
 
-def test_imaginary_modes_are_flagged_but_kappa_is_stored(kappa_docs):
+def test_imaginary_modes_skip_kappa_with_the_reason(kappa_docs):
     docs, _ = kappa_docs
     nacl = docs[1]  # a pair potential does not stabilise rock salt
     assert nacl.state == "successful"
     assert nacl.has_imaginary_modes is True
+    assert "imaginary modes" in nacl.kappa_skipped and "κ not computed" in nacl.kappa_skipped
     assert any("imaginary" in w for w in nacl.warnings)
+    assert nacl.kappa_tot_rta is None and nacl.fc2 is not None
+
+
+def test_without_the_gate_kappa_of_an_unstable_structure_is_stored_with_a_warning():
+    maker = KappaMaker(
+        chunk=ChunkSettings(model="morse"),
+        relax=None,
+        fc3_supercell_matrix=[2, 2, 2],
+        mesh=[5, 5, 5],
+        require_stable=False,
+    )
+    nacl = maker.make.original(maker, [_pmg(bulk("NaCl", "rocksalt", 5.6))], ["nacl"])[0]
+    assert nacl.state == "successful" and nacl.has_imaginary_modes is True
+    assert nacl.kappa_skipped is None and any("κ unreliable" in w for w in nacl.warnings)
     assert nacl.kappa_tot_rta is not None and nacl.mode_kappa is not None
 
 
@@ -86,15 +103,22 @@ def test_batched_kappa_equals_a_plain_phono3py_ase_loop():
         chunk=ChunkSettings(model="morse"), relax=None, fc3_supercell_matrix=[2, 2, 2], mesh=[5, 5, 5]
     )
     doc = maker.make.original(maker, [si_like], ["cu"])[0]
+    assert doc.setup.displacement == 0.03  # phono3py's default amplitude
 
-    ph3 = make_phono3py(si_like, [2, 2, 2])
-    cells, _ = kappa_supercells(ph3, 0.01)
+    ph3 = make_phono3py(si_like, [2, 2, 2], [2, 2, 2])
+    cells3, cells2 = kappa_supercells(ph3, 0.03)
     calc = MlipflowsCalculator(load_potential("morse"))
-    forces = []
-    for cell in ph3.supercells_with_displacements:
-        atoms = Atoms(cell.symbols, cell=cell.cell, positions=cell.positions, pbc=True)
-        atoms.calc = calc
-        forces.append(atoms.get_forces())
-    assert len(forces) == len(cells)
-    plain = conductivity(ph3, forces, None, [5, 5, 5])
+
+    def ase_forces(cells):
+        out = []
+        for cell in cells:
+            atoms = Atoms(cell.symbols, cell=cell.cell, positions=cell.positions, pbc=True)
+            atoms.calc = calc
+            out.append(atoms.get_forces())
+        return out
+
+    f3 = ase_forces(ph3.supercells_with_displacements)
+    assert len(f3) == len(cells3)
+    produce_fc2(ph3, ase_forces(ph3.phonon_supercells_with_displacements))
+    plain = conductivity(ph3, f3, [5, 5, 5])
     np.testing.assert_allclose(doc.kappa_tot_rta, plain.kappa_tot, rtol=1e-6)

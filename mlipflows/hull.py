@@ -27,6 +27,7 @@ from mlipflows.errors import MlipflowsError
 log = logging.getLogger(__name__)
 
 HullMode = Literal["mlip", "dft"]
+MIN_FORMATION_ENERGY = -5.0  # eV/atom: below it a "compound" is a model hole (sanity.py)
 
 
 class HullError(MlipflowsError):
@@ -73,6 +74,7 @@ class Stability:
     corrected_energy_per_atom: float | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    unphysical: bool = False  # the error is a failed sanity check: kept out of the hull
 
 
 @dataclass
@@ -110,21 +112,58 @@ def _decomposition(decomp: dict) -> list[dict]:
     )
 
 
-def mlip_hull(candidates: Sequence[RelaxedEntry], references: Sequence[RelaxedEntry]) -> HullResult:
+def mlip_hull(
+    candidates: Sequence[RelaxedEntry],
+    references: Sequence[RelaxedEntry],
+    min_formation_energy: float | None = MIN_FORMATION_ENERGY,
+) -> HullResult:
     """MLIP-consistent stability: every energy (elements, references, candidates) from the MLIP.
 
     μ of each element is the lowest energy per atom among its relaxed elemental references
     (and any elemental candidates). Candidates enter the hull together with the references.
+    A candidate whose formation energy against the references is below
+    ``min_formation_energy`` (eV/atom; no known compound is below about −4.5) is a model hole:
+    it is kept out of every hull and reported as unphysical (None: no check).
     """
+    mu = _lowest_elemental(references)
+    holes: list[Stability] = []
+    sane: list[RelaxedEntry] = []
+    for c in candidates:
+        comp = c.composition
+        if min_formation_energy is not None and all(el.symbol in mu for el in comp.elements):
+            e_form = formation_energy_per_atom(comp, c.energy, mu)
+            if e_form < min_formation_energy:
+                holes.append(
+                    Stability(
+                        c.structure_id,
+                        formation_energy_per_atom=e_form,
+                        error=f"formation energy {e_form:.4g} eV/atom is below {min_formation_energy:g} "
+                        "(no known compound is below ~4.5): a hole in the model's energy surface, "
+                        "kept out of the hull",
+                        unphysical=True,
+                    )
+                )
+                continue
+        sane.append(c)
+    for el, e in _lowest_elemental(sane).items():
+        mu[el] = min(mu.get(el, float("inf")), e)
+    everything = [*references, *sane]
+    entries = [PDEntry(r.composition, r.energy, name=r.structure_id) for r in everything]
+    for e, r in zip(entries, everything, strict=True):
+        e.entry_id = r.structure_id
+    result = _stabilities(sane, entries, mu, include_candidates=True)
+    result.stabilities += holes
+    return result
+
+
+def _lowest_elemental(entries: Sequence[RelaxedEntry]) -> dict[str, float]:
+    """Lowest energy per atom of each element among the elemental ``entries``, eV/atom."""
     mu: dict[str, float] = {}
-    for r in [*references, *candidates]:
+    for r in entries:
         if len(r.composition.elements) == 1:
             el = r.composition.elements[0].symbol
             mu[el] = min(mu.get(el, float("inf")), r.energy / r.composition.num_atoms)
-    entries = [PDEntry(r.composition, r.energy, name=r.structure_id) for r in [*references, *candidates]]
-    for e, r in zip(entries, [*references, *candidates], strict=True):
-        e.entry_id = r.structure_id
-    return _stabilities(candidates, entries, mu, include_candidates=True)
+    return mu
 
 
 def dft_reference_hull(

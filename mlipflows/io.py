@@ -14,15 +14,18 @@ EXTXYZ_SUFFIXES = {".xyz", ".extxyz"}
 
 
 @dataclass
-class LoadedStructure:
-    """A structure with a stable id (file stem, plus a frame number for multi-frame files)."""
+class Candidate:
+    """A structure with a stable id and where it came from (a file, a prototype, a generator).
+
+    Files give the stem as id, plus a frame number for multi-frame files.
+    """
 
     structure_id: str
     structure: Structure
     source: str
 
 
-def read_structures(path: str | Path) -> list[LoadedStructure]:
+def read_structures(path: str | Path) -> list[Candidate]:
     """All structures in one CIF / POSCAR / extxyz file (pymatgen or ASE reader).
 
     Raises:
@@ -49,11 +52,11 @@ def read_structures(path: str | Path) -> list[LoadedStructure]:
     if not structures:
         raise StructureReadError(f"{path}: file contains no structure")
     if len(structures) == 1:
-        return [LoadedStructure(path.stem, structures[0], str(path))]
-    return [LoadedStructure(f"{path.stem}-{k}", s, str(path)) for k, s in enumerate(structures)]
+        return [Candidate(path.stem, structures[0], str(path))]
+    return [Candidate(f"{path.stem}-{k}", s, str(path)) for k, s in enumerate(structures)]
 
 
-def _read_extxyz(path: Path) -> list[LoadedStructure]:
+def _read_extxyz(path: Path) -> list[Candidate]:
     from ase.io import read
     from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -65,13 +68,13 @@ def _read_extxyz(path: Path) -> list[LoadedStructure]:
         if not atoms.pbc.all():
             raise StructureReadError(f"{path} frame {k}: not fully periodic (pbc={atoms.pbc})")
         sid = atoms.info.get("structure_id") or (path.stem if len(frames) == 1 else f"{path.stem}-{k}")
-        out.append(LoadedStructure(str(sid), AseAtomsAdaptor.get_structure(atoms), str(path)))
+        out.append(Candidate(str(sid), AseAtomsAdaptor.get_structure(atoms), str(path)))
     return out
 
 
-def read_many(paths: list[str | Path]) -> tuple[list[LoadedStructure], dict[str, str]]:
+def read_many(paths: list[str | Path]) -> tuple[list[Candidate], dict[str, str]]:
     """Read every file; return the structures and ``{path: reason}`` for files that failed."""
-    loaded: list[LoadedStructure] = []
+    loaded: list[Candidate] = []
     failed: dict[str, str] = {}
     for p in paths:
         try:

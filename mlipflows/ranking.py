@@ -21,21 +21,13 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 
 from mlipflows.errors import UnsupportedElementError
+from mlipflows.io import Candidate
 from mlipflows.potentials.base import Potential
 from mlipflows.prototypes import prototypes_for_formula
 
 log = logging.getLogger(__name__)
 
 ALL_SPACEGROUPS = tuple(range(2, 231))  # P1 (1) adds nothing a relaxation of P-1 cannot find
-
-
-@dataclass
-class Candidate:
-    """A structure to relax: ``source`` is prototype, random or file."""
-
-    structure_id: str
-    structure: Structure
-    source: str
 
 
 @dataclass
@@ -167,6 +159,7 @@ class Relaxed:
     structure: Structure
     energy: float
     converged: bool
+    unphysical: str | None = None
 
 
 def merge_duplicates(
@@ -208,6 +201,7 @@ def ranking_table(groups: Sequence[Sequence[Relaxed]], symprec: float = 0.1) -> 
                 "density": float(s.density),
                 "nsites": len(s),
                 "converged": best.converged,
+                "unphysical": best.unphysical,
                 "n_duplicates": len(g) - 1,
                 "duplicates": [e.structure_id for e in g[1:]],
             }

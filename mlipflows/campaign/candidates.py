@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
-from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.core import Composition
 
 from mlipflows.campaign.spec import CampaignSpec, SpecError
 from mlipflows.errors import StructureReadError
-from mlipflows.io import read_structures
-from mlipflows.prototypes import PROTOTYPES, get_prototype
+from mlipflows.io import Candidate, read_structures
+from mlipflows.prototypes import get_prototype
 
 log = logging.getLogger(__name__)
-
-# Elements MP references as molecular solids; we model them as a dimer in a box (bond length Å).
-DIATOMIC = {"H": 0.74, "N": 1.10, "O": 1.21, "F": 1.42, "Cl": 1.99, "Br": 2.28, "I": 2.67}
-_ELEMENT_PROTOTYPES = ("fcc", "bcc", "hcp", "diamond")
-
-
-@dataclass
-class Candidate:
-    """A structure to relax, with a stable id and where it came from."""
-
-    structure_id: str
-    structure: Structure
-    source: str
 
 
 def is_charge_balanced(composition: Composition) -> bool:
@@ -119,24 +105,3 @@ def generate_candidates(spec: CampaignSpec) -> list[Candidate]:
         if n:
             c.structure_id = f"{c.structure_id}-{n}"
     return candidates
-
-
-def elemental_references(elements: set[str]) -> tuple[list[Candidate], list[Candidate]]:
-    """Per-element references: (bulk structures relaxed with their cell, dimers at fixed cell).
-
-    Bulk: fcc, bcc, hcp and diamond decorations; the lowest MLIP energy per atom becomes μ.
-    Diatomic gases (H, N, O, F, Cl, Br, I): a dimer in a 12 Å box, which a 5–6 Å cutoff model
-    sees as isolated (MP uses molecular crystals; the difference is the weak intermolecular
-    binding, a few meV/atom with vdW-free MLIPs).
-    """
-    bulk, dimers = [], []
-    for el in sorted(elements):
-        if el in DIATOMIC:
-            d = DIATOMIC[el]
-            box = Structure(Lattice.cubic(12.0), [el, el], [[0, 0, 0], [d, 0, 0]], coords_are_cartesian=True)
-            dimers.append(Candidate(f"ref-{el}-dimer", box, "elemental reference (dimer in box)"))
-            continue
-        for name in _ELEMENT_PROTOTYPES:
-            s = PROTOTYPES[name].build({"A": el})
-            bulk.append(Candidate(f"ref-{el}-{name}", s, f"elemental reference ({name})"))
-    return bulk, dimers

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from jobflow import Flow, JobStore
 
-from mlipflows.campaign.candidates import Candidate, elemental_references, generate_candidates
+from mlipflows.campaign.candidates import generate_candidates
 from mlipflows.campaign.references import fetch_mp_entries, load_reference_entries
 from mlipflows.campaign.spec import CampaignSpec, SpecError
-from mlipflows.io import read_structures
+from mlipflows.elements import elemental_references
+from mlipflows.io import Candidate, read_structures
 from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.campaign import HullMaker, campaign_flow
 from mlipflows.makers.relax import RelaxMaker

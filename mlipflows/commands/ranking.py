@@ -52,6 +52,9 @@ def rank(
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     out: Annotated[Path | None, typer.Option(help="folder for the table (csv) and E–V plot")] = None,
     top: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 20,
+    include_unphysical: Annotated[
+        bool, typer.Option(help="rank candidates that failed a sanity check too (flagged)")
+    ] = False,
     uri: UriOption = None,
 ) -> None:
     """Rank polymorphs of FORMULA: prototypes, random symmetric crystals and your files, batch-relaxed."""
@@ -82,6 +85,7 @@ def rank(
         chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=["ranking"]),
         fmax=fmax,
         max_steps=steps,
+        include_unphysical=include_unphysical,
     )
     cands = gen.candidates
     job = maker.make(
@@ -121,6 +125,16 @@ def show_ranking(doc: dict[str, Any], model: str, top: int = 20) -> None:
     for row in shown.itertuples(index=False):
         table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
     console.print(table)
+    flagged = frame[frame["unphysical"].notna()] if "unphysical" in frame else frame.iloc[:0]
+    for row in flagged.itertuples(index=False):
+        err_console.print(f"[red]ranked although unphysical[/red] {row.structure_id}: {row.unphysical}")
+    bad = doc.get("unphysical", [])
+    if bad:
+        console.print(f"{len(bad)} unphysical candidates (model holes), left out of the ranking:")
+        for f in bad:
+            energy = f.get("energy_per_atom")
+            shown_e = "" if energy is None else f" ({energy:.4g} eV/atom)"
+            console.print(f"  [red]unphysical[/red] {f['structure_id']}{shown_e}: {f['error']}")
     for f in doc.get("failed", []):
         err_console.print(f"[yellow]failed[/yellow] {f['structure_id']}: {f['error']}")
 

@@ -22,6 +22,7 @@ from mlipflows.engine.cell_filter import CellMode, cell_forces
 from mlipflows.engine.evaluate import guarded_evaluate
 from mlipflows.engine.fire import FireParams, fire_step
 from mlipflows.engine.results import SystemResult
+from mlipflows.engine.sanity import SanityGuard, SanityLimits
 from mlipflows.engine.symmetry import (
     BatchedSymmetry,
     SymmetryOps,
@@ -61,6 +62,9 @@ class RelaxSettings:
             volume is stopped as collapsed.
         no_tilt: relax cell lengths but keep the angles (ASE's Fréchet filter with the mask
             [1, 1, 1, 0, 0, 0], as the k_SRME κ protocol does).
+        sanity: limits of the physical sanity checks (:mod:`mlipflows.engine.sanity`): a
+            relaxation that falls into a model hole is stopped and stored as unphysical;
+            None switches the checks off (only for the elemental references themselves).
     """
 
     fmax: float = 0.05
@@ -73,6 +77,7 @@ class RelaxSettings:
     min_volume_per_atom: float = 2.0
     min_volume_fraction: float = 0.05
     no_tilt: bool = False
+    sanity: SanityLimits | None = field(default_factory=SanityLimits)
 
 
 class _Active:
@@ -209,10 +214,11 @@ def relax(
             results[i].spacegroup_before = o.spacegroup
             # start exactly on the symmetric structure so that round-off cannot break it
             structures[i] = symmetrize_structure(structures[i], o)
+    guard = None if settings.sanity is None else SanityGuard(potential, structures, settings.sanity)
 
     while queue or active.n:
         _refill(active, queue, structures, edges, potential, budget, settings.fire, ops)
-        if relax_cell and _stop_collapsed(active, results, settings, progress):
+        if relax_cell and _stop_collapsed(active, results, structures, settings, progress):
             continue
         batch = active.batch()
         out, errors = guarded_evaluate(potential, batch, compute_stress=relax_cell)
@@ -233,29 +239,41 @@ def relax(
                 stress, volume, active.cell_x, active.ecf, settings.cell_filter, settings.no_tilt
             )
         row_max = segment_max(torch.nan_to_num(g_atoms, nan=np.inf).norm(dim=1), active.sys, active.n)
+        raw_max = segment_max(torch.nan_to_num(out.forces, nan=np.inf).norm(dim=1), active.sys, active.n)
         if not settings.ase_convergence:
-            raw = torch.nan_to_num(out.forces, nan=np.inf).norm(dim=1)
-            row_max = torch.maximum(row_max, segment_max(raw, active.sys, active.n))
+            row_max = torch.maximum(row_max, raw_max)
         if g_cell is not None:
             row_max = torch.maximum(row_max, g_cell.norm(dim=2).amax(1))
         converged = (row_max < settings.fmax).tolist()
         energies = out.energy.tolist()
+        max_forces = raw_max.tolist()
 
         keep, finished = [], 0
         forces_split = None
         for s, idx in enumerate(active.ids):
             r = results[idx]
+            hole = None
             if errors[s] is None:
                 r.trajectory.append(energies[s])
-            done = errors[s] is not None or converged[s] or active.n_steps[s] >= settings.max_steps
+                if guard is not None:
+                    step = active.n_steps[s]
+                    hole = guard.during(idx, structures[idx], energies[s], max_forces[s], step)
+            done = (
+                errors[s] is not None
+                or hole is not None
+                or converged[s]
+                or active.n_steps[s] >= settings.max_steps
+            )
             keep.append(not done)
             if not done:
                 continue
             finished += 1
             if forces_split is None:
                 forces_split = torch.split(out.forces.cpu(), batch.n_atoms.tolist())
-            _finish(r, s, active, out, forces_split, errors[s], converged[s])
-            if settings.symmetrize and r.ok:
+            _finish(r, s, active, out, forces_split, errors[s], converged[s] and hole is None)
+            if r.error is None and guard is not None:
+                r.unphysical = hole or guard.final(r.structure, r.energy, r.max_force, relaxed=True)
+            if settings.symmetrize and r.error is None:
                 r.spacegroup_after = spacegroup_number(r.structure, settings.symprec)
         if progress:
             progress(finished, 1)
@@ -298,10 +316,14 @@ def relax(
 def _stop_collapsed(
     active: _Active,
     results: list[SystemResult],
+    structures: Sequence[Structure],
     settings: RelaxSettings,
     progress: Callable[[int, int], None] | None,
 ) -> bool:
-    """Finish (with an error) every system whose cell collapsed; True if any did."""
+    """Finish (as unphysical) every system whose cell collapsed; True if any did.
+
+    The collapsed structure and its last energy are kept on the result for inspection.
+    """
     volume = torch.linalg.det(active.cell).abs()
     start = torch.linalg.det(active.orig_cell).abs()
     per_atom = volume / active.ecf  # ecf is the atom count
@@ -312,15 +334,30 @@ def _stop_collapsed(
         r = results[active.ids[s]]
         r.n_steps = active.n_steps[s]
         r.wall_time = time.perf_counter() - active.t_start[s]
-        r.error = (
+        r.structure = _structure_of(active, s, structures[active.ids[s]])
+        r.energy = r.trajectory[-1] if r.trajectory else None
+        r.unphysical = (
             f"cell collapsed after {r.n_steps} steps: {float(per_atom[s]):.2f} Å³/atom, "
             f"{float(volume[s] / start[s]):.0%} of the start volume; the model has no repulsion "
-            "for this structure (check the candidate, or use a model trained on these elements)"
+            "for this structure (check the candidate, use the model with +zbl, or a model trained "
+            "on these elements)"
         )
     if progress:
         progress(int(bad.sum()), 0)
     active.keep((~bad).tolist())
     return True
+
+
+def _structure_of(active: _Active, s: int, like: Structure) -> Structure:
+    """System ``s`` of the batch as a pymatgen Structure (site properties of ``like``)."""
+    mask = active.sys == s
+    return Structure(
+        Lattice(active.cell[s].cpu().numpy()),
+        active.z[mask].cpu().tolist(),
+        active.pos[mask].cpu().numpy(),
+        coords_are_cartesian=True,
+        site_properties=like.site_properties or None,
+    )
 
 
 def segment_max(values: torch.Tensor, index: torch.Tensor, n_segments: int) -> torch.Tensor:
@@ -367,16 +404,7 @@ def _finish(
     if error is not None:
         r.error = error
         return
-    pos = active.pos[active.sys == s].cpu().numpy()
-    cell = active.cell[s].cpu().numpy()
-    z = active.z[active.sys == s].cpu().tolist()
-    r.structure = Structure(
-        Lattice(cell),
-        z,
-        pos,
-        coords_are_cartesian=True,
-        site_properties=r.structure.site_properties or None,
-    )
+    r.structure = _structure_of(active, s, r.structure)
     r.energy = float(out.energy[s])
     # copies: a view would keep the whole batch's tensor alive for every finished result
     r.forces = forces_split[s].numpy().copy()

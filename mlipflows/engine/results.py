@@ -20,7 +20,9 @@ class SystemResult:
         stress: (3, 3) eV/Å³, ASE sign convention.
         converged: relaxations: generalised forces below fmax; statics: True when evaluated.
         n_steps: optimizer steps taken (0 for statics).
-        error: reason it failed, None on success.
+        error: reason it failed (no usable energy), None otherwise.
+        unphysical: reason a sanity check (:mod:`mlipflows.engine.sanity`) rejected it; the
+            energy, forces and structure are kept so the user can look, but nothing trusts them.
         trajectory: energy (eV) after each evaluation.
         wall_time: seconds from entering the batch to leaving it.
         spacegroup_before / spacegroup_after: international numbers at the relaxation's
@@ -35,6 +37,7 @@ class SystemResult:
     converged: bool = False
     n_steps: int = 0
     error: str | None = None
+    unphysical: str | None = None
     trajectory: list[float] = field(default_factory=list)
     wall_time: float = 0.0
     spacegroup_before: int | None = None
@@ -42,7 +45,20 @@ class SystemResult:
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        """Usable: it did not fail and passed the sanity checks."""
+        return self.error is None and self.unphysical is None
+
+    @property
+    def state(self) -> str:
+        """ "successful", "failed" or "unphysical" (the documents' ``state``)."""
+        if self.error is not None:
+            return "failed"
+        return "unphysical" if self.unphysical is not None else "successful"
+
+    @property
+    def reason(self) -> str | None:
+        """Why it is not usable (the error or the failed sanity check), None when it is."""
+        return self.error or self.unphysical
 
     @property
     def symmetry_changed(self) -> bool:

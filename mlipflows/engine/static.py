@@ -13,8 +13,11 @@ from mlipflows.engine.autobatch import BatchBudget
 from mlipflows.engine.batch import Batch
 from mlipflows.engine.evaluate import guarded_evaluate
 from mlipflows.engine.results import SystemResult
+from mlipflows.engine.sanity import SanityGuard, SanityLimits
 from mlipflows.engine.validate import check_structure, estimate_edges
 from mlipflows.potentials.base import Potential
+
+SANITY = SanityLimits()
 
 
 def plan_batches(
@@ -45,6 +48,7 @@ def static(
     compute_stress: bool = True,
     budget: BatchBudget | None = None,
     progress: Callable[[int], None] | None = None,
+    sanity: SanityLimits | None = SANITY,
 ) -> list[SystemResult]:
     """Evaluate every structure once; bad structures come back with ``error`` set.
 
@@ -54,6 +58,8 @@ def static(
         compute_stress: also return stresses (eV/Å³).
         budget: batch limits (default from the potential's device).
         progress: called with the number of structures finished after each batch.
+        sanity: limits of the physical sanity checks; a result that fails one comes back with
+            ``unphysical`` set (None: no checks).
     """
     budget = budget or BatchBudget.for_potential(potential)
     results = [SystemResult(index=i, structure=s) for i, s in enumerate(structures)]
@@ -64,6 +70,7 @@ def static(
             good.append(r.index)
         elif progress:
             progress(1)
+    guard = None if sanity is None or not good else SanityGuard(potential, structures, sanity)
     for group in plan_batches(structures, good, potential, budget):
         t0 = time.perf_counter()
         batch = Batch.from_structures([structures[i] for i in group], device=potential.device)
@@ -80,6 +87,8 @@ def static(
                 r.stress = None if out.stress is None else np.asarray(out.stress[k].cpu())
                 r.converged = True
                 r.trajectory = [r.energy]
+                if guard is not None:
+                    r.unphysical = guard.final(r.structure, r.energy, r.max_force, relaxed=False)
         if progress:
             progress(len(group))
     return results

@@ -11,8 +11,8 @@ from jobflow import CURRENT_JOB, Flow, Job, JobConfig, JobOrder, Maker, job
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from mlipflows.campaign.candidates import Candidate
 from mlipflows.hull import RelaxedEntry, Stability, dft_reference_hull, mlip_hull
+from mlipflows.io import Candidate
 from mlipflows.makers.base import ChunkSettings, result_uuid, store_flat
 from mlipflows.makers.relax import RelaxMaker, relax_flow
 from mlipflows.schemas import DecompositionPart, ModelInfo, StabilityDocument, identity_fields
@@ -83,10 +83,17 @@ def build_stability(
     failed = [d for d in candidates if d["state"] != "successful"]
     if failed:
         log.warning(
-            "%d of %d candidates failed to relax and are left out of the hull: %s",
+            "%d of %d candidates failed to relax or are unphysical and are left out of the hull: %s",
             len(failed),
             len(candidates),
             ", ".join(d["structure_id"] for d in failed[:10]),
+        )
+    bad_refs = [d for d in references if d["state"] != "successful"]
+    if bad_refs:
+        log.warning(
+            "%d elemental references failed or are unphysical and are left out: %s",
+            len(bad_refs),
+            ", ".join(f"{d['structure_id']} ({d['state']})" for d in bad_refs[:10]),
         )
     good = [_relaxed(d) for d in candidates if d["state"] == "successful"]
     if mode == "mlip":
@@ -105,8 +112,10 @@ def build_stability(
         "campaign": campaign,
         "mode": mode,
         "n_candidates": len(candidates),
-        "n_failed_relaxations": len(failed),
-        "n_hull_errors": sum(1 for s in stabilities if s.error),
+        "n_failed_relaxations": sum(1 for d in failed if d["state"] == "failed"),
+        "n_unphysical": sum(1 for d in failed if d["state"] == "unphysical")
+        + sum(1 for s in stabilities if s.unphysical),
+        "n_hull_errors": sum(1 for s in stabilities if s.error and not s.unphysical),
         "n_stable": n_stable,
         "phase_diagrams": hull.pools,
     }
@@ -143,7 +152,7 @@ def _base_fields(relax_doc: dict, mode: str) -> dict[str, Any]:
 def _document(relax_doc: dict, st: Stability, mode: str) -> StabilityDocument:
     return StabilityDocument(
         **_base_fields(relax_doc, mode),
-        state="failed" if st.error else "successful",
+        state="unphysical" if st.unphysical else ("failed" if st.error else "successful"),
         error=st.error,
         energy_per_atom=relax_doc.get("energy_per_atom"),
         corrected_energy_per_atom=st.corrected_energy_per_atom,
@@ -157,10 +166,12 @@ def _document(relax_doc: dict, st: Stability, mode: str) -> StabilityDocument:
 
 
 def _failed_document(relax_doc: dict, mode: str) -> StabilityDocument:
+    state = relax_doc["state"]  # "failed" or "unphysical": either way, not on any hull
     return StabilityDocument(
         **_base_fields(relax_doc, mode),
-        state="failed",
-        error=f"relaxation failed: {relax_doc.get('error')}",
+        state=state,
+        error=f"relaxation {state}: {relax_doc.get('error')}",
+        energy_per_atom=relax_doc.get("energy_per_atom") if state == "unphysical" else None,
         relax_converged=False,
     )
 

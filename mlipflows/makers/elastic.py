@@ -93,6 +93,7 @@ class ElasticOutcome:
     fit: ElasticFit | None = None
     error: str | None = None
     wall_s: float = 0.0
+    unphysical: bool = False  # the error is a failed sanity check, not a crash
 
 
 def compute_elastic(
@@ -119,7 +120,8 @@ def compute_elastic(
     owner: list[tuple[int, int]] = []  # (structure, strain) of each strained cell
     for k, o in enumerate(outcomes):
         if not o.relaxed.ok:
-            o.error = f"relaxation failed: {o.relaxed.error}"
+            o.error = f"relaxation {o.relaxed.state}: {o.relaxed.reason}"
+            o.unphysical = o.relaxed.unphysical is not None
             continue
         o.strains = strain_set(o.relaxed.structure, settings.strains)
         cells += [*o.strains.structures, o.relaxed.structure]
@@ -141,12 +143,13 @@ def compute_elastic(
         if j < 0:
             o.eq_stress_gpa = to_gpa_stress(st.stress) if st.ok else None
             if not st.ok:
-                o.error = f"equilibrium stress failed: {st.error}"
+                o.error = f"equilibrium stress {st.state}: {st.reason}"
+                o.unphysical = st.unphysical is not None
             continue
         rel = next(it)
         if not o.stresses_gpa:
             o.stresses_gpa = [None] * len(o.strains.structures)  # type: ignore[union-attr]
-        reason = rel.error or st.error
+        reason = rel.reason or st.reason
         if reason is None and not rel.converged:
             reason = f"atoms did not relax below {settings.strain_fmax} eV/Å in {rel.n_steps} steps"
         if reason is None:
@@ -251,7 +254,7 @@ def elastic_document(
         model=ModelInfo.from_card(potential.card),
         device=str(potential.device),
         settings=recorded,
-        state="successful" if ok else "failed",
+        state="successful" if ok else ("unphysical" if o.unphysical else "failed"),
         error=None if ok else o.error,
         timings=Timings(wall_s=o.wall_s),
         structure=s.as_dict(),

@@ -17,7 +17,7 @@ from jobflow import JobConfig, Maker, job
 from pymatgen.core import Structure
 
 from mlipflows.makers.base import BULKY_FIELDS, ChunkSettings, default_ids, store_flat
-from mlipflows.makers.phonons import PhononRelax, document_fields
+from mlipflows.makers.phonons import PhononRelax, document_fields, maker_state
 from mlipflows.phonons.batched import Prepared, relax_unless_refused, supercell_forces
 from mlipflows.phonons.harmonic import SupercellTooLargeError, check_supercell_size, supercell_matrix_for
 from mlipflows.phonons.kappa import (
@@ -149,11 +149,14 @@ class KappaMaker(Maker):
             [c if ok else [] for c, ok in zip(cells3, passed, strict=True)], potential, budget
         )
         docs = []
-        for k, (p, ph3, (f3, err)) in enumerate(zip(prepared, ph3s, forces3, strict=True)):
-            error, result = p.error, None
+        for k, (p, ph3, g3) in enumerate(zip(prepared, ph3s, forces3, strict=True)):
+            result = None
+            if p.error is None and passed[k] and g3.error is not None:
+                p.error, p.unphysical = g3.error, g3.unphysical
+            error = p.error
             if error is None and passed[k]:
-                error = err
-                if error is None and ph3 is not None and f3 is not None:
+                f3 = g3.forces
+                if ph3 is not None and f3 is not None:
                     try:
                         result = conductivity(
                             ph3,
@@ -193,16 +196,16 @@ class KappaMaker(Maker):
         """fc2 of every structure from one batched call; why each one must skip fc3 (None: go on)."""
         forces2 = supercell_forces(cells2, potential, budget)
         gates: list[StabilityGate | None] = []
-        for p, ph3, m, (f2, err) in zip(prepared, ph3s, mesh, forces2, strict=True):
+        for p, ph3, m, g2 in zip(prepared, ph3s, mesh, forces2, strict=True):
             if p.error is not None or ph3 is None:
                 gates.append(None)
                 continue
-            if err is not None:
-                p.error = err
+            if g2.error is not None:
+                p.error, p.unphysical = g2.error, g2.unphysical
                 gates.append(None)
                 continue
             try:
-                produce_fc2(ph3, f2, self.symmetrize_level)
+                produce_fc2(ph3, g2.forces, self.symmetrize_level)
                 freqs = mesh_frequencies(ph3, m) if self.require_stable else None
             except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
                 p.error = f"phono3py fc2 failed: {type(exc).__name__}: {exc}"
@@ -238,7 +241,7 @@ class KappaMaker(Maker):
         setup = p.setup.model_copy()
         doc = KappaDocument(
             **document_fields(p.structure, structure_id, "kappa", potential, self.chunk, settings),
-            state="failed" if error or (result is None and gate is None) else "successful",
+            state=maker_state(p, error, result is not None or gate is not None),  # type: ignore[arg-type]
             error=error,
             setup=setup,
             temperatures=list(self.temperatures),

@@ -92,6 +92,13 @@ def document_fields(
     }
 
 
+def maker_state(p: Prepared, error: str | None, has_result: bool) -> str:
+    """A structure stopped by a sanity check is unphysical; any other stop is a failure."""
+    if p.error is not None:
+        return p.state
+    return "successful" if error is None and has_result else "failed"
+
+
 @dataclass
 class PhononMaker(Maker):
     """Harmonic phonons of a chunk of structures.
@@ -171,8 +178,10 @@ class PhononMaker(Maker):
         forces = supercell_forces(groups, potential, budget)
         settings = self.recorded_settings()
         docs = []
-        for sid, p, phonon, (f, err) in zip(ids, prepared, phonons, forces, strict=True):
-            error = p.error or err
+        for sid, p, phonon, g in zip(ids, prepared, phonons, forces, strict=True):
+            if p.error is None and g.error is not None:
+                p.error, p.unphysical = g.error, g.unphysical
+            error, f = p.error, g.forces
             props = None
             if error is None and phonon is not None and f is not None:
                 try:
@@ -206,7 +215,7 @@ class PhononMaker(Maker):
             setup.n_supercell_atoms = len(phonon.supercell)
         doc = PhononDocument(
             **document_fields(p.structure, structure_id, "phonon", potential, self.chunk, settings),
-            state="failed" if error or props is None else "successful",
+            state=maker_state(p, error, props is not None),  # type: ignore[arg-type]
             error=error,
             setup=setup,
             warnings=list(p.warnings or []),

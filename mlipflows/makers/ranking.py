@@ -36,6 +36,8 @@ class RankingMaker(Maker):
         fmax: force threshold, eV/Å.
         max_steps: FIRE steps before a candidate is ranked as not converged.
         symprec: spglib tolerance for the reported space groups, Å.
+        include_unphysical: rank candidates that failed a sanity check too (flagged); by
+            default they are listed below the ranking with their reason.
     """
 
     name: str = "mlipflows rank"
@@ -43,6 +45,7 @@ class RankingMaker(Maker):
     fmax: float = 0.05
     max_steps: int = 1000
     symprec: float = 0.1
+    include_unphysical: bool = False
 
     @job(data=["structures"], config=JobConfig(expose_store=True))
     def make(
@@ -68,7 +71,16 @@ class RankingMaker(Maker):
             "cell_filter": "frechet",
         }
         docs = run_chunk(engine, "relax", structures, structure_ids, self.chunk, recorded)
-        doc = ranking_document(formula, docs, sources, generation or {}, potential, self.chunk, self.symprec)
+        doc = ranking_document(
+            formula,
+            docs,
+            sources,
+            generation or {},
+            potential,
+            self.chunk,
+            self.symprec,
+            self.include_unphysical,
+        )
         store_flat([doc], exclude=("structures",))
         return doc
 
@@ -81,25 +93,45 @@ def ranking_document(
     potential: Potential,
     chunk: ChunkSettings,
     symprec: float,
+    include_unphysical: bool = False,
 ) -> RankingDocument:
-    """Merge duplicates among the successful relaxations and build the ranking."""
+    """Merge duplicates among the successful relaxations and build the ranking.
+
+    Unphysical relaxations (model holes) are listed apart with their reason, unless
+    ``include_unphysical``: then they are ranked too, flagged.
+    """
+    rankable = {"successful", "unphysical"} if include_unphysical else {"successful"}
     relaxed = [
-        Relaxed(d.structure_id, src, d.get_structure(), float(d.energy), d.converged)  # type: ignore[arg-type]
+        Relaxed(
+            d.structure_id,
+            src,
+            d.get_structure(),
+            float(d.energy),  # type: ignore[arg-type]
+            d.converged,
+            d.error if d.state == "unphysical" else None,
+        )
         for d, src in zip(docs, sources, strict=True)
-        if d.state == "successful"
+        if d.state in rankable and d.energy is not None
     ]
     failed = [
-        FailedCandidate(structure_id=d.structure_id, error=d.error or "")
+        FailedCandidate(structure_id=d.structure_id, error=d.error or "") for d in docs if d.state == "failed"
+    ]
+    unphysical = [
+        FailedCandidate(structure_id=d.structure_id, error=d.error or "", energy_per_atom=d.energy_per_atom)
         for d in docs
-        if d.state != "successful"
+        if d.state == "unphysical"
     ]
     for f in failed:
         log.warning("candidate %s failed: %s", f.structure_id, f.error)
+    for f in unphysical:
+        log.warning("candidate %s is unphysical: %s", f.structure_id, f.error)
     table = ranking_table(merge_duplicates(relaxed), symprec) if relaxed else None
     ranked = [RankedStructure(**row) for row in table.to_dict("records")] if table is not None else []
     by_id = {r.structure_id: r.structure for r in relaxed}
     lowest = by_id[ranked[0].structure_id] if ranked else docs[0].get_structure()
     settings = {"fmax": docs[0].settings.get("fmax"), "seed": generation.get("seed"), "symprec": symprec}
+    if include_unphysical:
+        settings["include_unphysical"] = True
     return RankingDocument(
         uuid=result_uuid(chunk.campaign, f"rank-{formula}", "ranking", potential.card.checksum, settings),
         structure_id=f"rank-{formula}",
@@ -117,8 +149,10 @@ def ranking_document(
         generation=generation,
         n_candidates=len(docs),
         n_failed=len(failed),
+        n_unphysical=len(unphysical),
         n_unique=len(ranked),
         ranking=ranked,
         failed=failed,
+        unphysical=unphysical,
         structures={r.structure_id: by_id[r.structure_id].as_dict() for r in ranked},
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from pymatgen.core import Structure
@@ -29,12 +30,19 @@ class Prepared:
         setup: relaxation summary and space groups, filled into the document.
         error: why the structure cannot go on (None = fine).
         warnings: things the user should know that did not stop the calculation.
+        unphysical: the error is a failed sanity check (a model hole), not a crash.
     """
 
     structure: Structure
     setup: PhononSetup
     error: str | None = None
     warnings: list[str] | None = None
+    unphysical: bool = False
+
+    @property
+    def state(self) -> str:
+        """The document state when the structure cannot go on (``error`` is set)."""
+        return "unphysical" if self.unphysical else "failed"
 
 
 def relax_for_phonons(
@@ -62,7 +70,7 @@ def relax_for_phonons(
     results = relax(list(structures), potential, settings, budget=budget, progress=report)
     second: dict[int, SystemResult] = {}
     if stage2 is not None:
-        ok = [i for i, r in enumerate(results) if r.ok]
+        ok = [i for i, r in enumerate(results) if r.ok]  # a hole in stage 1 never goes on
         relaxed = relax([results[i].structure for i in ok], potential, stage2, budget=budget, progress=report)
         second = dict(zip(ok, relaxed, strict=True))
     out = []
@@ -73,7 +81,7 @@ def relax_for_phonons(
             r2 = second[i]
             summary.two_stage = True
             n_steps += r2.n_steps
-            if r2.ok:
+            if r2.ok:  # an unphysical or failed second stage falls back to the symmetric result
                 summary.stage2_spacegroup = spacegroup_number(r2.structure, symprec)
                 summary.redirected_to_symmetric = summary.stage2_spacegroup != r.spacegroup_after
                 if not summary.redirected_to_symmetric:
@@ -99,8 +107,8 @@ def relax_for_phonons(
                 f"the unconstrained second stage went to space group {summary.stage2_spacegroup}; "
                 "the symmetric first-stage structure was kept"
             )
-        error = None if r.ok else f"relaxation failed: {r.error}"
-        out.append(Prepared(final.structure, setup, error, warnings))
+        error = None if r.ok else f"relaxation {r.state}: {r.reason}"
+        out.append(Prepared(final.structure, setup, error, warnings, unphysical=r.unphysical is not None))
     return out
 
 
@@ -127,24 +135,35 @@ def relax_unless_refused(
     ]
 
 
+class GroupForces(NamedTuple):
+    """Forces (eV/Å) on every supercell of one structure, or why there are none."""
+
+    forces: list[np.ndarray] | None
+    error: str | None = None
+    unphysical: bool = False
+
+
 def supercell_forces(
     groups: Sequence[Sequence[Structure]], potential: Potential, budget: BatchBudget
-) -> list[tuple[list[np.ndarray] | None, str | None]]:
+) -> list[GroupForces]:
     """Forces (eV/Å) on every supercell of every group, from one batched engine call.
 
-    Returns one ``(forces, error)`` per group: the forces of all its supercells, or None and
-    the first supercell's error when any of them failed.
+    Returns one :class:`GroupForces` per group: the forces of all its supercells, or None and
+    the first bad supercell's reason when any of them failed or is unphysical.
     """
     flat = [s for g in groups for s in g]
     results = static(flat, potential, compute_stress=False, budget=budget) if flat else []
-    out: list[tuple[list[np.ndarray] | None, str | None]] = []
+    out: list[GroupForces] = []
     start = 0
     for g in groups:
         part = results[start : start + len(g)]
         start += len(g)
         bad = next((r for r in part if not r.ok), None)
         if bad is not None:
-            out.append((None, f"displaced supercell {bad.index - start + len(g)} failed: {bad.error}"))
+            k = bad.index - start + len(g)
+            out.append(
+                GroupForces(None, f"displaced supercell {k} {bad.state}: {bad.reason}", bad.error is None)
+            )
         else:
-            out.append(([np.asarray(r.forces) for r in part], None))
+            out.append(GroupForces([np.asarray(r.forces) for r in part]))
     return out

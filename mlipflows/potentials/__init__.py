@@ -15,8 +15,10 @@ from mlipflows.errors import ModelLoadError
 from mlipflows.potentials.base import ModelCard, Potential, PotentialOutput, resolve_device
 from mlipflows.potentials.registry import REGISTRY, RegistryEntry, register
 
-# ``MODEL+d3`` (or ``MODEL+d3:XC``) adds Grimme D3(BJ) dispersion to any model
+# ``MODEL+d3`` (or ``MODEL+d3:XC``) adds Grimme D3(BJ) dispersion to any model, ``MODEL+zbl`` a
+# repulsive nuclear core; they chain (``sevennet-0+zbl+d3``)
 D3_SUFFIX = "+d3"
+ZBL_SUFFIX = "+zbl"
 
 __all__ = [
     "REGISTRY",
@@ -74,14 +76,9 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Poten
         tune_cpu_allocator()
     if spec in REGISTRY:
         return REGISTRY[spec].loader(device, dtype)
-    if D3_SUFFIX in spec and not Path(spec).expanduser().exists():
-        from mlipflows.potentials.dispersion import DispersionCorrected, split_dispersion
-
-        try:
-            base_spec, xc = split_dispersion(spec)
-            return DispersionCorrected(_load_uncached(base_spec, device, dtype), xc)
-        except ValueError as err:
-            raise ModelLoadError(f"cannot load {spec!r}: {err}") from err
+    wrapped = _load_wrapped(spec, device, dtype)
+    if wrapped is not None:
+        return wrapped
     kind, _, rest = spec.partition(":")
     if kind in ("sevennet", "chgnet") and rest:
         from mlipflows.potentials.custom import load_trusted
@@ -100,3 +97,30 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Poten
         f"unknown model {spec!r}: not a registry name ({', '.join(sorted(REGISTRY))}), "
         "not an existing checkpoint file, and not an import path 'package.module:factory'"
     )
+
+
+def _load_wrapped(spec: str, device: torch.device, dtype: torch.dtype) -> Potential | None:
+    """``BASE+zbl`` / ``BASE+d3[:XC]`` (outermost suffix last), or None for a plain spec."""
+    if Path(spec).expanduser().exists():
+        return None  # a checkpoint file whose name happens to hold "+d3"
+    base, sep, tail = spec.rpartition("+")
+    if not sep or not base:
+        return None
+    try:
+        if tail == ZBL_SUFFIX[1:]:
+            from mlipflows.potentials.repulsion import RepulsiveCore
+
+            return RepulsiveCore(_load_uncached(base, device, dtype))
+        if tail == D3_SUFFIX[1:] or tail.startswith(D3_SUFFIX[1:] + ":"):
+            from mlipflows.potentials.dispersion import DispersionCorrected, split_dispersion
+
+            _, xc = split_dispersion(spec)
+            return DispersionCorrected(_load_uncached(base, device, dtype), xc)
+    except ValueError as err:
+        raise ModelLoadError(f"cannot load {spec!r}: {err}") from err
+    if tail.startswith(("d3", "zbl")):
+        raise ModelLoadError(
+            f"cannot load {spec!r}: write MODEL+d3, MODEL+d3:XC or MODEL+zbl (they chain: "
+            "sevennet-0+zbl+d3)"
+        )
+    return None

@@ -78,8 +78,11 @@ class BaseDocument(BaseModel):
     model: ModelInfo
     device: str
     settings: dict[str, Any] = Field(default_factory=dict)
-    state: Literal["successful", "failed"]
-    error: str | None = None
+    state: Literal["successful", "failed", "unphysical"] = Field(
+        description="unphysical: a sanity check rejected the result (its data are kept; hulls, "
+        "rankings, selections and metrics leave it out)"
+    )
+    error: str | None = Field(None, description="why it failed or is unphysical")
     timings: Timings = Field(default_factory=Timings)
     structure: dict[str, Any] = Field(description="final structure, pymatgen dict")
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

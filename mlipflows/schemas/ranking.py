@@ -23,15 +23,19 @@ class RankedStructure(BaseModel):
     density: float = Field(description="g/cm³")
     nsites: int
     converged: bool
+    unphysical: str | None = Field(
+        None, description="the sanity check it failed (ranked only when asked for explicitly)"
+    )
     n_duplicates: int = 0
     duplicates: list[str] = Field(default_factory=list)
 
 
 class FailedCandidate(BaseModel):
-    """A candidate that could not be relaxed."""
+    """A candidate that could not be relaxed, or whose result a sanity check rejected."""
 
     structure_id: str
     error: str
+    energy_per_atom: float | None = Field(None, description="eV/atom, for unphysical candidates")
 
 
 class RankingDocument(BaseDocument):
@@ -43,9 +47,13 @@ class RankingDocument(BaseDocument):
     generation: dict[str, Any] = Field(default_factory=dict, description="candidate counts, skipped draws")
     n_candidates: int = 0
     n_failed: int = 0
+    n_unphysical: int = 0
     n_unique: int = 0
     ranking: list[RankedStructure] = Field(default_factory=list)
     failed: list[FailedCandidate] = Field(default_factory=list)
+    unphysical: list[FailedCandidate] = Field(
+        default_factory=list, description="candidates in a model hole, left out of the ranking"
+    )
     structures: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="relaxed structure of each ranked polymorph (data store)"
     )

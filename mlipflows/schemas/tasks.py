@@ -49,7 +49,7 @@ class TaskDocument(BaseDocument):
         tags: list[str] | None = None,
     ) -> TaskDocument:
         s = result.structure
-        ok = result.error is None
+        ok = result.error is None  # unphysical results keep their data, for the user to look at
         stress_gpa = None
         pressure = None
         if ok and result.stress is not None:
@@ -65,8 +65,8 @@ class TaskDocument(BaseDocument):
             model=ModelInfo.from_card(card),
             device=device,
             settings=settings,
-            state="successful" if ok else "failed",
-            error=result.error,
+            state=result.state,  # type: ignore[arg-type]
+            error=result.reason,
             converged=bool(result.converged) if ok else False,
             n_steps=result.n_steps,
             timings=Timings(wall_s=result.wall_time),

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from mlipflows.campaign import CampaignSpec, SpecError
-from mlipflows.campaign.candidates import elemental_references, generate_candidates, is_charge_balanced
+from mlipflows.campaign.candidates import generate_candidates, is_charge_balanced
+from mlipflows.elements import elemental_references
 
 
 def _spec(tmp_path, **candidates):

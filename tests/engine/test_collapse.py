@@ -16,9 +16,12 @@ def test_collapsing_cell_is_stopped_with_a_reason_and_the_rest_relaxes():
     settings = RelaxSettings(fmax=0.05, max_steps=2000)
     squeezed, fine = relax([xe, nacl], pot, settings)
 
-    assert squeezed.error is not None and squeezed.error.startswith("cell collapsed after")
-    assert "Å³/atom" in squeezed.error and squeezed.n_steps < settings.max_steps
-    assert squeezed.structure == xe  # the input is kept, not a collapsed cell
+    assert squeezed.state == "unphysical" and squeezed.error is None
+    assert squeezed.unphysical.startswith("cell collapsed after"), squeezed.unphysical
+    assert "Å³/atom" in squeezed.unphysical and squeezed.n_steps < settings.max_steps
+    # the collapsed cell and its last energy are kept for the user to look at
+    assert squeezed.structure.volume < 0.5 * xe.volume
+    assert squeezed.energy == squeezed.trajectory[-1]
     assert fine.ok and fine.converged and fine.error is None
     # the stop is at the volume floor: one step past it at most
     assert squeezed.trajectory and len(squeezed.trajectory) == squeezed.n_steps

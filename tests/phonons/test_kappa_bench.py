@@ -74,8 +74,7 @@ def test_bench_kappa_names_missing_data(tmp_path):
 
 
 def test_reused_results_are_those_of_the_same_displacement(isolated_home):
-    from mlipflows.bench.kappa import CAMPAIGN
-    from mlipflows.bench.kappa import stored_documents
+    from mlipflows.bench.kappa import CAMPAIGN, stored_documents
     from mlipflows.store import get_job_store
 
     store = get_job_store()

@@ -106,7 +106,7 @@ def test_batched_kappa_equals_a_plain_phono3py_ase_loop():
     assert doc.setup.displacement == 0.03  # phono3py's default amplitude
 
     ph3 = make_phono3py(si_like, [2, 2, 2], [2, 2, 2])
-    cells3, cells2 = kappa_supercells(ph3, 0.03)
+    cells3, _ = kappa_supercells(ph3, 0.03)
     calc = MlipflowsCalculator(load_potential("morse"))
 
     def ase_forces(cells):

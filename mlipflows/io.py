@@ -11,6 +11,33 @@ from pymatgen.core import Structure
 from mlipflows.errors import StructureReadError
 
 EXTXYZ_SUFFIXES = {".xyz", ".extxyz"}
+# what a folder of structures holds (VASP files are named POSCAR, CONTCAR, *.vasp, *.poscar)
+STRUCTURE_SUFFIXES = {".cif", ".vasp", ".poscar", ".mcif", *EXTXYZ_SUFFIXES}
+VASP_NAMES = ("POSCAR", "CONTCAR")
+
+
+def expand_paths(pattern: str | Path, base: Path | None = None) -> list[Path]:
+    """The structure files a path, folder or glob names, sorted.
+
+    A folder gives the files directly in it that look like structures (CIF, POSCAR/CONTCAR,
+    *.vasp, *.poscar, extxyz); a pattern with ``*``, ``?`` or ``[`` is a glob (``**`` recurses);
+    anything else is one file, returned even when it does not exist (the reader says so).
+    Relative paths are taken from ``base``.
+    """
+    import glob
+
+    path = Path(pattern).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    if any(ch in str(pattern) for ch in "*?["):
+        return sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+    if path.is_dir():
+        return sorted(
+            p
+            for p in path.iterdir()
+            if p.is_file() and (p.suffix.lower() in STRUCTURE_SUFFIXES or p.name.startswith(VASP_NAMES))
+        )
+    return [path]
 
 
 @dataclass

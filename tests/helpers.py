@@ -91,3 +91,41 @@ class SqueezesXe(MorsePotential):
             eye = torch.eye(3, dtype=out.stress.dtype)
             out.stress = out.stress + self.pressure * has_xe[:, None, None] * eye
         return out
+
+
+class HoleyMorse(MorsePotential):
+    """Morse whose pair energy turns into a hole, −50/r eV, below 0.3 × the covalent-radius sum.
+
+    Stands in for a universal MLIP that was never trained on close contacts (SevenNet-0 gives
+    two Cs atoms 0.6 Å apart −5 × 10⁵ eV): repulsive down to a short distance, then falling
+    without bound. An input or random candidate with a close pair relaxes into the hole and
+    looks extremely stable. Between 0.3 and 0.45 × the sum the two blend (C² smoothstep).
+    """
+
+    def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
+        from mlipflows.engine.batch import segment_sum
+        from mlipflows.engine.neighbors import neighbor_list
+        from mlipflows.models.geometry import forces_and_stress, strained
+        from mlipflows.potentials.repulsion import smoothstep
+
+        b = batch.to(dtype=torch.float64)
+        graph = neighbor_list(b, self.card.cutoff)
+        with torch.enable_grad():
+            positions, cell, inputs = strained(b)
+            r = graph.edge_vectors(positions, cell).norm(dim=1)
+            i, j = graph.edge_index
+            r0 = self.radii[b.atomic_numbers[i]] + self.radii[b.atomic_numbers[j]]
+            ex = torch.exp(-self.alpha * (r - r0))
+            morse = self.depth * (ex * ex - 2.0 * ex) * self._switch(r)
+            t = smoothstep(r / r0, 0.3, 0.45)
+            pair = t * morse - (1 - t) * 50.0 / r
+            energy = 0.5 * segment_sum(pair, graph.edge_system, b.n_systems)
+            forces, stress = forces_and_stress(energy, inputs, compute_stress=compute_stress)
+        return PotentialOutput(energy=energy.detach(), forces=forces, stress=stress)
+
+
+def holey_morse(device: str = "cpu", dtype: torch.dtype = torch.float64) -> Potential:
+    pot = HoleyMorse(device=device, dtype=torch.float64)
+    pot.card.name = "holey-morse"
+    pot.card.checksum = "analytic:holey-morse:hole<0.3Rcov:-50/r"
+    return pot

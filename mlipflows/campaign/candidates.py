@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition
 
 from mlipflows.campaign.spec import CampaignSpec, SpecError
 from mlipflows.errors import StructureReadError
-from mlipflows.io import Candidate, read_structures
+from mlipflows.io import Candidate, expand_paths, read_structures
 from mlipflows.prototypes import get_prototype
 
 log = logging.getLogger(__name__)
@@ -36,32 +38,50 @@ def _from_prototypes(spec: CampaignSpec) -> list[Candidate]:
     return out
 
 
-def _from_files(spec: CampaignSpec) -> list[Candidate]:
-    out = []
+def _from_files(spec: CampaignSpec, strict: bool) -> tuple[list[Candidate], dict[str, str]]:
+    """Candidates from the spec's files, folders and globs, and ``{path: reason}`` of unreadable ones."""
+    out: list[Candidate] = []
+    unreadable: dict[str, str] = {}
     for k, src in enumerate(spec.candidates.structures):
-        path = spec.resolve(src.file)
-        try:
-            loaded = read_structures(path)
-        except StructureReadError as exc:
-            raise SpecError(f"candidates.structures.{k}.file: {exc}") from None
-        for item in loaded:
-            out.append(Candidate(item.structure_id, item.structure, str(path)))
-            present = {el.symbol for el in item.structure.composition.elements}
-            subs = {el: opts for el, opts in src.substitutions.items() if el in present}
-            if src.substitutions and not subs:
-                raise SpecError(
-                    f"candidates.structures.{k}.substitutions: none of {sorted(src.substitutions)} "
-                    f"occurs in {path} ({item.structure.composition.reduced_formula})"
-                )
-            keys = sorted(subs)
-            for choice in itertools.product(*(subs[el] for el in keys)):
-                mapping = {el: new for el, new in zip(keys, choice, strict=True) if el != new}
-                if not mapping:
-                    continue
-                s = item.structure.copy()
-                s.replace_species(mapping)
-                tag = ",".join(f"{a}>{b}" for a, b in mapping.items())
-                out.append(Candidate(f"{item.structure_id}[{tag}]", s, f"{path} with {tag}"))
+        paths = expand_paths(src.file, spec.base_dir)
+        if not paths:
+            raise SpecError(f"candidates.structures.{k}.file: {src.file!r} matches no structure file")
+        for path in paths:
+            try:
+                loaded = read_structures(path)
+            except StructureReadError as exc:
+                if strict or (len(paths) == 1 and not path.exists()):
+                    raise SpecError(f"candidates.structures.{k}.file: {exc}") from None
+                unreadable[str(path)] = str(exc)
+                continue
+            for item in loaded:
+                out.extend(_with_substitutions(item, src.substitutions, k, path, single=len(paths) == 1))
+    return out, unreadable
+
+
+def _with_substitutions(
+    item: Candidate, substitutions: dict[str, list[str]], k: int, path: Path, single: bool
+) -> list[Candidate]:
+    """The structure itself and one candidate per combination of its substitutions."""
+    out = [Candidate(item.structure_id, item.structure, str(path))]
+    present = {el.symbol for el in item.structure.composition.elements}
+    subs = {el: opts for el, opts in substitutions.items() if el in present}
+    if substitutions and not subs:
+        if single:  # one file named on purpose: a substitution that never applies is a typo
+            raise SpecError(
+                f"candidates.structures.{k}.substitutions: none of {sorted(substitutions)} "
+                f"occurs in {path} ({item.structure.composition.reduced_formula})"
+            )
+        return out
+    keys = sorted(subs)
+    for choice in itertools.product(*(subs[el] for el in keys)):
+        mapping = {el: new for el, new in zip(keys, choice, strict=True) if el != new}
+        if not mapping:
+            continue
+        s = item.structure.copy()
+        s.replace_species(mapping)
+        tag = ",".join(f"{a}>{b}" for a, b in mapping.items())
+        out.append(Candidate(f"{item.structure_id}[{tag}]", s, f"{path} with {tag}"))
     return out
 
 
@@ -80,13 +100,25 @@ def deduplicate(candidates: list[Candidate]) -> list[Candidate]:
     return kept
 
 
-def generate_candidates(spec: CampaignSpec) -> list[Candidate]:
+@dataclass
+class CandidatePool:
+    """What a spec generates: the candidates, and the files that could not be read (path → reason)."""
+
+    candidates: list[Candidate]
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+
+def generate_candidates(spec: CampaignSpec, strict: bool = False) -> CandidatePool:
     """All candidates of the spec: generated, charge-filtered, deduplicated, ids made unique.
 
+    An unreadable file among many (a folder or a glob) is listed in ``unreadable`` and the
+    rest go on; ``strict`` makes it an error, as a single missing file always is.
+
     Raises:
-        SpecError: an empty candidate space after filtering, unreadable files, too many candidates.
+        SpecError: an empty candidate space after filtering, a missing file, too many candidates.
     """
-    candidates = _from_prototypes(spec) + _from_files(spec)
+    from_files, unreadable = _from_files(spec, strict)
+    candidates = _from_prototypes(spec) + from_files
     if len(candidates) > spec.max_candidates:
         raise SpecError(
             f"{len(candidates)} candidates exceed max_candidates={spec.max_candidates}; "
@@ -95,7 +127,7 @@ def generate_candidates(spec: CampaignSpec) -> list[Candidate]:
     if spec.candidates.charge_balance:
         before = len(candidates)
         candidates = [c for c in candidates if is_charge_balanced(c.structure.composition)]
-        if not candidates:
+        if not candidates and not unreadable:
             raise SpecError(f"charge_balance removed all {before} candidates; no neutral compositions")
     candidates = deduplicate(candidates)
     seen: dict[str, int] = {}
@@ -104,4 +136,4 @@ def generate_candidates(spec: CampaignSpec) -> list[Candidate]:
         seen[c.structure_id] = n + 1
         if n:
             c.structure_id = f"{c.structure_id}-{n}"
-    return candidates
+    return CandidatePool(candidates, unreadable)

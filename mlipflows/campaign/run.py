@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jobflow import Flow, JobStore
 
@@ -13,9 +13,9 @@ from mlipflows.campaign.spec import CampaignSpec, SpecError
 from mlipflows.elements import elemental_references
 from mlipflows.io import Candidate, read_structures
 from mlipflows.makers.base import ChunkSettings
-from mlipflows.makers.campaign import HullMaker, campaign_flow
+from mlipflows.makers.campaign import CANDIDATE_TAG, HullMaker, campaign_flow
 from mlipflows.makers.relax import RelaxMaker
-from mlipflows.potentials import load_potential
+from mlipflows.potentials import Potential, load_potential
 from mlipflows.store import RESULTS
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class CampaignPlan:
     n_to_relax: int
     n_skipped: int
     unsupported: dict[str, str]
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def _stored_ids(store: JobStore, campaign: str, checksum: str, retry_failed: bool) -> set[str]:
@@ -42,9 +43,16 @@ def _stored_ids(store: JobStore, campaign: str, checksum: str, retry_failed: boo
     return {d["structure_id"] for d in results.query(crit, properties=["structure_id"])}
 
 
-def plan_campaign(spec: CampaignSpec, store: JobStore, retry_failed: bool = False) -> CampaignPlan:
-    """Everything that can go wrong before compute goes wrong here, with a clear message."""
-    candidates = generate_candidates(spec)
+def plan_campaign(
+    spec: CampaignSpec, store: JobStore, retry_failed: bool = False, strict: bool = False
+) -> CampaignPlan:
+    """Everything that can go wrong before compute goes wrong here, with a clear message.
+
+    Files that cannot be read are stored at once as failed candidates with the reader's
+    message (``strict``: they stop the campaign instead).
+    """
+    pool = generate_candidates(spec, strict)
+    candidates = pool.candidates
     potential = load_potential(spec.model, device=spec.device)
     unsupported = {}
     for c in candidates:
@@ -78,6 +86,8 @@ def plan_campaign(spec: CampaignSpec, store: JobStore, retry_failed: bool = Fals
     relax = RelaxMaker(
         fmax=spec.relax.fmax, max_steps=spec.relax.max_steps, cell_filter=spec.relax.cell_filter
     )
+    if pool.unreadable:
+        record_unreadable(store, pool.unreadable, spec.name, potential, relax.recorded_settings())
     hull = HullMaker(
         campaign=spec.name,
         model_checksum=potential.card.checksum,
@@ -87,4 +97,50 @@ def plan_campaign(spec: CampaignSpec, store: JobStore, retry_failed: bool = Fals
     flow = campaign_flow(spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size)
     n_all = len(candidates) + len(bulk_refs) + len(dimer_refs)
     n_todo = len(todo) + len(refs_todo) + len(dimers_todo)
-    return CampaignPlan(spec, flow, candidates, n_todo, n_all - n_todo, unsupported)
+    return CampaignPlan(spec, flow, candidates, n_todo, n_all - n_todo, unsupported, pool.unreadable)
+
+
+def record_unreadable(
+    store: JobStore, unreadable: dict[str, str], campaign: str, potential: Potential, settings: dict
+) -> None:
+    """One failed relax document per unreadable file, with the reader's message.
+
+    Its uuid is the one a readable file of the same name would get, so fixing the file and
+    running again (``--retry-failed``) replaces the failure.
+    """
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from mlipflows.makers.base import result_uuid
+    from mlipflows.schemas import ModelInfo
+    from mlipflows.store import write_results
+
+    rows = []
+    for path, reason in unreadable.items():
+        sid = Path(path).stem
+        rows.append(
+            {
+                "uuid": result_uuid(campaign, sid, "relax", potential.card.checksum, settings),
+                "structure_id": sid,
+                "campaign": campaign,
+                "tags": [CANDIDATE_TAG],
+                "task_type": "relax",
+                "formula_pretty": "",
+                "formula_reduced": "",
+                "composition": {},
+                "chemsys": "",
+                "elements": [],
+                "nsites": 0,
+                "model": ModelInfo.from_card(potential.card).model_dump(),
+                "device": str(potential.device),
+                "settings": settings,
+                "state": "failed",
+                "error": f"unreadable input: {reason}",
+                "source": path,
+                "structure": {},
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+        )
+    results = store.additional_stores[RESULTS]
+    results.connect()
+    write_results(store, rows)

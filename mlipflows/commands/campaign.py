@@ -18,6 +18,9 @@ def run(
     spec: Annotated[Path, typer.Argument(help="campaign YAML (see workflows/)")],
     uri: UriOption = None,
     retry_failed: Annotated[bool, typer.Option(help="relax again candidates stored as failed")] = False,
+    strict: Annotated[
+        bool, typer.Option(help="stop at the first unreadable structure file instead of recording it")
+    ] = False,
 ) -> None:
     """Generate candidates, relax them in chunks, build the hull. Re-running resumes."""
     from mlipflows.campaign import SpecError, load_spec
@@ -32,7 +35,7 @@ def run(
         store = get_job_store(uri)
         with err_console.status("generating candidates"), store_errors(store, "reading stored results"):
             ensure_indexes(store)  # MongoDB only: the fields users query
-            plan = plan_campaign(campaign, store, retry_failed)
+            plan = plan_campaign(campaign, store, retry_failed, strict)
     except (SpecError, MlipflowsError) as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
@@ -41,6 +44,15 @@ def run(
         f"{plan.n_to_relax} structures to relax ({plan.n_skipped} already stored) "
         f"with {campaign.model} → {describe_store(store)}"
     )
+    if plan.unreadable:
+        err_console.print(
+            f"[yellow]warning[/yellow] {len(plan.unreadable)} unreadable structure files, stored as "
+            "failed candidates with the reader's message (--strict stops instead):"
+        )
+        for reason in list(plan.unreadable.values())[:10]:
+            err_console.print(f"  {reason}")
+        if len(plan.unreadable) > 10:
+            err_console.print(f"  … {len(plan.unreadable) - 10} more (mlipflows results --state failed)")
     for sid, reason in list(plan.unsupported.items())[:10]:
         err_console.print(f"[yellow]warning[/yellow] {sid}: {reason} (it will be stored as failed)")
     if len(plan.unsupported) > 10:

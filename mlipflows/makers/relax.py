@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from jobflow import Flow, Job, JobConfig, Maker, job
 from pymatgen.core import Structure
@@ -69,13 +70,16 @@ class RelaxMaker(Maker):
         def engine(structs: list[Structure], pot: Potential, budget: BatchBudget) -> list:
             return relax(structs, pot, settings, budget=budget, progress=report)
 
-        recorded = {
+        return run_chunk(engine, "relax", structures, structure_ids, self.chunk, self.recorded_settings())
+
+    def recorded_settings(self) -> dict[str, Any]:
+        """The settings stored with every result (part of its identity: its uuid)."""
+        return {
             "optimizer": "FIRE",
             "fmax": self.fmax,
             "max_steps": self.max_steps,
             "cell_filter": self.cell_filter,
         }
-        return run_chunk(engine, "relax", structures, structure_ids, self.chunk, recorded)
 
 
 def relax_flow(

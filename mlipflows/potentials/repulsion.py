@@ -13,9 +13,10 @@ them further together. A screened nuclear (ZBL) repulsion added on top cannot fi
 - E_ref = Σ_i μ_i, the model's own elemental references
   (:func:`mlipflows.engine.sanity.elemental_energies`), so that the plateau does not depend
   on the model's energy zero;
-- B = ``barrier`` (100 eV): inside the core the structure sits on a plateau B above its
-  elements, which any physical configuration is below, so crossing the switch always pushes
-  the atoms apart;
+- B = 1000 eV + 10 eV × N (N atoms): inside the core the structure sits on a plateau B
+  above its elements. Any configuration with all pairs outside the core is below it (10 eV
+  per atom is above the largest cohesive energy, and a model's own repulsion in the switch
+  region is at most a few hundred eV), so crossing the switch always pushes the atoms apart;
 - E_ZBL is the universal ZBL screened Coulomb repulsion (:class:`~mlipflows.models.zbl.
   ZBLRepulsion`, fixed universal parameters), switched off at x_on by its C² envelope; it
   pushes pairs out of the core, where the plateau is flat.
@@ -45,7 +46,9 @@ from mlipflows.potentials.base import ModelCard, Potential, PotentialOutput
 
 X_ON = 0.5  # model fully on above this fraction of the covalent-radius sum
 X_OFF = 0.35  # model fully off below it
-BARRIER = 100.0  # eV above the elements: the plateau that replaces the model inside the core
+# the plateau that replaces the model inside the core, eV above the elements: B0 + b·N
+BARRIER = 1000.0
+BARRIER_PER_ATOM = 10.0
 
 
 def smoothstep(x: torch.Tensor, x_off: float = X_OFF, x_on: float = X_ON) -> torch.Tensor:
@@ -58,17 +61,22 @@ class RepulsiveCore(Potential):
     """``base`` with a ZBL core: the model is switched off for pairs inside ``x_off``."""
 
     def __init__(
-        self, base: Potential, x_off: float = X_OFF, x_on: float = X_ON, barrier: float = BARRIER
+        self,
+        base: Potential,
+        x_off: float = X_OFF,
+        x_on: float = X_ON,
+        barrier: float = BARRIER,
+        barrier_per_atom: float = BARRIER_PER_ATOM,
     ) -> None:
         if not 0 < x_off < x_on:
             raise ValueError(f"the core needs 0 < x_off < x_on, got {x_off}, {x_on}")
         self.base, self.x_off, self.x_on = base, float(x_off), float(x_on)
-        self.barrier = float(barrier)
+        self.barrier, self.barrier_per_atom = float(barrier), float(barrier_per_atom)
         self.device, self.dtype = base.device, base.dtype
         self.memory_scales_with = base.memory_scales_with
         self.zbl = ZBLRepulsion(radius_factor=x_on, trainable=False).double().to(base.device)
         self.radii = torch.as_tensor(covalent_radii, dtype=torch.float64, device=base.device)
-        tag = f"zbl-core-{x_off:g}-{x_on:g}-{barrier:g}eV"
+        tag = f"zbl-core-{x_off:g}-{x_on:g}-{barrier:g}+{barrier_per_atom:g}N-eV"
         card = base.card
         self.card = ModelCard(
             name=f"{card.name}{ZBL_SUFFIX}",
@@ -155,6 +163,7 @@ class RepulsiveCore(Potential):
             w = torch.where(zero, torch.zeros_like(log_w), torch.exp(log_w))
             e_zbl = self.zbl(r, graph.edge_index, part.atomic_numbers, graph.edge_system, part.n_systems)
             e_fixed = torch.where(zero | ~torch.isfinite(e_model), 0.0, e_model.detach())
-            core = (1 - w) * self.barrier + e_zbl
+            plateau = self.barrier + self.barrier_per_atom * part.n_atoms.to(w.dtype)
+            core = (1 - w) * plateau + e_zbl
             f, st = forces_and_stress(w * e_fixed + core, inputs, compute_stress=compute_stress)
         return w.detach(), core.detach(), f, st

@@ -13,11 +13,13 @@ def _spec(tmp_path, **candidates):
 
 def test_product_of_site_choices_and_charge_balance(tmp_path):
     sites = {"A": ["Sr", "Ba", "Na"], "B": ["Ti", "Zr"], "X": ["O"]}
-    all_c = generate_candidates(_spec(tmp_path, prototypes=[{"prototype": "perovskite", "sites": sites}]))
+    all_c = generate_candidates(
+        _spec(tmp_path, prototypes=[{"prototype": "perovskite", "sites": sites}])
+    ).candidates
     assert len(all_c) == 6
     balanced = generate_candidates(
         _spec(tmp_path, prototypes=[{"prototype": "perovskite", "sites": sites}], charge_balance=True)
-    )
+    ).candidates
     assert {c.structure_id for c in balanced} == {
         "SrTiO3-perovskite",
         "BaTiO3-perovskite",
@@ -42,15 +44,13 @@ def test_substitutions_from_a_cif(tmp_path):
         tmp_path,
         structures=[{"file": str(EXAMPLES / "SrTiO3_perovskite.cif"), "substitutions": {"Sr": ["Ba", "Ca"]}}],
     )
-    ids = {c.structure_id for c in generate_candidates(spec)}
+    ids = {c.structure_id for c in generate_candidates(spec).candidates}
     assert ids == {"SrTiO3_perovskite", "SrTiO3_perovskite[Sr>Ba]", "SrTiO3_perovskite[Sr>Ca]"}
 
 
-def test_malformed_cif_and_absent_substitution_fail_before_compute(tmp_path):
-    bad = tmp_path / "bad.cif"
-    bad.write_text("garbage\n")
-    with pytest.raises(SpecError, match=r"candidates.structures.0.file: .*bad.cif"):
-        generate_candidates(_spec(tmp_path, structures=[{"file": "bad.cif"}]))
+def test_missing_file_and_absent_substitution_fail_before_compute(tmp_path):
+    with pytest.raises(SpecError, match=r"candidates.structures.0.file: .*nosuch.cif: no such file"):
+        generate_candidates(_spec(tmp_path, structures=[{"file": "nosuch.cif"}]))
     from tests.conftest import EXAMPLES
 
     with pytest.raises(SpecError, match="none of"):
@@ -69,7 +69,7 @@ def test_duplicates_are_merged(tmp_path):
         prototypes=[{"prototype": "fcc", "sites": {"A": ["Cu"]}}],
         structures=[{"file": str(EXAMPLES / "Cu_fcc.cif")}],
     )
-    assert len(generate_candidates(spec)) == 1
+    assert len(generate_candidates(spec).candidates) == 1
 
 
 def test_too_many_candidates_is_refused(tmp_path):
@@ -85,3 +85,31 @@ def test_elemental_references():
     bulk, dimers = elemental_references({"Ti", "O"})
     assert {c.structure_id for c in dimers} == {"ref-O-dimer"}
     assert {c.structure_id for c in bulk} == {"ref-Ti-fcc", "ref-Ti-bcc", "ref-Ti-hcp", "ref-Ti-diamond"}
+
+
+def test_folders_and_globs_with_malformed_files_record_them_and_go_on(tmp_path):
+    """A database export: good CIFs, a malformed one, an empty one, a non-structure file."""
+    import shutil
+
+    from tests.conftest import EXAMPLES
+
+    export = tmp_path / "export"
+    export.mkdir()
+    for name in ("Cu_fcc.cif", "NaCl_rocksalt.cif", "MgO_rocksalt.cif"):
+        shutil.copy(EXAMPLES / name, export / name)
+    (export / "broken.cif").write_text("data_x\n_cell_length_a 3.0\nnot a loop\n")
+    (export / "empty.cif").write_text("")
+    (export / "README.txt").write_text("not a structure")  # not a structure name: not read
+
+    pool = generate_candidates(_spec(tmp_path, structures=[{"file": "export"}]))
+    assert {c.structure_id for c in pool.candidates} == {"Cu_fcc", "NaCl_rocksalt", "MgO_rocksalt"}
+    assert set(pool.unreadable) == {str(export / "broken.cif"), str(export / "empty.cif")}
+    assert all("broken.cif" in r or "empty.cif" in r for r in pool.unreadable.values())
+
+    globbed = generate_candidates(_spec(tmp_path, structures=[{"file": "export/*_rocksalt.cif"}]))
+    assert {c.structure_id for c in globbed.candidates} == {"NaCl_rocksalt", "MgO_rocksalt"}
+    assert not globbed.unreadable
+    with pytest.raises(SpecError, match=r"broken\.cif"):
+        generate_candidates(_spec(tmp_path, structures=[{"file": "export"}]), strict=True)
+    with pytest.raises(SpecError, match="matches no structure file"):
+        generate_candidates(_spec(tmp_path, structures=[{"file": "export/*.vasp"}]))

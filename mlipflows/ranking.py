@@ -207,6 +207,8 @@ def ranking_table(groups: Sequence[Sequence[Relaxed]], symprec: float = 0.1) -> 
             }
         )
     frame = pd.DataFrame(rows).sort_values("energy_per_atom", kind="stable").reset_index(drop=True)
+    # pandas turns a column of None and text into NaN and text; the documents want None
+    frame["unphysical"] = frame["unphysical"].astype(object).where(frame["unphysical"].notna(), None)
     if len(frame):
         frame.insert(0, "rank", np.arange(1, len(frame) + 1))
         frame["delta_e_mev_per_atom"] = 1000 * (frame["energy_per_atom"] - frame["energy_per_atom"].min())

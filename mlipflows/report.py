@@ -49,6 +49,7 @@ class ReportData:
     n_candidates: int = 0
     n_relaxed: int = 0
     n_failed: int = 0
+    n_unphysical: int = 0
     n_stable: int = 0
     n_references: int = 0
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)
@@ -76,7 +77,8 @@ def collect(store: JobStore, campaign: str) -> ReportData:
         data.n_candidates = len(candidates)
         data.n_relaxed = int((candidates["state"] == "successful").sum())
         failed = candidates[candidates["state"] != "successful"]
-        data.n_failed = len(failed)
+        data.n_unphysical = int((failed["state"] == "unphysical").sum())
+        data.n_failed = len(failed) - data.n_unphysical
         failed_ids = set(failed["structure_id"])
         reasons = Counter(_reason(e) for e in failed.get("error", pd.Series(dtype=object)))
         data.failure_reasons = reasons.most_common()
@@ -85,7 +87,9 @@ def collect(store: JobStore, campaign: str) -> ReportData:
         data.n_candidates = max(data.n_candidates, len(stab))
         # failed on the hull although relaxed (failed relaxations are counted above)
         hull_failed = stab[(stab["state"] != "successful") & ~stab["structure_id"].isin(failed_ids)]
-        data.n_failed += len(hull_failed)
+        hull_holes = int((hull_failed["state"] == "unphysical").sum())
+        data.n_unphysical += hull_holes
+        data.n_failed += len(hull_failed) - hull_holes
         data.failure_reasons += Counter(_reason(e) for e in hull_failed.get("error", [])).most_common()
         good = stab[stab["state"] == "successful"].dropna(axis=1, how="all")
         if len(good):
@@ -235,6 +239,7 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
             ("candidates", data.n_candidates),
             ("relaxed", data.n_relaxed),
             ("failed", data.n_failed),
+            ("unphysical (model holes, kept out)", data.n_unphysical),
             ("stable (on hull)", data.n_stable),
             ("reference structures", data.n_references),
         )
@@ -246,7 +251,9 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
     ]
     if data.failure_reasons:
         items = "".join(f"<li>{n} × {esc(reason)}</li>" for reason, n in data.failure_reasons)
-        parts.append(f'<section id="failures"><h2>Failed relaxations</h2><ul>{items}</ul></section>')
+        parts.append(
+            f'<section id="failures"><h2>Failed or unphysical relaxations</h2><ul>{items}</ul></section>'
+        )
     if figures.get("histogram"):
         parts.append(
             '<section id="histogram"><h2>Distance to the hull</h2>'

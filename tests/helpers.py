@@ -129,3 +129,10 @@ def holey_morse(device: str = "cpu", dtype: torch.dtype = torch.float64) -> Pote
     pot.card.name = "holey-morse"
     pot.card.checksum = "analytic:holey-morse:hole<0.3Rcov:-50/r"
     return pot
+
+
+def deep_morse(device: str = "cpu", dtype: torch.dtype = torch.float64) -> Potential:
+    """Morse with twice the well depth: every energy difference doubles (a disagreeing model)."""
+    pot = MorsePotential(depth=0.6, device=device, dtype=torch.float64)
+    pot.card.name = "deep-morse"
+    return pot

@@ -28,7 +28,7 @@ from monty.io import zopen
 from pymatgen.analysis.elasticity import ElasticTensor
 from pymatgen.core import Structure
 
-from mlipflows.bench import NOT_RUN, stored_error
+from mlipflows.bench import state_counts, stored_error, stored_state
 from mlipflows.errors import DataNotFoundError
 
 TENSOR_FILE = "mp_val_clean.json.gz"
@@ -155,6 +155,7 @@ def evaluate(records: list[ElasticRecord], docs: dict[str, dict]) -> pd.DataFram
             "error": None,
         }
         doc = docs.get(r.material_id)
+        row["state"] = stored_state(doc)
         row["error"] = stored_error(doc)
         if row["error"] is None:
             row.update(
@@ -180,8 +181,7 @@ def summarize(frame: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {
         "n_materials": len(frame),
         "n_dft_not_born_stable_excluded": int(unstable_ref.sum()),
-        "n_not_run": int(frame["error"].eq(NOT_RUN).sum()),
-        "n_failed": int((frame["mlip_k_vrh"].isna() & ~frame["error"].eq(NOT_RUN)).sum()),
+        **state_counts(frame["state"]),
         "n_compared": len(ok),
         "n_with_warnings": int((ok["n_warnings"] > 0).sum()),
         "mae_k_vrh_gpa": float((ok["mlip_k_vrh"] - ok["dft_k_vrh"]).abs().mean()) if len(ok) else None,

@@ -23,7 +23,7 @@ from jobflow import JobStore
 from monty.io import zopen
 from pymatgen.core import Structure
 
-from mlipflows.bench import stored_error
+from mlipflows.bench import state_counts, stored_error, stored_state
 from mlipflows.energies import (
     formation_energy_per_atom,
     mp2020_correct,
@@ -72,8 +72,14 @@ def load_wbm(path: Path, limit: int | None = None, seed: int = 0) -> list[WbmRec
     ]
 
 
-def evaluate(records: list[WbmRecord], docs: dict[str, dict]) -> pd.DataFrame:
-    """One row per record: MLIP and DFT formation energies (NaN where the MLIP run failed)."""
+def evaluate(
+    records: list[WbmRecord], docs: dict[str, dict], include_unphysical: bool = False
+) -> pd.DataFrame:
+    """One row per record: MLIP and DFT formation energies (NaN where the MLIP run failed).
+
+    Unphysical relaxations (a sanity check failed: a model hole) have no MLIP value unless
+    ``include_unphysical``; their ``state`` column says so either way.
+    """
     mu = mp_chemical_potentials()
     rows = []
     for r in records:
@@ -90,8 +96,9 @@ def evaluate(records: list[WbmRecord], docs: dict[str, dict]) -> pd.DataFrame:
             "error": None,
         }
         doc = docs.get(r.material_id)
+        row["state"] = stored_state(doc)
         row["error"] = stored_error(doc)
-        if row["error"] is None:
+        if row["error"] is None or (include_unphysical and row["state"] == "unphysical"):
             relaxed = Structure.from_dict(doc["structure"])
             entry = mp2020_correct(mp_like_entry(relaxed, doc["energy"], r.material_id))
             if entry is None:
@@ -108,7 +115,8 @@ def summarize(frame: pd.DataFrame) -> dict:
     """MAE / RMSE / R² against both DFT targets, and failure counts."""
     return {
         "n_structures": len(frame),
-        "n_failed": int(frame["mlip_ef"].isna().sum()),
+        "n_without_mlip_value": int(frame["mlip_ef"].isna().sum()),
+        **state_counts(frame["state"]),
         "n_not_converged": int((~frame["converged"] & frame["mlip_ef"].notna()).sum()),
         "vs_dft_mp2023_refs": regression_metrics(frame["dft_ef_mp2023_refs"], frame["mlip_ef"]),
         "vs_dft_dataset": regression_metrics(frame["dft_ef_dataset"], frame["mlip_ef"]),

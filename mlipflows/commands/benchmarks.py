@@ -92,6 +92,7 @@ def formation_energy(
     d = metrics["vs_dft_dataset"]
     console.print(
         f"{potential.name} on {len(records)} WBM structures ({metrics['n_failed']} failed, "
+        f"{metrics['n_unphysical_excluded']} unphysical and excluded, {metrics['n_not_run']} not run, "
         f"{metrics['n_not_converged']} not converged)\n"
         f"  vs DFT (MP 2023 refs): MAE {m['MAE']:.4f}  RMSE {m['RMSE']:.4f} eV/atom  R² {m['R2']:.4f}\n"
         f"  vs dataset E_form:     MAE {d['MAE']:.4f}  RMSE {d['RMSE']:.4f} eV/atom  R² {d['R2']:.4f}\n"

@@ -158,7 +158,8 @@ def bench_elastic(
 
     console.print(
         f"{potential.name} on {len(records)} {name} materials ({metrics['n_not_run']} not run, "
-        f"{metrics['n_failed']} failed, {metrics['n_with_warnings']} with warnings)\n"
+        f"{metrics['n_failed']} failed, {metrics['n_unphysical_excluded']} unphysical and excluded, "
+        f"{metrics['n_with_warnings']} with warnings)\n"
         f"  MAE K_VRH {gpa('mae_k_vrh_gpa')}  MAE G_VRH {gpa('mae_g_vrh_gpa')}  "
         f"MAE C_ij {gpa('mae_cij_gpa')}  "
         f"Born-stable {gpa('fraction_born_stable', 100, '%')}\n"

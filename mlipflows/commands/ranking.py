@@ -55,6 +55,13 @@ def rank(
     include_unphysical: Annotated[
         bool, typer.Option(help="rank candidates that failed a sanity check too (flagged)")
     ] = False,
+    second_opinion: Annotated[
+        str | None, typer.Option(help="relax the lowest finalists again with this model and compare")
+    ] = None,
+    second_opinion_top: Annotated[int, typer.Option(help="finalists for the second opinion")] = 5,
+    disagreement: Annotated[
+        float, typer.Option(help="flag finalists whose ΔE differs by more than this, meV/atom")
+    ] = 50.0,
     uri: UriOption = None,
 ) -> None:
     """Rank polymorphs of FORMULA: prototypes, random symmetric crystals and your files, batch-relaxed."""
@@ -64,10 +71,13 @@ def rank(
     from mlipflows.makers.ranking import RankingMaker
     from mlipflows.potentials import load_potential
     from mlipflows.ranking import check_elements, generate
+    from mlipflows.second_opinion import SecondOpinion
     from mlipflows.store import get_job_store
 
     groups = parse_spacegroups(spacegroups)
     potential = load_potential(model, device=device)
+    if second_opinion is not None:
+        check_elements(formula, load_potential(second_opinion, device=device))
     try:
         check_elements(formula, potential)
     except (UnsupportedElementError, ValueError) as exc:
@@ -86,6 +96,9 @@ def rank(
         fmax=fmax,
         max_steps=steps,
         include_unphysical=include_unphysical,
+        second_opinion=None
+        if second_opinion is None
+        else SecondOpinion(second_opinion, top=second_opinion_top, threshold=disagreement / 1000),
     )
     cands = gen.candidates
     job = maker.make(
@@ -137,6 +150,21 @@ def show_ranking(doc: dict[str, Any], model: str, top: int = 20) -> None:
             console.print(f"  [red]unphysical[/red] {f['structure_id']}{shown_e}: {f['error']}")
     for f in doc.get("failed", []):
         err_console.print(f"[yellow]failed[/yellow] {f['structure_id']}: {f['error']}")
+    opinions = doc.get("second_opinion") or []
+    if opinions:
+        second = Table(title=f"second opinion: {doc['second_opinion_model']} on the lowest {len(opinions)}")
+        for h in ("id", f"ΔE {model} (meV/atom)", "ΔE second (meV/atom)", "B − A", "verdict"):
+            second.add_column(h)
+        for o in opinions:
+            b = o.get("value_b")
+            second.add_row(
+                o["structure_id"],
+                f"{1000 * o['value_a']:.1f}",
+                "" if b is None else f"{1000 * b:.1f}",
+                "" if o.get("difference") is None else f"{1000 * o['difference']:+.1f}",
+                ("[red]disagree[/red] " + (o.get("error_b") or "") if o["disagrees"] else "agree"),
+            )
+        console.print(second)
 
 
 def write_ranking(doc: dict[str, Any], out: Path, stem: str) -> None:
@@ -261,12 +289,15 @@ def _si_part(potential: Any, path: Path, limit: int | None, seed: int, out: Path
     )
     mlip = np.array([r.energy / len(r.structure) if r.ok else np.nan for r in results])
     metrics = energy_ranking_metrics(dft, mlip)
+    metrics["n_unphysical_excluded"] = sum(r.state == "unphysical" for r in results)
     frame = pd.DataFrame({"dft_energy_per_atom": dft, "mlip_energy_per_atom": mlip})
-    frame["error"] = [r.error for r in results]
+    frame["state"] = [r.state for r in results]
+    frame["error"] = [r.reason for r in results]
     frame.to_csv(out / f"{potential.name}-si-polymorphs.csv", index_label="index")
     si_parity_plot(dft, mlip, potential.name, metrics, out / f"{potential.name}-si-polymorphs.png")
     console.print(
-        f"Si polymorphs (n={metrics['n']}, {metrics['n_failed']} failed): "
+        f"Si polymorphs (n={metrics['n']}, {metrics['n_failed']} without a value, of which "
+        f"{metrics['n_unphysical_excluded']} unphysical): "
         f"Spearman ρ {metrics['spearman_rho']:.3f}  Kendall τ {metrics['kendall_tau']:.3f}  "
         f"MAE of E − E(DFT GS) {1000 * metrics['mae_relative_ev_per_atom']:.0f} meV/atom "
         f"(median {1000 * metrics['median_ae_relative_ev_per_atom']:.0f}); within "

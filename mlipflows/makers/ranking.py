@@ -22,6 +22,7 @@ from mlipflows.schemas import (
     TaskDocument,
     identity_fields,
 )
+from mlipflows.second_opinion import SecondOpinion, ranking_opinions
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class RankingMaker(Maker):
         symprec: spglib tolerance for the reported space groups, Å.
         include_unphysical: rank candidates that failed a sanity check too (flagged); by
             default they are listed below the ranking with their reason.
+        second_opinion: relax the lowest finalists again with a second model and flag where
+            the two disagree on their relative energies.
     """
 
     name: str = "mlipflows rank"
@@ -46,6 +49,7 @@ class RankingMaker(Maker):
     max_steps: int = 1000
     symprec: float = 0.1
     include_unphysical: bool = False
+    second_opinion: SecondOpinion | None = None
 
     @job(data=["structures"], config=JobConfig(expose_store=True))
     def make(
@@ -81,6 +85,16 @@ class RankingMaker(Maker):
             self.symprec,
             self.include_unphysical,
         )
+        if self.second_opinion is not None and doc.ranking:
+            top = doc.ranking[: self.second_opinion.top]
+            doc.second_opinion_model = self.second_opinion.model
+            doc.second_opinion = ranking_opinions(
+                [r.structure_id for r in top],
+                [Structure.from_dict(doc.structures[r.structure_id]) for r in top],
+                [r.energy_per_atom for r in top],
+                self.second_opinion,
+                self.chunk.device,
+            )
         store_flat([doc], exclude=("structures",))
         return doc
 

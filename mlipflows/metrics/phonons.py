@@ -148,4 +148,6 @@ def aggregate(rows: Sequence[dict]) -> dict[str, float | int]:
         "kappa_srd": float(np.mean([r["srd"] for r in rows])),
         "failure_rate": float(failed.mean()),
         "n_failed": int(failed.sum()),
+        # model holes count as failures (SRME 2, the protocol's rule), and are reported apart
+        "n_unphysical": int(sum("unphysical" in str(r.get("srme_reason") or "") for r in rows)),
     }

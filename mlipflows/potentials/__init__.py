@@ -120,7 +120,6 @@ def _load_wrapped(spec: str, device: torch.device, dtype: torch.dtype) -> Potent
         raise ModelLoadError(f"cannot load {spec!r}: {err}") from err
     if tail.startswith(("d3", "zbl")):
         raise ModelLoadError(
-            f"cannot load {spec!r}: write MODEL+d3, MODEL+d3:XC or MODEL+zbl (they chain: "
-            "sevennet-0+zbl+d3)"
+            f"cannot load {spec!r}: write MODEL+d3, MODEL+d3:XC or MODEL+zbl (they chain: sevennet-0+zbl+d3)"
         )
     return None

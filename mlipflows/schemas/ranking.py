@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mlipflows.schemas.base import BaseDocument
+from mlipflows.schemas.opinion import Opinion
 
 
 class RankedStructure(BaseModel):
@@ -53,6 +54,10 @@ class RankingDocument(BaseDocument):
     failed: list[FailedCandidate] = Field(default_factory=list)
     unphysical: list[FailedCandidate] = Field(
         default_factory=list, description="candidates in a model hole, left out of the ranking"
+    )
+    second_opinion_model: str | None = Field(None, description="model B of the second opinion")
+    second_opinion: list[Opinion] = Field(
+        default_factory=list, description="ΔE to the lowest finalist by model A and B, eV/atom; flags"
     )
     structures: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="relaxed structure of each ranked polymorph (data store)"

@@ -118,6 +118,47 @@ def test_cli_rank_writes_table_and_plot(tmp_path):
     )
 
 
+def test_second_opinion_agrees_with_itself_and_flags_a_disagreeing_model():
+    from mlipflows.second_opinion import SecondOpinion
+
+    gen = generate("Cu", n_random=0)
+    cands = gen.candidates
+    docs = {}
+    for b in ("morse", "tests.helpers:deep_morse"):
+        maker = RankingMaker(
+            chunk=ChunkSettings(model="morse", campaign=f"opinion-{b}"),
+            second_opinion=SecondOpinion(b, top=3, threshold=0.01),
+        )
+        job = maker.make(
+            "Cu", [c.structure for c in cands], [c.structure_id for c in cands], ["prototype"] * 5
+        )
+        store = get_job_store()
+        run_locally(job, store=store, log=False, ensure_success=True)
+        store.connect()
+        docs[b] = store.get_output(job.uuid, load=True)
+    same = docs["morse"]["second_opinion"]
+    assert len(same) == 3 and not any(o["disagrees"] for o in same)
+    assert all(abs(o["difference"]) < 1e-3 for o in same)
+    deep = docs["tests.helpers:deep_morse"]
+    assert deep["second_opinion_model"] == "tests.helpers:deep_morse"
+    flagged = [o for o in deep["second_opinion"] if o["disagrees"]]
+    # twice the well depth doubles every energy difference: the far finalist disagrees
+    assert flagged and all(o["difference"] == pytest.approx(o["value_a"], rel=0.2) for o in flagged)
+
+
+def test_cli_lists_unphysical_candidates_below_the_ranking(tmp_path):
+    hole = Structure(Lattice.cubic(6.0), ["K", "K"], [[0, 0, 0], [0.1, 0, 0]])  # 0.6 Å apart
+    hole.to(filename=str(tmp_path / "hole.cif"))
+    args = ["rank", "K", "--model", "tests.helpers:holey_morse", "--n-random", "0", "--cif"]
+    res = CliRunner().invoke(app, [*args, str(tmp_path / "hole.cif")])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "1 unphysical candidates (model holes), left out of the ranking" in text
+    assert "unphysical file-hole" in text and "below the model's own elemental references" in text
+    flagged = CliRunner().invoke(app, [*args, str(tmp_path / "hole.cif"), "--include-unphysical"])
+    assert "ranked although unphysical file-hole" in " ".join(flagged.output.split())
+
+
 @pytest.mark.slow
 def test_sevennet_ranks_diamond_first_for_si_and_rocksalt_for_mgo():
     pot = load_potential("sevennet-0")

@@ -30,11 +30,14 @@ FMAX, STEPS = 0.05, 500
 
 
 def run_mlipflows(structures, ids, model, device):
+    from mlipflows.engine import RelaxSettings
     from mlipflows.makers import RelaxMaker, relax_flow
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.store import get_job_store
 
-    maker = RelaxMaker(chunk=ChunkSettings(model=model, device=device), fmax=FMAX, max_steps=STEPS)
+    maker = RelaxMaker(
+        chunk=ChunkSettings(model=model, device=device), relax=RelaxSettings(fmax=FMAX, max_steps=STEPS)
+    )
     flow = relax_flow(structures, ids, chunk_size=len(structures), maker=maker)
     store = get_job_store()  # the real embedded store, so store time is counted
     t0 = time.perf_counter()

@@ -136,6 +136,7 @@ def _relax_files(
     json_out: Path | None,
     uri: str | None,
 ) -> int:
+    from mlipflows.engine import RelaxSettings
     from mlipflows.io import read_many
     from mlipflows.makers import RelaxMaker, relax_flow
     from mlipflows.makers.base import ChunkSettings
@@ -150,9 +151,7 @@ def _relax_files(
         return 1
     maker = RelaxMaker(
         chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=tag),
-        fmax=fmax,
-        max_steps=steps,
-        cell_filter=cell_filter,
+        relax=RelaxSettings(fmax=fmax, max_steps=steps, cell_filter=cell_filter),  # type: ignore[arg-type]
     )
     flow = relax_flow(
         [x.structure for x in loaded],

@@ -34,6 +34,7 @@ class NaNForKr(MorsePotential):
 def nan_for_kr(device: str = "cpu", dtype: torch.dtype = torch.float64) -> Potential:
     pot = NaNForKr(device=device, dtype=torch.float64)
     pot.card.name = "nan-for-kr"
+    pot.card.checksum = "analytic:nan-for-kr"  # another model: never share cached references
     return pot
 
 
@@ -49,6 +50,7 @@ class RaisesForAr(MorsePotential):
 def raises_for_ar(device: str = "cpu", dtype: torch.dtype = torch.float64) -> Potential:
     pot = RaisesForAr(device=device, dtype=torch.float64)
     pot.card.name = "raises-for-ar"
+    pot.card.checksum = "analytic:raises-for-ar"
     return pot
 
 
@@ -63,6 +65,10 @@ class NaNAboveVolume(MorsePotential):
     """
 
     max_volume = float("inf")
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.card.checksum = f"analytic:nan-above-{self.max_volume}"
 
     def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
         out = super().evaluate(batch, compute_stress)
@@ -80,6 +86,10 @@ class SqueezesXe(MorsePotential):
     """
 
     pressure = 50.0
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.card.checksum = f"analytic:squeezes-xe-{self.pressure}"
 
     def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
         out = super().evaluate(batch, compute_stress)

@@ -32,7 +32,7 @@ from mlipflows.bench import stored_error
 from mlipflows.errors import DataNotFoundError
 from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.kappa import KappaMaker
-from mlipflows.makers.phonons import PhononRelax
+from mlipflows.makers.phonons import phonon_relax_settings
 from mlipflows.metrics.phonons import KappaPrediction, KappaReference, material_metrics
 
 STRUCTURES_FILE = "phononDB-PBE-structures.extxyz"
@@ -127,7 +127,8 @@ def protocol_maker(
             tags=["benchmark"],
             max_atoms=batch_atoms,
         ),
-        relax=PhononRelax(fmax=1e-4, max_steps=300, two_stage=True, ase_convergence=True, no_tilt=True),
+        relax=phonon_relax_settings(fmax=1e-4, max_steps=300, ase_convergence=True, no_tilt=True),
+        two_stage=True,
         displacement=displacement,
         temperatures=TEMPERATURES,
         transport="wigner",

@@ -83,9 +83,7 @@ def plan_campaign(
     refs_todo = [c for c in bulk_refs if c.structure_id not in done]
     dimers_todo = [c for c in dimer_refs if c.structure_id not in done]
     chunk = ChunkSettings(model=spec.model, device=spec.device, campaign=spec.name)
-    relax = RelaxMaker(
-        fmax=spec.relax.fmax, max_steps=spec.relax.max_steps, cell_filter=spec.relax.cell_filter
-    )
+    relax = RelaxMaker(relax=spec.relax.settings())
     if pool.unreadable:
         record_unreadable(store, pool.unreadable, spec.name, potential, relax.recorded_settings())
     hull = HullMaker(

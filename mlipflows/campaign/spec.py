@@ -17,6 +17,7 @@ from pydantic import (
 from pymatgen.core import Element
 
 from mlipflows.campaign.yaml_lines import line_of, load_with_lines
+from mlipflows.engine import RelaxSettings
 from mlipflows.errors import MlipflowsError
 from mlipflows.prototypes import PROTOTYPES
 
@@ -44,6 +45,10 @@ class RelaxSpec(_Strict):
     fmax: float = Field(0.05, gt=0, description="eV/Å")
     max_steps: int = Field(500, ge=1)
     cell_filter: Literal["frechet", "hydrostatic", "fixed"] = "frechet"
+
+    def settings(self) -> RelaxSettings:
+        """The engine's relaxation settings (the one relaxation concept)."""
+        return RelaxSettings(fmax=self.fmax, max_steps=self.max_steps, cell_filter=self.cell_filter)
 
 
 class PrototypeSpace(_Strict):

@@ -36,6 +36,7 @@ def formation_energy(
         summarize,
     )
     from mlipflows.cli import console, err_console, run_with_progress
+    from mlipflows.engine import RelaxSettings
     from mlipflows.errors import DataNotFoundError
     from mlipflows.makers import RelaxMaker, relax_flow
     from mlipflows.makers.base import ChunkSettings
@@ -61,8 +62,7 @@ def formation_energy(
     elif todo:
         maker = RelaxMaker(
             chunk=ChunkSettings(model=model, device=device, campaign=CAMPAIGN, tags=["benchmark"]),
-            fmax=0.05,
-            max_steps=500,
+            relax=RelaxSettings(fmax=0.05, max_steps=500),
         )
         flow = relax_flow(
             [r.structure for r in todo],

@@ -39,7 +39,7 @@ def elastic(
     if not loaded:
         err_console.print("[red]no readable structures[/red]")
         raise typer.Exit(1)
-    settings = ElasticSettings(relax_fmax=fmax, strain_fmax=fmax)
+    settings = ElasticSettings.with_fmax(fmax)
     maker = ElasticMaker(
         chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=tag or []), settings=settings
     )

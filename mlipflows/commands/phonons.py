@@ -89,7 +89,7 @@ def phonons(
     uri: UriOption = None,
 ) -> None:
     """Harmonic phonons: band structure, DOS, F/S/C_v(T), imaginary-mode check; results stored."""
-    from mlipflows.makers import PhononMaker, PhononRelax
+    from mlipflows.makers import PhononMaker, phonon_relax_settings
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.phonons.plots import plot_bands_dos
 
@@ -97,7 +97,7 @@ def phonons(
         chunk=ChunkSettings(
             model=model, device=device, dtype=dtype, campaign=campaign, max_atoms=batch_atoms
         ),
-        relax=None if no_relax else PhononRelax(fmax=fmax),
+        relax=None if no_relax else phonon_relax_settings(fmax=fmax),
         supercell_matrix=_ints(supercell, "--supercell"),
         min_length=min_length,
         max_supercell_atoms=max_atoms,
@@ -161,7 +161,7 @@ def kappa(
     uri: UriOption = None,
 ) -> None:
     """Lattice thermal conductivity (phono3py; Wigner κ_P + κ_C, W/m·K); results stored."""
-    from mlipflows.makers import KappaMaker, PhononRelax
+    from mlipflows.makers import KappaMaker, phonon_relax_settings
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.phonons.plots import plot_kappa
 
@@ -172,7 +172,7 @@ def kappa(
         chunk=ChunkSettings(
             model=model, device=device, dtype=dtype, campaign=campaign, max_atoms=batch_atoms
         ),
-        relax=None if no_relax else PhononRelax(fmax=fmax),
+        relax=None if no_relax else phonon_relax_settings(fmax=fmax),
         fc3_supercell_matrix=_ints(fc3_supercell, "--fc3-supercell"),
         fc2_supercell_matrix=_ints(fc2_supercell, "--fc2-supercell"),
         fc3_min_length=fc3_min_length,

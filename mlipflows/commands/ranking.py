@@ -66,6 +66,7 @@ def rank(
 ) -> None:
     """Rank polymorphs of FORMULA: prototypes, random symmetric crystals and your files, batch-relaxed."""
     from mlipflows.cli import err_console, run_with_progress
+    from mlipflows.engine import RelaxSettings
     from mlipflows.errors import UnsupportedElementError
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.ranking import RankingMaker
@@ -93,8 +94,7 @@ def rank(
     err_console.print(f"{formula}: {record['n_candidates']} candidates (seed {seed}), relaxing with {model}")
     maker = RankingMaker(
         chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=["ranking"]),
-        fmax=fmax,
-        max_steps=steps,
+        relax=RelaxSettings(fmax=fmax, max_steps=steps),
         include_unphysical=include_unphysical,
         second_opinion=None
         if second_opinion is None

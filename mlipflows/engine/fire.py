@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from monty.json import MSONable
 
 from mlipflows.engine.batch import segment_sum
 
 
 @dataclass(frozen=True)
-class FireParams:
+class FireParams(MSONable):
     """ASE defaults: dt 0.1, dtmax 1, maxstep 0.2 Å, Nmin 5, finc 1.1, fdec 0.5, a 0.1, fa 0.99."""
 
     dt_start: float = 0.1

@@ -11,9 +11,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+from monty.json import MSONable
 from pymatgen.core import Lattice, Structure
 
 from mlipflows.engine.autobatch import BatchBudget
@@ -35,8 +37,12 @@ from mlipflows.potentials.base import Potential, PotentialOutput
 
 
 @dataclass(frozen=True)
-class RelaxSettings:
-    """Relaxation settings.
+class RelaxSettings(MSONable):
+    """Relaxation settings: the one relaxation concept, nested in every Maker that relaxes.
+
+    Makers hold one (``RelaxMaker.relax``, ``PhononMaker.relax``, ``ElasticSettings.relax``,
+    ``RankingMaker.relax``, a campaign stage's ``relax``) and derive variants with
+    ``dataclasses.replace`` (e.g. ``replace(settings, symmetrize=True)``).
 
     Attributes:
         fmax: convergence threshold on the largest generalised force row, eV/Å (ASE's rule:
@@ -78,6 +84,21 @@ class RelaxSettings:
     min_volume_fraction: float = 0.05
     no_tilt: bool = False
     sanity: SanityLimits | None = field(default_factory=SanityLimits)
+
+    def record(self) -> dict[str, Any]:
+        """What a result stores about its relaxation (and its identity): the optimizer, fmax,
+        max_steps, cell filter, and every other setting that differs from the default."""
+        out: dict[str, Any] = {
+            "optimizer": "FIRE",
+            "fmax": self.fmax,
+            "max_steps": self.max_steps,
+            "cell_filter": self.cell_filter,
+        }
+        default = RelaxSettings()
+        for name in ("ase_convergence", "symmetrize", "symprec", "no_tilt"):
+            if getattr(self, name) != getattr(default, name):
+                out[name] = getattr(self, name)
+        return out
 
 
 class _Active:

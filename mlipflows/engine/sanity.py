@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase.data import covalent_radii
+from monty.json import MSONable
 from pymatgen.core import Composition, Structure
 from vesin import NeighborList
 
@@ -49,7 +50,7 @@ _MAX_RADIUS = float(np.max(covalent_radii[1:]))
 
 
 @dataclass(frozen=True)
-class SanityLimits:
+class SanityLimits(MSONable):
     """Thresholds of the sanity checks (see the module docstring for why these values).
 
     Attributes:
@@ -208,6 +209,12 @@ def elemental_energies(potential: Potential, elements: Iterable[str]) -> dict[st
             _write_cache(key, known)
             log.info("elemental references of %s: %s", potential.name, found)
         return {el: known[el] for el in wanted if known.get(el) is not None}  # type: ignore[misc]
+
+
+def clear_elemental_cache() -> None:
+    """Forget the elemental energies held in memory (the disk cache stays)."""
+    with _LOCK:
+        _CACHE.clear()
 
 
 def _read_cache(key: str) -> dict[str, float | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobflow import CURRENT_JOB, Flow, Job, JobConfig, JobOrder, Maker, job
@@ -196,9 +196,7 @@ def campaign_flow(
         maker = RelaxMaker(
             name=f"{label} {name}",
             chunk=settings,
-            fmax=relax.fmax,
-            max_steps=relax.max_steps,
-            cell_filter=cell_filter,
+            relax=replace(relax.relax, cell_filter=cell_filter),  # type: ignore[arg-type]
         )
         jobs.append(
             relax_flow(
@@ -210,8 +208,8 @@ def campaign_flow(
             )
         )
 
-    add(candidates, CANDIDATE_TAG, relax.cell_filter, "relax candidates")
-    add(bulk_references, REFERENCE_TAG, relax.cell_filter, "relax references")
+    add(candidates, CANDIDATE_TAG, relax.relax.cell_filter, "relax candidates")
+    add(bulk_references, REFERENCE_TAG, relax.relax.cell_filter, "relax references")
     add(dimer_references, REFERENCE_TAG, "fixed", "relax molecular references")
     hull_job = hull.make()
     hull_job.name = f"hull {name}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from jobflow import Flow, JobConfig, Maker, job
+from jobflow import Flow, job
 from pymatgen.analysis.elasticity import Strain
 from pymatgen.core import Structure
 
@@ -31,18 +31,18 @@ from mlipflows.elastic import (
     to_gpa_stress,
 )
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
-from mlipflows.makers.base import ChunkSettings, default_ids, result_uuid, store_flat
+from mlipflows.makers.base import CHUNK_JOB, ChunkMaker
 from mlipflows.makers.relax import relax_flow
 from mlipflows.potentials import Potential
-from mlipflows.progress import add_time, report, report_chunk
-from mlipflows.schemas import ElasticDocument, ElasticFittingData, FailedStrain, ModelInfo, identity_fields
+from mlipflows.progress import report
+from mlipflows.schemas import ElasticDocument, ElasticFittingData, FailedStrain
 from mlipflows.schemas.base import Timings
 
 log = logging.getLogger(__name__)
 
 
-def tight_relax_settings(fmax: float, max_steps: int = 1000) -> RelaxSettings:
-    """The relaxation before straining (positions + full cell), in one place.
+def tight_relax_settings(fmax: float = 0.002, max_steps: int = 1000) -> RelaxSettings:
+    """The relaxation before straining (positions + full cell).
 
     Symmetry-preserving: forces and stress are symmetrized with the input's space group (found
     with a 1e-3 Å tolerance, so CIF round-off does not lower it), so the strained cells start
@@ -51,7 +51,7 @@ def tight_relax_settings(fmax: float, max_steps: int = 1000) -> RelaxSettings:
     return RelaxSettings(fmax=fmax, max_steps=max_steps, cell_filter="frechet", symmetrize=True, symprec=1e-3)
 
 
-def strained_relax_settings(fmax: float, max_steps: int = 500) -> RelaxSettings:
+def strained_relax_settings(fmax: float = 0.002, max_steps: int = 500) -> RelaxSettings:
     """Relaxation of the strained cells: atoms only, the applied strain (cell) held fixed."""
     return RelaxSettings(fmax=fmax, max_steps=max_steps, cell_filter="fixed")
 
@@ -61,24 +61,32 @@ class ElasticSettings:
     """How elastic tensors are computed.
 
     Attributes:
-        relax_fmax: force threshold of the tight relaxation, eV/Å.
-        strain_fmax: force threshold of the fixed-cell relaxation of strained cells, eV/Å.
+        relax: the tight relaxation before straining (positions + cell, symmetry kept).
+        strained_relax: the fixed-cell relaxation of the strained cells.
         strains: strain magnitudes applied to each of the six components (fraction).
         symprec: spglib tolerance for symmetrizing the tensor, Å.
         max_residual_fraction: warn when the fit residual exceeds this share of the stress signal.
-        relax_max_steps / strain_max_steps: FIRE step limits.
     """
 
-    relax_fmax: float = 0.002
-    strain_fmax: float = 0.002
+    relax: RelaxSettings = field(default_factory=tight_relax_settings)
+    strained_relax: RelaxSettings = field(default_factory=strained_relax_settings)
     strains: tuple[float, ...] = DEFAULT_STRAINS
     symprec: float = 0.1
     max_residual_fraction: float = 0.1
-    relax_max_steps: int = 1000
-    strain_max_steps: int = 500
+
+    @classmethod
+    def with_fmax(cls, fmax: float, **kwargs: Any) -> ElasticSettings:
+        """Both relaxations to ``fmax`` (eV/Å)."""
+        return cls(relax=tight_relax_settings(fmax), strained_relax=strained_relax_settings(fmax), **kwargs)
 
     def recorded(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        return {
+            "relax": self.relax.record(),
+            "strained_relax": self.strained_relax.record(),
+            "strains": list(self.strains),
+            "symprec": self.symprec,
+            "max_residual_fraction": self.max_residual_fraction,
+        }
 
 
 @dataclass
@@ -111,7 +119,7 @@ def compute_elastic(
     relaxed = relax(
         structures,
         potential,
-        tight_relax_settings(settings.relax_fmax, settings.relax_max_steps),
+        settings.relax,
         budget=budget,
         progress=step,
     )
@@ -129,7 +137,7 @@ def compute_elastic(
     strained = relax(
         [c for c, (_, j) in zip(cells, owner, strict=True) if j >= 0],
         potential,
-        strained_relax_settings(settings.strain_fmax, settings.strain_max_steps),
+        settings.strained_relax,
         budget=budget,
         progress=step,
     )
@@ -151,7 +159,7 @@ def compute_elastic(
             o.stresses_gpa = [None] * len(o.strains.structures)  # type: ignore[union-attr]
         reason = rel.reason or st.reason
         if reason is None and not rel.converged:
-            reason = f"atoms did not relax below {settings.strain_fmax} eV/Å in {rel.n_steps} steps"
+            reason = f"atoms did not relax below {settings.strained_relax.fmax} eV/Å in {rel.n_steps} steps"
         if reason is None:
             o.stresses_gpa[j] = to_gpa_stress(st.stress)
         else:
@@ -187,7 +195,7 @@ def _fit(o: ElasticOutcome, settings: ElasticSettings) -> None:
         )
     if not o.relaxed.converged:
         o.fit.warnings.append(
-            f"tight relaxation did not reach fmax {settings.relax_fmax} eV/Å in {o.relaxed.n_steps} steps"
+            f"tight relaxation did not reach fmax {settings.relax.fmax} eV/Å in {o.relaxed.n_steps} steps"
         )
     if o.relaxed.symmetry_changed:
         o.fit.warnings.append(
@@ -197,16 +205,11 @@ def _fit(o: ElasticOutcome, settings: ElasticSettings) -> None:
 
 
 def elastic_document(
-    o: ElasticOutcome,
-    structure_id: str,
-    input_structure: Structure,
-    potential: Potential,
-    chunk: ChunkSettings,
-    settings: ElasticSettings,
+    o: ElasticOutcome, fields: dict[str, Any], input_structure: Structure
 ) -> ElasticDocument:
-    """The stored document of one outcome (failed ones carry their reason)."""
+    """The stored document of one outcome (failed ones carry their reason); ``fields`` from
+    :func:`mlipflows.makers.base.provenance` on the relaxed structure."""
     s = o.relaxed.structure
-    recorded = settings.recorded()
     ok = o.error is None and o.fit is not None
     fit = o.fit
     stresses = [None if x is None else np.asarray(x).tolist() for x in o.stresses_gpa]
@@ -246,18 +249,10 @@ def elastic_document(
         }
     energy = o.relaxed.energy
     return ElasticDocument(
-        uuid=result_uuid(chunk.campaign, structure_id, "elastic", potential.card.checksum, recorded),
-        structure_id=structure_id,
-        campaign=chunk.campaign,
-        tags=chunk.tags,
-        **identity_fields(s),
-        model=ModelInfo.from_card(potential.card),
-        device=str(potential.device),
-        settings=recorded,
+        **fields,
         state="successful" if ok else ("unphysical" if o.unphysical else "failed"),
         error=None if ok else o.error,
         timings=Timings(wall_s=o.wall_s),
-        structure=s.as_dict(),
         input_structure=input_structure.as_dict(),
         n_strains_total=len(o.strains.structures) if o.strains else 0,
         failed_strains=o.failed,
@@ -272,41 +267,43 @@ def elastic_document(
 
 
 @dataclass
-class ElasticMaker(Maker):
+class ElasticMaker(ChunkMaker):
     """Elastic tensors (C_ij, K, G, E, ν, A^U, Born stability) of a chunk of structures.
 
     Attributes:
         name: job name.
         chunk: model, device, campaign/tags, batch budget.
-        settings: relaxation thresholds, strain magnitudes, symmetrization tolerance.
+        settings: relaxations, strain magnitudes, symmetrization tolerance.
     """
 
     name: str = "mlipflows elastic"
-    chunk: ChunkSettings = field(default_factory=ChunkSettings)
     settings: ElasticSettings = field(default_factory=ElasticSettings)
+    document_class = ElasticDocument
 
-    @job(data=["fitting_data", "input_structure"], config=JobConfig(expose_store=True))
+    def recorded_settings(self) -> dict[str, Any]:
+        return self.settings.recorded()
+
+    @job(data=list(ElasticDocument.DATA_FIELDS), config=CHUNK_JOB)
     def make(
         self, structures: list[Structure], structure_ids: list[str] | None = None
     ) -> list[ElasticDocument]:
         """One :class:`ElasticDocument` per structure, in input order."""
-        ids = list(structure_ids) if structure_ids else default_ids(structures)
-        if len(ids) != len(structures):
-            raise ValueError(f"{len(ids)} structure ids for {len(structures)} structures")
-        potential = self.chunk.potential()
-        t0 = time.perf_counter()
-        outcomes = compute_elastic(structures, potential, self.settings, self.chunk.budget(potential))
-        add_time("engine", time.perf_counter() - t0)
-        docs = [
-            elastic_document(o, sid, inp, potential, self.chunk, self.settings)
-            for o, sid, inp in zip(outcomes, ids, structures, strict=True)
-        ]
-        for d in docs:
-            if d.warnings or d.error:
-                log.warning("%s: %s", d.structure_id, d.error or "; ".join(d.warnings))
-        store_flat(docs, exclude=("fitting_data", "input_structure", "elastic_tensor_raw"))
-        report_chunk()
-        return docs
+        return self.run(structures, structure_ids)  # type: ignore[return-value]
+
+    def compute(
+        self, structures: list[Structure], potential: Potential, budget: BatchBudget, **_: Any
+    ) -> list[ElasticOutcome]:
+        return compute_elastic(structures, potential, self.settings, budget)
+
+    def document(
+        self, outcome: ElasticOutcome, structure_id: str, structure: Structure, potential: Potential
+    ) -> ElasticDocument:
+        doc = elastic_document(
+            outcome, self.fields(outcome.relaxed.structure, structure_id, potential), structure
+        )
+        if doc.warnings or doc.error:
+            log.warning("%s: %s", doc.structure_id, doc.error or "; ".join(doc.warnings))
+        return doc
 
 
 def elastic_flow(

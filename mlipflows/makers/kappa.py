@@ -7,18 +7,18 @@ engine call, then fc2/fc3 and κ (RTA and Wigner) with phono3py.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from jobflow import JobConfig, Maker, job
+from jobflow import job
 from pymatgen.core import Structure
 
-from mlipflows.makers.base import BULKY_FIELDS, ChunkSettings, default_ids, store_flat
-from mlipflows.makers.phonons import PhononRelax, document_fields, maker_state
-from mlipflows.phonons.batched import Prepared, relax_unless_refused, supercell_forces
+from mlipflows.engine import BatchBudget
+from mlipflows.makers.base import CHUNK_JOB
+from mlipflows.makers.phonons import PhononChunkMaker, maker_state
+from mlipflows.phonons.batched import Prepared, supercell_forces
 from mlipflows.phonons.harmonic import SupercellTooLargeError, check_supercell_size, supercell_matrix_for
 from mlipflows.phonons.kappa import (
     KappaResult,
@@ -32,22 +32,20 @@ from mlipflows.phonons.kappa import (
     stability_gate,
 )
 from mlipflows.potentials import Potential
-from mlipflows.progress import report_chunk
-from mlipflows.schemas.base import Timings
-from mlipflows.schemas.phonons import KAPPA_DATA_FIELDS, KappaDocument
+from mlipflows.schemas.phonons import KappaDocument
 
-_CONFIG = JobConfig(expose_store=True)
 Matrix = list[list[int]] | list[int]
 
 
 @dataclass
-class KappaMaker(Maker):
+class KappaMaker(PhononChunkMaker):
     """κ of a chunk of structures (phono3py; RTA and Wigner).
 
     Attributes:
         name: job name.
         chunk: model, device, campaign/tags, batch budget.
         relax: symmetric relaxation first (None: the input structures are used as they are).
+        two_stage: then an unconstrained one, kept unless the space group changed (k_SRME).
         fc3_supercell_matrix: explicit fc3 supercell; else diagonal from ``fc3_min_length``.
         fc3_min_length: smallest periodic width of the fc3 supercell, Å.
         fc2_supercell_matrix: a (larger) fc2 supercell; None = the fc3 one.
@@ -66,8 +64,6 @@ class KappaMaker(Maker):
     """
 
     name: str = "mlipflows kappa"
-    chunk: ChunkSettings = field(default_factory=ChunkSettings)
-    relax: PhononRelax | None = field(default_factory=PhononRelax)
     fc3_supercell_matrix: Matrix | None = None
     fc3_min_length: float = 8.0
     fc2_supercell_matrix: Matrix | None = None
@@ -77,13 +73,13 @@ class KappaMaker(Maker):
     transport: Transport = "wigner"
     isotope: bool = True
     max_supercell_atoms: int = 300
-    symprec: float = 1e-5
     require_stable: bool = True
     symmetrize_level: int = 1
+    document_class = KappaDocument
 
     def recorded_settings(self) -> dict[str, Any]:
         return {
-            "relax": None if self.relax is None else vars(self.relax),
+            "relax": self.relax_record(),
             "displacement": self.displacement,
             "transport": self.transport,
             "isotope": self.isotope,
@@ -92,7 +88,7 @@ class KappaMaker(Maker):
             "symmetrize_level": self.symmetrize_level,
         }
 
-    @job(data=list(KAPPA_DATA_FIELDS), config=_CONFIG)
+    @job(data=list(KappaDocument.DATA_FIELDS), config=CHUNK_JOB)
     def make(
         self,
         structures: list[Structure],
@@ -106,8 +102,24 @@ class KappaMaker(Maker):
         ``fc3_supercells``, ``fc2_supercells`` and ``meshes`` override the Maker's settings per
         structure (e.g. phononDB's choices in the κ_SRME benchmark).
         """
+        return self.run(  # type: ignore[return-value]
+            structures,
+            structure_ids,
+            fc3_supercells=fc3_supercells,
+            fc2_supercells=fc2_supercells,
+            meshes=meshes,
+        )
+
+    def compute(
+        self,
+        structures: list[Structure],
+        potential: Potential,
+        budget: BatchBudget,
+        fc3_supercells: Sequence[Matrix | None] | None = None,
+        fc2_supercells: Sequence[Matrix | None] | None = None,
+        meshes: Sequence[list[int] | None] | None = None,
+    ) -> list[tuple]:
         n = len(structures)
-        ids = list(structure_ids) if structure_ids else default_ids(structures)
         fc3_in = list(fc3_supercells or [None] * n)
         fc3 = [
             m or self.fc3_supercell_matrix or supercell_matrix_for(s, self.fc3_min_length)
@@ -120,17 +132,8 @@ class KappaMaker(Maker):
             for m, m3 in zip(fc2_supercells or [None] * n, fc3, strict=True)
         ]
         mesh = [m or self.mesh for m in (meshes or [None] * n)]
-        potential = self.chunk.potential()
-        budget = self.chunk.budget(potential)
-        t0 = time.perf_counter()
         refusals = [self._size_error(*args) for args in zip(structures, fc3, fc2, strict=True)]
-        relax_settings = stage2 = None
-        if self.relax is not None:
-            relax_settings = self.relax.settings(self.symprec)
-            stage2 = self.relax.settings(self.symprec, symmetrize=False) if self.relax.two_stage else None
-        prepared = relax_unless_refused(
-            structures, refusals, potential, budget, relax_settings, self.symprec, stage2
-        )
+        prepared = self.prepare(structures, refusals, potential, budget)
         ph3s, cells3, cells2 = [], [], []
         for p, m3, m2 in zip(prepared, fc3, fc2, strict=True):
             ph3, c3, c2 = None, [], []
@@ -148,27 +151,25 @@ class KappaMaker(Maker):
         forces3 = supercell_forces(
             [c if ok else [] for c, ok in zip(cells3, passed, strict=True)], potential, budget
         )
-        docs = []
+        out = []
         for k, (p, ph3, g3) in enumerate(zip(prepared, ph3s, forces3, strict=True)):
             result = None
             if p.error is None and passed[k] and g3.error is not None:
                 p.error, p.unphysical = g3.error, g3.unphysical
             error = p.error
-            if error is None and passed[k]:
-                f3 = g3.forces
-                if ph3 is not None and f3 is not None:
-                    try:
-                        result = conductivity(
-                            ph3,
-                            f3,
-                            mesh[k],
-                            self.temperatures,
-                            self.transport,
-                            self.isotope,
-                            symmetrize_level=self.symmetrize_level,
-                        )
-                    except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
-                        error = f"phono3py failed: {type(exc).__name__}: {exc}"
+            if error is None and passed[k] and ph3 is not None and g3.forces is not None:
+                try:
+                    result = conductivity(
+                        ph3,
+                        g3.forces,
+                        mesh[k],
+                        self.temperatures,
+                        self.transport,
+                        self.isotope,
+                        symmetrize_level=self.symmetrize_level,
+                    )
+                except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
+                    error = f"phono3py failed: {type(exc).__name__}: {exc}"
             # per-structure choices belong to the settings: they make the result's identity
             settings = self.recorded_settings() | {
                 "fc3_supercell": np.asarray(fc3[k]).tolist(),
@@ -176,13 +177,14 @@ class KappaMaker(Maker):
                 "mesh": list(mesh[k]),
                 "temperatures": list(self.temperatures),
             }
-            docs.append(self._document(ids[k], p, ph3, result, error, gates[k], potential, settings))
-        wall = (time.perf_counter() - t0) / max(len(docs), 1)
-        for d in docs:
-            d.timings = Timings(wall_s=wall)
-        store_flat(docs, exclude=(*BULKY_FIELDS, *KAPPA_DATA_FIELDS))
-        report_chunk()
-        return docs
+            out.append((p, ph3, result, error, gates[k], settings))
+        return out
+
+    def document(
+        self, outcome: tuple, structure_id: str, structure: Structure, potential: Potential
+    ) -> KappaDocument:
+        p, ph3, result, error, gate, settings = outcome
+        return self._document(structure_id, p, ph3, result, error, gate, potential, settings)
 
     def _fc2_and_gate(
         self,
@@ -240,7 +242,7 @@ class KappaMaker(Maker):
     ) -> KappaDocument:
         setup = p.setup.model_copy()
         doc = KappaDocument(
-            **document_fields(p.structure, structure_id, "kappa", potential, self.chunk, settings),
+            **self.fields(p.structure, structure_id, potential, settings),
             state=maker_state(p, error, result is not None or gate is not None),  # type: ignore[arg-type]
             error=error,
             setup=setup,

@@ -7,16 +7,15 @@ force constants, band structure, DOS and thermal properties with phonopy.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from jobflow import JobConfig, Maker, job
+from jobflow import job
 from pymatgen.core import Structure
 
-from mlipflows.engine import RelaxSettings
-from mlipflows.makers.base import BULKY_FIELDS, ChunkSettings, default_ids, result_uuid, store_flat
+from mlipflows.engine import BatchBudget, RelaxSettings
+from mlipflows.makers.base import CHUNK_JOB, ChunkMaker
 from mlipflows.phonons.batched import Prepared, relax_unless_refused, supercell_forces
 from mlipflows.phonons.harmonic import (
     HarmonicProperties,
@@ -28,68 +27,13 @@ from mlipflows.phonons.harmonic import (
     supercell_matrix_for,
 )
 from mlipflows.potentials import Potential
-from mlipflows.progress import report_chunk
-from mlipflows.schemas.base import ModelInfo, Timings, identity_fields
-from mlipflows.schemas.phonons import PHONON_DATA_FIELDS, PhononDocument
-
-_CONFIG = JobConfig(expose_store=True)
+from mlipflows.schemas.phonons import PhononDocument
 
 
-@dataclass
-class PhononRelax:
-    """The symmetry-preserving relaxation before phonons (None on a Maker = use the input as is).
-
-    Attributes:
-        fmax: eV/Å (tight: residual forces become spurious force-constant errors).
-        max_steps: FIRE steps (per stage).
-        cell_filter: "frechet" (positions + cell) or "fixed".
-        two_stage: after the symmetric relaxation, relax again without the symmetry constraint
-            and keep that result unless its space group changed (k_SRME's ``two_stage_relax``).
-        ase_convergence: stop on ASE's criterion alone (generalised forces below fmax), as the
-            reference protocols that run ASE's FIRE do.
-        no_tilt: keep the cell angles (ASE's Fréchet filter with mask [1, 1, 1, 0, 0, 0]).
-    """
-
-    fmax: float = 1e-4
-    max_steps: int = 300
-    cell_filter: str = "frechet"
-    two_stage: bool = False
-    ase_convergence: bool = False
-    no_tilt: bool = False
-
-    def settings(self, symprec: float, symmetrize: bool = True) -> RelaxSettings:
-        """The engine settings of the (first, symmetric) stage; ``symmetrize=False``: stage two."""
-        return RelaxSettings(
-            fmax=self.fmax,
-            max_steps=self.max_steps,
-            cell_filter=self.cell_filter,  # type: ignore[arg-type]
-            symmetrize=symmetrize,
-            symprec=symprec,
-            ase_convergence=self.ase_convergence,
-            no_tilt=self.no_tilt,
-        )
-
-
-def document_fields(
-    structure: Structure,
-    structure_id: str,
-    task_type: str,
-    potential: Potential,
-    chunk: ChunkSettings,
-    settings: dict[str, Any],
-) -> dict[str, Any]:
-    """BaseDocument identity/provenance fields, with the deterministic (rerun-safe) uuid."""
-    return {
-        "uuid": result_uuid(chunk.campaign, structure_id, task_type, potential.card.checksum, settings),
-        "structure_id": structure_id,
-        "campaign": chunk.campaign,
-        "tags": chunk.tags,
-        **identity_fields(structure),
-        "model": ModelInfo.from_card(potential.card),
-        "device": str(potential.device),
-        "settings": settings,
-        "structure": structure.as_dict(),
-    }
+def phonon_relax_settings(fmax: float = 1e-4, max_steps: int = 300, **changes: Any) -> RelaxSettings:
+    """The tight, symmetry-preserving relaxation phonons and κ start from (residual forces
+    become spurious force constants)."""
+    return RelaxSettings(fmax=fmax, max_steps=max_steps, symmetrize=True, **changes)
 
 
 def maker_state(p: Prepared, error: str | None, has_result: bool) -> str:
@@ -100,7 +44,43 @@ def maker_state(p: Prepared, error: str | None, has_result: bool) -> str:
 
 
 @dataclass
-class PhononMaker(Maker):
+class PhononChunkMaker(ChunkMaker):
+    """What the phonon and κ Makers share: the symmetric (optionally two-stage) relaxation.
+
+    Attributes:
+        relax: the relaxation before the displacements (None: the inputs are used as they
+            are); run with the space group fixed, at ``symprec``.
+        two_stage: after it, relax again without the symmetry constraint and keep that result
+            unless its space group changed (k_SRME's ``two_stage_relax``).
+        symprec: symmetry tolerance, Å.
+    """
+
+    relax: RelaxSettings | None = field(default_factory=phonon_relax_settings)
+    two_stage: bool = False
+    symprec: float = 1e-5
+
+    def relax_record(self) -> dict[str, Any] | None:
+        if self.relax is None:
+            return None
+        return self.relax.record() | ({"two_stage": True} if self.two_stage else {})
+
+    def prepare(
+        self,
+        structures: list[Structure],
+        refusals: list[str | None],
+        potential: Potential,
+        budget: BatchBudget,
+    ) -> list[Prepared]:
+        """Relax every structure that was not refused (both stages in batched runs)."""
+        stage1 = stage2 = None
+        if self.relax is not None:
+            stage1 = replace(self.relax, symmetrize=True, symprec=self.symprec)
+            stage2 = replace(stage1, symmetrize=False) if self.two_stage else None
+        return relax_unless_refused(structures, refusals, potential, budget, stage1, self.symprec, stage2)
+
+
+@dataclass
+class PhononMaker(PhononChunkMaker):
     """Harmonic phonons of a chunk of structures.
 
     Attributes:
@@ -117,19 +97,17 @@ class PhononMaker(Maker):
     """
 
     name: str = "mlipflows phonons"
-    chunk: ChunkSettings = field(default_factory=ChunkSettings)
-    relax: PhononRelax | None = field(default_factory=PhononRelax)
     supercell_matrix: list[list[int]] | list[int] | None = None
     min_length: float = 12.0
     max_supercell_atoms: int = 600
     displacement: float = 0.01
     mesh: float | list[int] = 100.0
     temperatures: list[float] = field(default_factory=lambda: [float(t) for t in range(0, 1001, 50)])
-    symprec: float = 1e-5
+    document_class = PhononDocument
 
     def recorded_settings(self) -> dict[str, Any]:
         return {
-            "relax": None if self.relax is None else vars(self.relax),
+            "relax": self.relax_record(),
             "supercell_matrix": self.supercell_matrix,
             "min_length": self.min_length,
             "displacement": self.displacement,
@@ -145,21 +123,21 @@ class PhononMaker(Maker):
             return str(exc)
         return None
 
-    @job(data=list(PHONON_DATA_FIELDS), config=_CONFIG)
+    @job(data=list(PhononDocument.DATA_FIELDS), config=CHUNK_JOB)
     def make(
         self, structures: list[Structure], structure_ids: list[str] | None = None
     ) -> list[PhononDocument]:
         """One :class:`PhononDocument` per structure, in input order."""
-        ids = list(structure_ids) if structure_ids else default_ids(structures)
-        potential = self.chunk.potential()
-        budget = self.chunk.budget(potential)
-        t0 = time.perf_counter()
-        relax_settings = None if self.relax is None else self.relax.settings(self.symprec)
+        return self.run(structures, structure_ids)  # type: ignore[return-value]
+
+    def compute(
+        self, structures: list[Structure], potential: Potential, budget: BatchBudget, **_: Any
+    ) -> list[tuple[Prepared, Any, HarmonicProperties | None, str | None]]:
         # the supercell is chosen on the input cell (a relaxation moves widths by a few %, which
         # must not flip the size across an integer); oversized ones are refused before relaxing
         matrices = [self.supercell_matrix or supercell_matrix_for(s, self.min_length) for s in structures]
         refusals = [self._size_error(s, m) for s, m in zip(structures, matrices, strict=True)]
-        prepared = relax_unless_refused(structures, refusals, potential, budget, relax_settings, self.symprec)
+        prepared = self.prepare(structures, refusals, potential, budget)
         phonons, groups = [], []
         for p, matrix in zip(prepared, matrices, strict=True):
             phonon, cells = None, []
@@ -175,26 +153,26 @@ class PhononMaker(Maker):
                     p.error, phonon = f"phonopy setup failed: {type(exc).__name__}: {exc}", None
             phonons.append(phonon)
             groups.append(cells)
+        out = []
         forces = supercell_forces(groups, potential, budget)
-        settings = self.recorded_settings()
-        docs = []
-        for sid, p, phonon, g in zip(ids, prepared, phonons, forces, strict=True):
+        for p, phonon, g in zip(prepared, phonons, forces, strict=True):
             if p.error is None and g.error is not None:
                 p.error, p.unphysical = g.error, g.unphysical
-            error, f = p.error, g.forces
-            props = None
-            if error is None and phonon is not None and f is not None:
+            error, props = p.error, None
+            if error is None and phonon is not None and g.forces is not None:
                 try:
-                    props = harmonic_properties(phonon, f, mesh=self.mesh, temperatures=self.temperatures)
+                    props = harmonic_properties(
+                        phonon, g.forces, mesh=self.mesh, temperatures=self.temperatures
+                    )
                 except (RuntimeError, ValueError, TypeError, np.linalg.LinAlgError) as exc:
                     error = f"phonopy failed: {type(exc).__name__}: {exc}"
-            docs.append(self._document(sid, p, phonon, props, error, potential, settings))
-        wall = (time.perf_counter() - t0) / max(len(docs), 1)
-        for d in docs:
-            d.timings = Timings(wall_s=wall)
-        store_flat(docs, exclude=(*BULKY_FIELDS, *PHONON_DATA_FIELDS))
-        report_chunk()
-        return docs
+            out.append((p, phonon, props, error))
+        return out
+
+    def document(
+        self, outcome: tuple, structure_id: str, structure: Structure, potential: Potential
+    ) -> PhononDocument:
+        return self._document(structure_id, *outcome, potential, self.recorded_settings())
 
     def _document(
         self,
@@ -214,7 +192,7 @@ class PhononMaker(Maker):
             setup.n_displacements = len(phonon.dataset["first_atoms"]) if phonon.dataset else 0
             setup.n_supercell_atoms = len(phonon.supercell)
         doc = PhononDocument(
-            **document_fields(p.structure, structure_id, "phonon", potential, self.chunk, settings),
+            **self.fields(p.structure, structure_id, potential, settings),
             state=maker_state(p, error, props is not None),  # type: ignore[arg-type]
             error=error,
             setup=setup,

@@ -6,22 +6,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobflow import JobConfig, Maker, job
+from jobflow import Maker, job
 from pymatgen.core import Structure
 
-from mlipflows.engine import BatchBudget, RelaxSettings, relax
-from mlipflows.makers.base import ChunkSettings, result_uuid, run_chunk, store_flat
+from mlipflows.engine import RelaxSettings
+from mlipflows.makers.base import CHUNK_JOB, ChunkSettings, provenance, store_flat
+from mlipflows.makers.relax import RelaxMaker
 from mlipflows.potentials import Potential
-from mlipflows.progress import report
 from mlipflows.ranking import Relaxed, check_elements, merge_duplicates, ranking_table
-from mlipflows.schemas import (
-    FailedCandidate,
-    ModelInfo,
-    RankedStructure,
-    RankingDocument,
-    TaskDocument,
-    identity_fields,
-)
+from mlipflows.schemas import FailedCandidate, RankedStructure, RankingDocument, TaskDocument
 from mlipflows.second_opinion import SecondOpinion, ranking_opinions
 
 log = logging.getLogger(__name__)
@@ -34,8 +27,7 @@ class RankingMaker(Maker):
     Attributes:
         name: job name.
         chunk: model, device, campaign/tags, batch budget.
-        fmax: force threshold, eV/Å.
-        max_steps: FIRE steps before a candidate is ranked as not converged.
+        relax: the relaxation of every candidate (FIRE; fmax eV/Å, max_steps, ...).
         symprec: spglib tolerance for the reported space groups, Å.
         include_unphysical: rank candidates that failed a sanity check too (flagged); by
             default they are listed below the ranking with their reason.
@@ -45,13 +37,12 @@ class RankingMaker(Maker):
 
     name: str = "mlipflows rank"
     chunk: ChunkSettings = field(default_factory=ChunkSettings)
-    fmax: float = 0.05
-    max_steps: int = 1000
+    relax: RelaxSettings = field(default_factory=lambda: RelaxSettings(fmax=0.05, max_steps=1000))
     symprec: float = 0.1
     include_unphysical: bool = False
     second_opinion: SecondOpinion | None = None
 
-    @job(data=["structures"], config=JobConfig(expose_store=True))
+    @job(data=list(RankingDocument.DATA_FIELDS), config=CHUNK_JOB)
     def make(
         self,
         formula: str,
@@ -61,42 +52,35 @@ class RankingMaker(Maker):
         generation: dict[str, Any] | None = None,
     ) -> RankingDocument:
         """The :class:`RankingDocument` of ``formula``; every relaxation is stored as well."""
+        return self.rank([(formula, structures, structure_ids, sources, generation or {})])[0]
+
+    def rank(
+        self, groups: list[tuple[str, list[Structure], list[str], list[str], dict]]
+    ) -> list[RankingDocument]:
+        """Rank several formulas' candidates: all of them relaxed in one batched run."""
         potential = self.chunk.potential()
-        check_elements(formula, potential)  # before any compute
-        settings = RelaxSettings(fmax=self.fmax, max_steps=self.max_steps)
-
-        def engine(structs: list[Structure], pot: Potential, budget: BatchBudget) -> list:
-            return relax(structs, pot, settings, budget=budget, progress=report)
-
-        recorded = {
-            "optimizer": "FIRE",
-            "fmax": self.fmax,
-            "max_steps": self.max_steps,
-            "cell_filter": "frechet",
-        }
-        docs = run_chunk(engine, "relax", structures, structure_ids, self.chunk, recorded)
-        doc = ranking_document(
-            formula,
-            docs,
-            sources,
-            generation or {},
-            potential,
-            self.chunk,
-            self.symprec,
-            self.include_unphysical,
-        )
-        if self.second_opinion is not None and doc.ranking:
-            top = doc.ranking[: self.second_opinion.top]
-            doc.second_opinion_model = self.second_opinion.model
-            doc.second_opinion = ranking_opinions(
-                [r.structure_id for r in top],
-                [Structure.from_dict(doc.structures[r.structure_id]) for r in top],
-                [r.energy_per_atom for r in top],
-                self.second_opinion,
-                self.chunk.device,
-            )
-        store_flat([doc], exclude=("structures",))
-        return doc
+        for formula, *_ in groups:
+            check_elements(formula, potential)  # before any compute
+        structures = [s for g in groups for s in g[1]]
+        ids = [i for g in groups for i in g[2]]
+        docs = iter(RelaxMaker(chunk=self.chunk, relax=self.relax).run(structures, ids))
+        out = []
+        for formula, structs, _, sources, generation in groups:
+            part = [next(docs) for _ in structs]
+            doc = ranking_document(formula, part, sources, generation, potential, self)
+            if self.second_opinion is not None and doc.ranking:
+                top = doc.ranking[: self.second_opinion.top]
+                doc.second_opinion_model = self.second_opinion.model
+                doc.second_opinion = ranking_opinions(
+                    [r.structure_id for r in top],
+                    [Structure.from_dict(doc.structures[r.structure_id]) for r in top],
+                    [r.energy_per_atom for r in top],
+                    self.second_opinion,
+                    self.chunk.device,
+                )
+            out.append(doc)
+        store_flat(out, exclude=RankingDocument.flat_exclude())
+        return out
 
 
 def ranking_document(
@@ -105,15 +89,14 @@ def ranking_document(
     sources: list[str],
     generation: dict[str, Any],
     potential: Potential,
-    chunk: ChunkSettings,
-    symprec: float,
-    include_unphysical: bool = False,
+    maker: RankingMaker,
 ) -> RankingDocument:
     """Merge duplicates among the successful relaxations and build the ranking.
 
-    Unphysical relaxations (model holes) are listed apart with their reason, unless
-    ``include_unphysical``: then they are ranked too, flagged.
+    Unphysical relaxations (model holes) are listed apart with their reason, unless the
+    Maker's ``include_unphysical``: then they are ranked too, flagged.
     """
+    include_unphysical, symprec = maker.include_unphysical, maker.symprec
     rankable = {"successful", "unphysical"} if include_unphysical else {"successful"}
     relaxed = [
         Relaxed(
@@ -143,21 +126,13 @@ def ranking_document(
     ranked = [RankedStructure(**row) for row in table.to_dict("records")] if table is not None else []
     by_id = {r.structure_id: r.structure for r in relaxed}
     lowest = by_id[ranked[0].structure_id] if ranked else docs[0].get_structure()
-    settings = {"fmax": docs[0].settings.get("fmax"), "seed": generation.get("seed"), "symprec": symprec}
+    settings = {"fmax": maker.relax.fmax, "seed": generation.get("seed"), "symprec": symprec}
     if include_unphysical:
         settings["include_unphysical"] = True
     return RankingDocument(
-        uuid=result_uuid(chunk.campaign, f"rank-{formula}", "ranking", potential.card.checksum, settings),
-        structure_id=f"rank-{formula}",
-        campaign=chunk.campaign,
-        tags=chunk.tags,
-        **identity_fields(lowest),
-        model=ModelInfo.from_card(potential.card),
-        device=str(potential.device),
-        settings=settings,
+        **provenance(lowest, f"rank-{formula}", "ranking", potential, maker.chunk, settings),
         state="successful" if ranked else "failed",
         error=None if ranked else "no candidate relaxed successfully",
-        structure=lowest.as_dict(),
         formula=formula,
         seed=generation.get("seed"),
         generation=generation,

@@ -6,21 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobflow import Flow, Job, JobConfig, Maker, job
+from jobflow import Flow, Job, Maker, job
 from pymatgen.core import Structure
 
-from mlipflows.engine import BatchBudget, RelaxSettings, relax, static
-from mlipflows.makers.base import ChunkSettings, run_chunk
+from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
+from mlipflows.makers.base import CHUNK_JOB, ChunkMaker
 from mlipflows.potentials import Potential
 from mlipflows.progress import report
 from mlipflows.schemas import TaskDocument
 
-# chunk jobs write their flat per-structure results straight into the running JobStore
-_CONFIG = JobConfig(expose_store=True)
-
 
 @dataclass
-class StaticMaker(Maker):
+class StaticMaker(ChunkMaker):
     """Single-point energy, forces and stress for a chunk of structures.
 
     Attributes:
@@ -29,57 +26,62 @@ class StaticMaker(Maker):
     """
 
     name: str = "mlipflows static"
-    chunk: ChunkSettings = field(default_factory=ChunkSettings)
+    document_class = TaskDocument
+    task_type = "static"
 
-    @job(data=["forces", "trajectory"], config=_CONFIG)
+    @job(data=list(TaskDocument.DATA_FIELDS), config=CHUNK_JOB)
     def make(self, structures: list[Structure], structure_ids: list[str] | None = None) -> list[TaskDocument]:
         """One :class:`TaskDocument` per structure, in input order."""
+        return self.run(structures, structure_ids)  # type: ignore[return-value]
 
-        def engine(structs: list[Structure], pot: Potential, budget: BatchBudget) -> list:
-            return static(structs, pot, budget=budget, progress=lambda n: report(n, 1))
+    def compute(
+        self, structures: list[Structure], potential: Potential, budget: BatchBudget, **_: Any
+    ) -> list[SystemResult]:
+        return static(structures, potential, budget=budget, progress=lambda n: report(n, 1))
 
-        return run_chunk(engine, "static", structures, structure_ids, self.chunk, {})
+    def document(
+        self, outcome: SystemResult, structure_id: str, structure: Structure, potential: Potential
+    ) -> TaskDocument:
+        return TaskDocument.from_result(
+            outcome, self.fields(outcome.structure, structure_id, potential), "static", structure
+        )
 
 
 @dataclass
-class RelaxMaker(Maker):
+class RelaxMaker(ChunkMaker):
     """FIRE relaxation (positions and, by default, the full cell) of a chunk of structures.
 
     Attributes:
         name: job name.
         chunk: model, device, campaign/tags, batch budget.
-        fmax: convergence threshold, eV/Å.
-        max_steps: steps before a structure is stored with ``converged=False``.
-        cell_filter: "frechet", "hydrostatic" or "fixed".
+        relax: the relaxation (:class:`~mlipflows.engine.RelaxSettings`: fmax eV/Å, max_steps,
+            cell filter "frechet" / "hydrostatic" / "fixed", symmetry, sanity limits).
     """
 
     name: str = "mlipflows relax"
-    chunk: ChunkSettings = field(default_factory=ChunkSettings)
-    fmax: float = 0.05
-    max_steps: int = 500
-    cell_filter: str = "frechet"
+    relax: RelaxSettings = field(default_factory=RelaxSettings)
+    document_class = TaskDocument
+    task_type = "relax"
 
-    def settings(self) -> RelaxSettings:
-        return RelaxSettings(fmax=self.fmax, max_steps=self.max_steps, cell_filter=self.cell_filter)  # type: ignore[arg-type]
-
-    @job(data=["forces", "trajectory"], config=_CONFIG)
+    @job(data=list(TaskDocument.DATA_FIELDS), config=CHUNK_JOB)
     def make(self, structures: list[Structure], structure_ids: list[str] | None = None) -> list[TaskDocument]:
         """One :class:`TaskDocument` per structure, in input order."""
-        settings = self.settings()
-
-        def engine(structs: list[Structure], pot: Potential, budget: BatchBudget) -> list:
-            return relax(structs, pot, settings, budget=budget, progress=report)
-
-        return run_chunk(engine, "relax", structures, structure_ids, self.chunk, self.recorded_settings())
+        return self.run(structures, structure_ids)  # type: ignore[return-value]
 
     def recorded_settings(self) -> dict[str, Any]:
-        """The settings stored with every result (part of its identity: its uuid)."""
-        return {
-            "optimizer": "FIRE",
-            "fmax": self.fmax,
-            "max_steps": self.max_steps,
-            "cell_filter": self.cell_filter,
-        }
+        return self.relax.record()
+
+    def compute(
+        self, structures: list[Structure], potential: Potential, budget: BatchBudget, **_: Any
+    ) -> list[SystemResult]:
+        return relax(structures, potential, self.relax, budget=budget, progress=report)
+
+    def document(
+        self, outcome: SystemResult, structure_id: str, structure: Structure, potential: Potential
+    ) -> TaskDocument:
+        return TaskDocument.from_result(
+            outcome, self.fields(outcome.structure, structure_id, potential), "relax", structure
+        )
 
 
 def relax_flow(
@@ -97,15 +99,26 @@ def relax_flow(
     Each chunk job loads the model once (cached per worker process) and evaluates its structures
     as batches, so fewer, larger chunks are faster; smaller chunks spread better across workers.
     """
+    return Flow(chunk_jobs(structures, structure_ids, chunk_size, maker or RelaxMaker()), name=name)
+
+
+def chunk_jobs(
+    structures: Sequence[Structure],
+    structure_ids: Sequence[str] | None,
+    chunk_size: int,
+    maker: Maker,
+    **per_structure: Sequence[Any],
+) -> list[Job]:
+    """One ``maker.make`` job per ``chunk_size`` structures (per-structure arguments split alike)."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be ≥ 1")
-    maker = maker or RelaxMaker()
     structures = list(structures)
     ids = list(structure_ids) if structure_ids is not None else None
     jobs: list[Job] = []
     for k, start in enumerate(range(0, len(structures), chunk_size)):
-        chunk_ids = ids[start : start + chunk_size] if ids is not None else None
-        j = maker.make(structures[start : start + chunk_size], chunk_ids)
+        part = slice(start, start + chunk_size)
+        extra = {key: list(values)[part] for key, values in per_structure.items()}
+        j = maker.make(structures[part], ids[part] if ids is not None else None, **extra)
         j.name = f"{maker.name} {k + 1}"
         jobs.append(j)
-    return Flow(jobs, output=[j.output for j in jobs], name=name)
+    return jobs

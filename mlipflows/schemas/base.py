@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import uuid as _uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 from pymatgen.core import Element, Structure
@@ -24,6 +24,7 @@ INDEXED_FIELDS = (
     "uuid",
     "structure_id",
     "campaign",
+    "stage",
     "tags",
     "task_type",
     "model.name",
@@ -64,9 +65,19 @@ class BaseDocument(BaseModel):
     results join on ``structure_id`` (+ ``campaign`` and ``model.name``).
     """
 
+    # fields routed to the JobStore's ``data`` store (and so left out of the flat results);
+    # the Makers' ``@job(data=...)`` and the flat-store exclusion both read this one list
+    DATA_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # further fields kept in the job output but not in the flat results collection
+    FLAT_EXCLUDE: ClassVar[tuple[str, ...]] = ()
+
     uuid: str = Field(default_factory=lambda: str(_uuid.uuid4()))
     structure_id: str = Field(description="user-facing id (file name, candidate id, ...)")
     campaign: str | None = None
+    stage: str | None = Field(None, description="the campaign stage that produced it (funnels)")
+    settings_digest: str | None = Field(
+        None, description="digest of the stage's settings and model (with its source stage's)"
+    )
     tags: list[str] = Field(default_factory=list)
     task_type: str
     formula_pretty: str
@@ -89,6 +100,11 @@ class BaseDocument(BaseModel):
 
     def get_structure(self) -> Structure:
         return Structure.from_dict(self.structure)
+
+    @classmethod
+    def flat_exclude(cls) -> tuple[str, ...]:
+        """Fields left out of the flat ``results`` collection."""
+        return (*cls.DATA_FIELDS, *cls.FLAT_EXCLUDE)
 
 
 _AMU_PER_A3_TO_G_PER_CM3 = atomic_mass * 1e27  # kg → g (1e3) over Å³ → cm³ (1e-24)

@@ -7,7 +7,7 @@ the same (``k_vrh``, ``g_vrh``, ``universal_anisotropy``, ``homogeneous_poisson`
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -35,6 +35,9 @@ class FailedStrain(BaseModel):
 
 class ElasticDocument(BaseDocument):
     """The elastic tensor of one relaxed structure and the moduli derived from it."""
+
+    DATA_FIELDS: ClassVar[tuple[str, ...]] = ("fitting_data", "input_structure")
+    FLAT_EXCLUDE: ClassVar[tuple[str, ...]] = ("elastic_tensor_raw",)
 
     task_type: Literal["elastic"] = "elastic"
     elastic_tensor: list[list[float]] | None = Field(

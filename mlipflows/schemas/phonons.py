@@ -8,7 +8,7 @@ J/(K·mol) per primitive cell (phonopy's convention), κ W/(m·K), temperatures 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -51,6 +51,8 @@ class PhononSetup(BaseModel):
 class PhononDocument(BaseDocument):
     """Harmonic phonons of one structure."""
 
+    DATA_FIELDS: ClassVar[tuple[str, ...]] = PHONON_DATA_FIELDS
+
     task_type: Literal["phonon"] = "phonon"
     setup: PhononSetup = Field(default_factory=PhononSetup)
     has_imaginary_modes: bool | None = Field(
@@ -74,6 +76,8 @@ class PhononDocument(BaseDocument):
 
 class KappaDocument(BaseDocument):
     """Lattice thermal conductivity of one structure (phono3py, RTA and Wigner)."""
+
+    DATA_FIELDS: ClassVar[tuple[str, ...]] = KAPPA_DATA_FIELDS
 
     task_type: Literal["kappa"] = "kappa"
     setup: PhononSetup = Field(default_factory=PhononSetup)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -41,6 +41,8 @@ class FailedCandidate(BaseModel):
 
 class RankingDocument(BaseDocument):
     """Polymorphs of one formula ranked by MLIP energy; ``structure`` is the lowest one."""
+
+    DATA_FIELDS: ClassVar[tuple[str, ...]] = ("structures",)
 
     task_type: Literal["ranking"] = "ranking"
     formula: str

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 from pymatgen.core import Structure
 
 from mlipflows.engine.results import SystemResult
-from mlipflows.potentials.base import EV_PER_A3_TO_GPA, ModelCard
-from mlipflows.schemas.base import BaseDocument, ModelInfo, Timings, density, identity_fields
+from mlipflows.potentials.base import EV_PER_A3_TO_GPA
+from mlipflows.schemas.base import BaseDocument, Timings, density
 
 TaskType = Literal["static", "relax"]
 
 
 class TaskDocument(BaseDocument):
     """The result of one relaxation or static calculation on one structure."""
+
+    DATA_FIELDS: ClassVar[tuple[str, ...]] = ("forces", "trajectory")
+    FLAT_EXCLUDE: ClassVar[tuple[str, ...]] = ("input_structure",)
 
     task_type: TaskType
     converged: bool = False
@@ -39,15 +42,12 @@ class TaskDocument(BaseDocument):
     def from_result(
         cls,
         result: SystemResult,
-        structure_id: str,
+        fields: dict[str, Any],
         task_type: TaskType,
-        card: ModelCard,
-        device: str,
-        settings: dict[str, Any],
         input_structure: Structure,
-        campaign: str | None = None,
-        tags: list[str] | None = None,
     ) -> TaskDocument:
+        """The document of one engine result; ``fields`` from :func:`mlipflows.makers.base.provenance`
+        on the result's final structure."""
         s = result.structure
         ok = result.error is None  # unphysical results keep their data, for the user to look at
         stress_gpa = None
@@ -57,14 +57,8 @@ class TaskDocument(BaseDocument):
             stress_gpa = stress.tolist()
             pressure = float(-np.trace(stress) / 3.0)
         return cls(
-            structure_id=structure_id,
-            campaign=campaign,
-            tags=tags or [],
+            **fields,
             task_type=task_type,
-            **identity_fields(s),
-            model=ModelInfo.from_card(card),
-            device=device,
-            settings=settings,
             state=result.state,  # type: ignore[arg-type]
             error=result.reason,
             converged=bool(result.converged) if ok else False,
@@ -78,7 +72,6 @@ class TaskDocument(BaseDocument):
             pressure=pressure,
             volume=float(s.volume),
             density=density(s),
-            structure=s.as_dict(),
             input_structure=input_structure.as_dict() if task_type == "relax" else None,
             trajectory=result.trajectory or None,
             spacegroup_before=result.spacegroup_before,

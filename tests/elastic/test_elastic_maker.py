@@ -15,7 +15,7 @@ from mlipflows.results import build_criteria, query_results
 from mlipflows.store import get_job_store
 from tests.helpers import NaNAboveVolume
 
-SETTINGS = ElasticSettings(relax_fmax=1e-3, strain_fmax=1e-3)
+SETTINGS = ElasticSettings.with_fmax(1e-3)
 
 
 def _nacl() -> Structure:

@@ -23,7 +23,7 @@ def morse() -> MorsePotential:
 @pytest.fixture(scope="module")
 def cu_fcc(morse) -> object:
     s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.6), ["Cu"], [[0, 0, 0]]).get_primitive_structure()
-    return compute_elastic([s], morse, ElasticSettings(relax_fmax=1e-4, strain_fmax=1e-4))[0]
+    return compute_elastic([s], morse, ElasticSettings.with_fmax(1e-4))[0]
 
 
 def _energy_curvature(structure: Structure, index: tuple[int, int], pot: MorsePotential) -> float:

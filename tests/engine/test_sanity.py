@@ -11,7 +11,7 @@ from pymatgen.core import Lattice, Structure
 from mlipflows.bench.formation import load_wbm
 from mlipflows.engine import RelaxSettings, relax, static
 from mlipflows.engine.batch import Batch
-from mlipflows.engine.sanity import SanityLimits, close_contact, elemental_energies
+from mlipflows.engine.sanity import SanityLimits, clear_elemental_cache, close_contact, elemental_energies
 from mlipflows.potentials import load_potential
 from mlipflows.potentials.repulsion import RepulsiveCore
 from tests.conftest import EXAMPLES
@@ -60,6 +60,7 @@ def test_static_results_are_checked_too():
 
 
 def test_the_model_s_elemental_references_are_cached_on_disk(isolated_home):
+    clear_elemental_cache()
     pot = load_potential("morse")
     mu = elemental_energies(pot, {"Cu", "O"})
     assert set(mu) == {"Cu", "O"} and mu["Cu"] < 0

@@ -6,6 +6,7 @@ import pytest
 from jobflow import run_locally
 from pymatgen.core import Lattice, Structure
 
+from mlipflows.engine import RelaxSettings
 from mlipflows.makers import RelaxMaker, StaticMaker, relax_flow
 from mlipflows.makers.base import ChunkSettings
 from mlipflows.results import build_criteria, query_results
@@ -24,7 +25,9 @@ def _fcc(el: str, a: float) -> Structure:
 
 def test_relax_flow_chunks_and_stores_one_doc_per_structure(structures):
     ids = [f"s{k}" for k in range(len(structures))]
-    maker = RelaxMaker(chunk=ChunkSettings(model="morse", tags=["unit"], campaign="c1"), fmax=0.02)
+    maker = RelaxMaker(
+        chunk=ChunkSettings(model="morse", tags=["unit"], campaign="c1"), relax=RelaxSettings(fmax=0.02)
+    )
     flow = relax_flow(structures, ids, chunk_size=3, maker=maker)
     assert len(flow.jobs) == 3
     store = _run(flow)
@@ -90,7 +93,7 @@ def test_model_exception_is_isolated_to_its_structure(structures):
 
 
 def test_not_converged_is_stored_as_such(structures):
-    maker = RelaxMaker(chunk=ChunkSettings(model="morse"), fmax=1e-7, max_steps=3)
+    maker = RelaxMaker(chunk=ChunkSettings(model="morse"), relax=RelaxSettings(fmax=1e-7, max_steps=3))
     store = _run(relax_flow(structures[:1], ["slow"], maker=maker))
     row = query_results(store).iloc[0]
     assert row["state"] == "successful" and not row["converged"] and row["n_steps"] == 3

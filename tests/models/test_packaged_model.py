@@ -64,7 +64,9 @@ def test_runs_in_the_relax_maker_and_records_unsupported_elements():
     si.rattle(0.02, seed=1)
     nacl = bulk("NaCl", "rocksalt", 5.6, cubic=True)
     structures = [AseAtomsAdaptor.get_structure(a) for a in (si, nacl)]
-    maker = RelaxMaker(chunk=ChunkSettings(model="mpnice-si-mlearn", campaign="own-model"), fmax=0.05)
+    maker = RelaxMaker(
+        chunk=ChunkSettings(model="mpnice-si-mlearn", campaign="own-model"), relax=RelaxSettings(fmax=0.05)
+    )
     store = get_job_store()
     run_locally(
         relax_flow(structures, ["si", "nacl"], maker=maker), store=store, log=False, ensure_success=True

@@ -10,7 +10,7 @@ from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from mlipflows.makers.base import ChunkSettings
-from mlipflows.makers.phonons import PhononMaker, PhononRelax
+from mlipflows.makers.phonons import PhononMaker, phonon_relax_settings
 from mlipflows.potentials.ase_calculator import MlipflowsCalculator
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def test_si_phonons_with_sevennet():
     si = AseAtomsAdaptor.get_structure(bulk("Si", "diamond", 5.45))
     maker = PhononMaker(
         chunk=ChunkSettings(model="sevennet-0"),
-        relax=PhononRelax(fmax=1e-3, max_steps=200),  # float32 model: 1e-4 is at its noise floor
+        relax=phonon_relax_settings(fmax=1e-3, max_steps=200),  # float32 model: 1e-4 is at its noise floor
         supercell_matrix=[3, 3, 3],
         mesh=[8, 8, 8],
     )

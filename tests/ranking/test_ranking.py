@@ -11,6 +11,7 @@ from pymatgen.core import Lattice, Structure
 from typer.testing import CliRunner
 
 from mlipflows.cli import app
+from mlipflows.engine import RelaxSettings
 from mlipflows.errors import UnsupportedElementError
 from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.ranking import RankingMaker
@@ -68,7 +69,9 @@ def test_pair_potential_ranks_close_packed_first_and_merges_duplicates(tmp_path)
     user.to(filename=str(tmp_path / "mine.cif"))
     gen = generate("Cu", n_random=3, seed=1, spacegroups=[225, 229], files=[tmp_path / "mine.cif"])
     assert gen.record()["n_candidates"] == {"prototype": 5, "random": 3, "file": 1}
-    maker = RankingMaker(chunk=ChunkSettings(model="morse", campaign="rank-test"), fmax=0.03)
+    maker = RankingMaker(
+        chunk=ChunkSettings(model="morse", campaign="rank-test"), relax=RelaxSettings(fmax=0.03)
+    )
     cands = gen.candidates
     job = maker.make(
         "Cu",

@@ -9,7 +9,7 @@ import yaml
 from jobflow import run_locally
 from pydantic import ValidationError
 
-from mlipflows.engine import Batch
+from mlipflows.engine import Batch, RelaxSettings
 from mlipflows.errors import DataNotFoundError
 from mlipflows.makers import RelaxMaker, StaticMaker, relax_flow
 from mlipflows.makers.base import ChunkSettings
@@ -24,7 +24,9 @@ def _store_labels(structures):
     ids = [f"s{k}" for k in range(len(structures))]
     chunk = ChunkSettings(model="morse", campaign="distil")
     static = relax_flow(structures, ids, chunk_size=3, maker=StaticMaker(chunk=chunk))
-    relaxed = relax_flow(structures[:2], ids[:2], maker=RelaxMaker(chunk=chunk, max_steps=5))
+    relaxed = relax_flow(
+        structures[:2], ids[:2], maker=RelaxMaker(chunk=chunk, relax=RelaxSettings(max_steps=5))
+    )
     store = get_job_store()
     run_locally([static, relaxed], store=store, log=False, ensure_success=True)
     return store, ids

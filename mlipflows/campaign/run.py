@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
-from jobflow import Flow, JobStore
+from jobflow import Flow, Job, JobStore
 
 from mlipflows.campaign.candidates import generate_candidates
 from mlipflows.campaign.references import fetch_mp_entries, load_reference_entries
 from mlipflows.campaign.spec import CampaignSpec, SpecError
 from mlipflows.elements import elemental_references
 from mlipflows.io import Candidate, read_structures
-from mlipflows.makers.base import ChunkSettings
+from mlipflows.makers.base import ChunkSettings, settings_digest
 from mlipflows.makers.campaign import CANDIDATE_TAG, HullMaker, campaign_flow
 from mlipflows.makers.relax import RelaxMaker
 from mlipflows.potentials import Potential, load_potential
@@ -34,22 +35,28 @@ class CampaignPlan:
     unreadable: dict[str, str] = field(default_factory=dict)
 
 
-def _stored_ids(store: JobStore, campaign: str, checksum: str, retry_failed: bool) -> set[str]:
+def _stored_ids(store: JobStore, campaign: str, digest: str, retry_failed: bool) -> set[str]:
+    """Structures whose relaxation is stored for these settings (failed ones too, unless retried)."""
+    from mlipflows.campaign.funnel import stage_docs
+
     results = store.additional_stores[RESULTS]
     results.connect()
-    crit = {"campaign": campaign, "model.checksum": checksum, "task_type": "relax"}
-    if retry_failed:
-        crit["state"] = "successful"
-    return {d["structure_id"] for d in results.query(crit, properties=["structure_id"])}
+    docs = stage_docs(results, campaign, "relax", digest)
+    return {d["structure_id"] for d in docs if not (retry_failed and d.get("state") == "failed")}
 
 
 def plan_campaign(
-    spec: CampaignSpec, store: JobStore, retry_failed: bool = False, strict: bool = False
+    spec: CampaignSpec,
+    store: JobStore,
+    retry_failed: bool = False,
+    strict: bool = False,
+    until: str | None = None,
 ) -> CampaignPlan:
     """Everything that can go wrong before compute goes wrong here, with a clear message.
 
     Files that cannot be read are stored at once as failed candidates with the reader's
-    message (``strict``: they stop the campaign instead).
+    message (``strict``: they stop the campaign instead). ``until`` names the last stage to
+    run ("relax", "hull" or a funnel stage).
     """
     pool = generate_candidates(spec, strict)
     candidates = pool.candidates
@@ -78,28 +85,91 @@ def plan_campaign(
             entries = fetch_mp_entries(elements)
         reference_entries = [e.as_dict() for e in entries]
 
-    done = _stored_ids(store, spec.name, potential.card.checksum, retry_failed)
+    relax = RelaxMaker(relax=spec.relax.settings())
+    digests = stage_digests(spec, potential.card.checksum, relax.recorded_settings())
+    done = _stored_ids(store, spec.name, digests["relax"], retry_failed)
     todo = [c for c in candidates if c.structure_id not in done]
     refs_todo = [c for c in bulk_refs if c.structure_id not in done]
     dimers_todo = [c for c in dimer_refs if c.structure_id not in done]
-    chunk = ChunkSettings(model=spec.model, device=spec.device, campaign=spec.name)
-    relax = RelaxMaker(relax=spec.relax.settings())
+    chunk = ChunkSettings(
+        model=spec.model,
+        device=spec.device,
+        campaign=spec.name,
+        stage="relax",
+        settings_digest=digests["relax"],
+    )
     if pool.unreadable:
-        record_unreadable(store, pool.unreadable, spec.name, potential, relax.recorded_settings())
+        record_unreadable(store, pool.unreadable, chunk, potential, relax.recorded_settings())
     hull = HullMaker(
         campaign=spec.name,
         model_checksum=potential.card.checksum,
         mode=spec.hull.mode,
         reference_entries=reference_entries,
+        relax_digest=digests["relax"],
+        digest=digests["hull"],
     )
-    flow = campaign_flow(spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size)
+    stages = stage_jobs(spec, digests, retry_failed, until)
+    flow = campaign_flow(spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size, stages)
     n_all = len(candidates) + len(bulk_refs) + len(dimer_refs)
     n_todo = len(todo) + len(refs_todo) + len(dimers_todo)
     return CampaignPlan(spec, flow, candidates, n_todo, n_all - n_todo, unsupported, pool.unreadable)
 
 
+def stage_digests(spec: CampaignSpec, checksum: str, relax_settings: dict[str, Any]) -> dict[str, str]:
+    """Settings digest of every stage: its kind, settings, model checksum and its source's digest.
+
+    A changed stage changes its own digest and, through the chain, every later stage's: those
+    rerun, the earlier ones are reused.
+    """
+    digests = {"relax": settings_digest("relax", relax_settings, checksum)}
+    digests["hull"] = settings_digest("hull", spec.hull.mode, digests["relax"])
+    for k, stage in enumerate(spec.stages):
+        model = stage.model or spec.model
+        stage_checksum = load_potential(model, device=spec.device).card.checksum
+        source = digests[spec.stage_source(k)]
+        digests[stage.name] = settings_digest(stage.kind, stage.settings, stage_checksum, source)
+    return digests
+
+
+def stage_kinds(spec: CampaignSpec) -> dict[str, str]:
+    return {"relax": "relax", "hull": "hull", **{s.name: s.kind for s in spec.stages}}
+
+
+def stage_jobs(
+    spec: CampaignSpec, digests: dict[str, str], retry_failed: bool = False, until: str | None = None
+) -> list[Job]:
+    """One small job per funnel stage; each expands into its chunk jobs when it runs."""
+    from mlipflows.campaign.funnel import StagePlan, run_stage
+
+    names = ["relax", "hull", *(s.name for s in spec.stages)]
+    if until is not None and until not in names:
+        raise SpecError(f"--until {until!r}: no such stage; the stages are {', '.join(names)}")
+    last = names.index(until) if until else len(names) - 1
+    jobs = []
+    for k, stage in enumerate(spec.stages[: max(0, last - 1)]):
+        plan = StagePlan(
+            campaign=spec.name,
+            stage=stage.name,
+            kind=stage.kind,
+            settings=stage.settings,
+            model=stage.model or spec.model,
+            device=spec.device,
+            source=spec.stage_source(k),
+            digests={name: digests[name] for name in names[: k + 3]},
+            kinds=stage_kinds(spec),
+            select=stage.select.model_dump(exclude={"source"}),
+            chunk_size=stage.chunk_size,
+            max_failed_fraction=stage.max_failed_fraction,
+            retry_failed=retry_failed,
+        )
+        j = run_stage(plan)
+        j.name = f"stage {stage.name}"
+        jobs.append(j)
+    return jobs
+
+
 def record_unreadable(
-    store: JobStore, unreadable: dict[str, str], campaign: str, potential: Potential, settings: dict
+    store: JobStore, unreadable: dict[str, str], chunk: ChunkSettings, potential: Potential, settings: dict
 ) -> None:
     """One failed relax document per unreadable file, with the reader's message.
 
@@ -113,14 +183,17 @@ def record_unreadable(
     from mlipflows.schemas import ModelInfo
     from mlipflows.store import write_results
 
+    identity = {**settings, "_stage": [chunk.stage, chunk.settings_digest]}
     rows = []
     for path, reason in unreadable.items():
         sid = Path(path).stem
         rows.append(
             {
-                "uuid": result_uuid(campaign, sid, "relax", potential.card.checksum, settings),
+                "uuid": result_uuid(chunk.campaign, sid, "relax", potential.card.checksum, identity),
                 "structure_id": sid,
-                "campaign": campaign,
+                "campaign": chunk.campaign,
+                "stage": chunk.stage,
+                "settings_digest": chunk.settings_digest,
                 "tags": [CANDIDATE_TAG],
                 "task_type": "relax",
                 "formula_pretty": "",

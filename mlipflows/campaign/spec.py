@@ -114,8 +114,77 @@ class HullSpec(_Strict):
     reference_entries: str | None = Field(None, description="JSON list of ComputedEntries (dft mode)")
 
 
+class SelectSpec(_Strict):
+    """Which stored results of an earlier stage go on to a stage.
+
+    ``where`` uses the ``results --where`` syntax (``e_above_hull < 0.05 and born_stable ==
+    true``) on the source stage's documents; ``STAGE.field`` reads another earlier stage's
+    document of the same structure (``hull.e_above_hull``). ``order_by`` (ascending; a leading
+    ``-`` for descending) with ``max`` keeps the top N.
+    """
+
+    source: str | None = Field(
+        None, description="stage to select from (default: the previous one; 'hull' for the first)"
+    )
+    where: str | None = None
+    order_by: str | None = None
+    max: int | None = Field(None, ge=0)
+
+    @field_validator("where")
+    @classmethod
+    def _readable(cls, v: str | None) -> str | None:
+        if v is not None:
+            from mlipflows.results import WhereError, parse_where
+
+            try:
+                parse_where(v)
+            except WhereError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
+class StageSpec(_Strict):
+    """One stage of a funnel: what it selects, what it runs (``kind``), with which settings."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    kind: str
+    select: SelectSpec = Field(default_factory=SelectSpec)
+    settings: dict[str, Any] = Field(default_factory=dict, description="the kind's options (CLI names)")
+    model: str | None = Field(None, description="model of this stage (default: the campaign's)")
+    chunk_size: int | None = Field(None, ge=1)
+    max_failed_fraction: float = Field(
+        0.5, ge=0, le=1, description="stop the campaign when more of the stage's structures fail"
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        from mlipflows.campaign.stages import STAGE_KINDS
+
+        if v not in STAGE_KINDS:
+            raise ValueError(f"unknown stage kind {v!r}; choose from {', '.join(sorted(STAGE_KINDS))}")
+        return v
+
+    @field_validator("settings")
+    @classmethod
+    def _settings_of_kind(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        kind = info.data.get("kind")
+        if kind is None:
+            return v
+        from mlipflows.campaign.stages import stage_class
+
+        model = stage_class(kind).settings_model
+        try:
+            return model(**v).model_dump()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or kind}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValueError(f"{problems} (a {kind} stage takes {', '.join(model.model_fields)})") from None
+
+
 class CampaignSpec(_Strict):
-    """A stability campaign."""
+    """A stability campaign, and optionally a funnel of further stages (``stages``)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     model: str = "sevennet-0"
@@ -125,7 +194,29 @@ class CampaignSpec(_Strict):
     relax: RelaxSpec = Field(default_factory=RelaxSpec)
     candidates: CandidateSpace
     hull: HullSpec = Field(default_factory=HullSpec)
+    stages: list[StageSpec] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _stage_names_and_sources(self) -> CampaignSpec:
+        seen = ["relax", "hull"]
+        for k, stage in enumerate(self.stages):
+            if stage.name in seen:
+                raise ValueError(f"stages.{k}.name: {stage.name!r} is used twice (relax and hull are taken)")
+            source = stage.select.source
+            if source is not None and source not in seen:
+                raise ValueError(
+                    f"stages.{k}.select.source: {source!r} is not an earlier stage ({', '.join(seen)})"
+                )
+            seen.append(stage.name)
+        return self
+
+    def stage_source(self, k: int) -> str:
+        """The stage that stage ``k`` selects from."""
+        stage = self.stages[k]
+        if stage.select.source:
+            return stage.select.source
+        return "hull" if k == 0 else self.stages[k - 1].name
 
     @model_validator(mode="after")
     def _nonempty(self) -> CampaignSpec:

@@ -33,6 +33,8 @@ class HullMaker(Maker):
         model_checksum: weights checksum of the model whose energies form the hull.
         mode: "mlip" (MLIP-consistent) or "dft" (MP2020-corrected vs DFT reference entries).
         reference_entries: DFT reference entries as dicts (dft mode).
+        relax_digest: settings digest of the campaign's relaxations (the "relax" stage).
+        digest: settings digest of this hull (the "hull" stage); its documents carry it.
     """
 
     name: str = "mlipflows hull"
@@ -40,6 +42,8 @@ class HullMaker(Maker):
     model_checksum: str = ""
     mode: str = "mlip"
     reference_entries: list[dict] = field(default_factory=list)
+    relax_digest: str | None = None
+    digest: str | None = None
 
     @job(data=["phase_diagrams"], config=JobConfig(expose_store=True))
     def make(self) -> dict[str, Any]:
@@ -48,17 +52,11 @@ class HullMaker(Maker):
         if store is None:
             raise RuntimeError("the hull job needs a JobStore (run it with jobflow)")
         results = store.additional_stores[RESULTS]
-        docs = list(
-            results.query(
-                {
-                    "campaign": self.campaign,
-                    "model.checksum": self.model_checksum,
-                    "task_type": "relax",
-                },
-                properties={"_id": 0},
-            )
-        )
-        return build_stability(docs, self.campaign, self.mode, self.reference_entries, store)
+        crit = {"campaign": self.campaign, "model.checksum": self.model_checksum, "task_type": "relax"}
+        if self.relax_digest is not None:
+            crit |= {"stage": "relax", "settings_digest": self.relax_digest}
+        docs = list(results.query(crit, properties={"_id": 0}))
+        return build_stability(docs, self.campaign, self.mode, self.reference_entries, store, self.digest)
 
 
 def _relaxed(doc: dict) -> RelaxedEntry:
@@ -73,7 +71,13 @@ def _relaxed(doc: dict) -> RelaxedEntry:
 
 
 def build_stability(
-    docs: list[dict], campaign: str, mode: str, reference_entries: list[dict], store: Any
+    docs: list[dict],
+    campaign: str,
+    mode: str,
+    reference_entries: list[dict],
+    store: Any,
+    digest: str | None = None,
+    stage: str = "hull",
 ) -> dict[str, Any]:
     """Stability documents for every candidate in ``docs`` (relax documents); writes them."""
     from monty.json import MontyDecoder
@@ -104,8 +108,9 @@ def build_stability(
         hull = dft_reference_hull(good, entries)
     stabilities = hull.stabilities
     by_id = {d["structure_id"]: d for d in candidates}
-    out_docs = [_document(by_id[s.structure_id], s, mode) for s in stabilities]
-    out_docs += [_failed_document(d, mode) for d in failed]
+    where = (stage, digest) if digest is not None else (None, None)
+    out_docs = [_document(by_id[s.structure_id], s, mode, where) for s in stabilities]
+    out_docs += [_failed_document(d, mode, where) for d in failed]
     store_flat(out_docs, exclude=())
     n_stable = sum(1 for s in stabilities if s.is_stable)
     return {
@@ -129,15 +134,20 @@ def _identity(relax_doc: dict) -> dict[str, Any]:
     return identity_fields(Structure.from_dict(relax_doc["structure"]))
 
 
-def _base_fields(relax_doc: dict, mode: str) -> dict[str, Any]:
+def _base_fields(relax_doc: dict, mode: str, where: tuple[str | None, str | None]) -> dict[str, Any]:
+    """Identity of a stability document; ``where`` = (stage, settings digest) in a funnel."""
     model = ModelInfo(**relax_doc["model"])
     settings = {"hull_mode": mode}
+    stage, digest = where
+    identity = settings if stage is None else {**settings, "_stage": [stage, digest]}
     return {
         "uuid": result_uuid(
-            relax_doc["campaign"], relax_doc["structure_id"], "stability", model.checksum, settings
+            relax_doc["campaign"], relax_doc["structure_id"], "stability", model.checksum, identity
         ),
         "structure_id": relax_doc["structure_id"],
         "campaign": relax_doc["campaign"],
+        "stage": stage,
+        "settings_digest": digest,
         "tags": relax_doc.get("tags", []),
         "model": model,
         "device": relax_doc["device"],
@@ -149,9 +159,11 @@ def _base_fields(relax_doc: dict, mode: str) -> dict[str, Any]:
     }
 
 
-def _document(relax_doc: dict, st: Stability, mode: str) -> StabilityDocument:
+def _document(
+    relax_doc: dict, st: Stability, mode: str, where: tuple[str | None, str | None]
+) -> StabilityDocument:
     return StabilityDocument(
-        **_base_fields(relax_doc, mode),
+        **_base_fields(relax_doc, mode, where),
         state="unphysical" if st.unphysical else ("failed" if st.error else "successful"),
         error=st.error,
         energy_per_atom=relax_doc.get("energy_per_atom"),
@@ -165,10 +177,10 @@ def _document(relax_doc: dict, st: Stability, mode: str) -> StabilityDocument:
     )
 
 
-def _failed_document(relax_doc: dict, mode: str) -> StabilityDocument:
+def _failed_document(relax_doc: dict, mode: str, where: tuple[str | None, str | None]) -> StabilityDocument:
     state = relax_doc["state"]  # "failed" or "unphysical": either way, not on any hull
     return StabilityDocument(
-        **_base_fields(relax_doc, mode),
+        **_base_fields(relax_doc, mode, where),
         state=state,
         error=f"relaxation {state}: {relax_doc.get('error')}",
         energy_per_atom=relax_doc.get("energy_per_atom") if state == "unphysical" else None,
@@ -185,8 +197,10 @@ def campaign_flow(
     relax: RelaxMaker,
     hull: HullMaker,
     chunk_size: int,
+    stages: Sequence[Job] = (),
 ) -> Flow:
-    """Candidates and references → chunked relax jobs → (after all of them) the hull job."""
+    """Candidates and references → chunked relax jobs → (after all of them) the hull job →
+    the funnel's stage jobs, one after the other (each expands into its chunks when it runs)."""
     jobs: list[Flow | Job] = []
 
     def add(cands: Sequence[Candidate], tag: str, cell_filter: str, label: str) -> None:
@@ -213,10 +227,7 @@ def campaign_flow(
     add(dimer_references, REFERENCE_TAG, "fixed", "relax molecular references")
     hull_job = hull.make()
     hull_job.name = f"hull {name}"
-    if not jobs:  # everything already stored: only the hull is (re)built
-        return Flow([hull_job], output=hull_job.output, name=f"campaign {name}")
-    relaxations = Flow(jobs, name="relaxations")
-    # LINEAR: the hull job waits for every relax job without resolving their outputs
-    return Flow(
-        [relaxations, hull_job], order=JobOrder.LINEAR, output=hull_job.output, name=f"campaign {name}"
-    )
+    # LINEAR: each part waits for the one before without resolving its outputs
+    parts: list[Flow | Job] = [Flow(jobs, name="relaxations")] if jobs else []
+    parts += [hull_job, *stages]
+    return Flow(parts, order=JobOrder.LINEAR, output=hull_job.output, name=f"campaign {name}")

@@ -1,0 +1,297 @@
+"""Funnel stages at run time: select survivors from the store, freeze a manifest, expand.
+
+A stage is one small job in the campaign flow. When it runs (after its source stage has
+finished), it reads the stored results of the earlier stages, keeps the structures that
+succeeded and passed their stage's physics gate, applies the stage's ``where`` /
+``order_by`` / ``max``, and stores a **manifest** (the query, the settings digest, the model
+checksum, the selected ids, the time). Structures already stored for the same stage and
+digest are skipped. Then it replaces itself (jobflow ``Response(replace=...)``) with one job
+per chunk of the rest, plus a check job that records the stage's counts and stops the
+campaign when more than ``max_failed_fraction`` of its structures failed. The number of jobs
+grows with the number of chunks, never with structures or displacements, and a stage with
+no survivors records 0 and lets the campaign complete.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from jobflow import CURRENT_JOB, Flow, Job, JobConfig, JobOrder, Response, job
+from monty.json import MSONable
+from pymatgen.core import Structure
+
+from mlipflows.campaign.stages import CampaignStage, Selected, stage_class
+from mlipflows.errors import MlipflowsError
+from mlipflows.makers.base import ChunkSettings, result_uuid
+from mlipflows.results import parse_where
+from mlipflows.store import RESULTS, write_results
+
+MANIFEST = "manifest"
+# the two stages every campaign starts with, and the task types of their documents
+BASE_STAGES = {"relax": "relax", "hull": "stability"}
+
+
+class StageFailedError(MlipflowsError):
+    """A stage's failure fraction passed its ``max_failed_fraction``: the campaign stops."""
+
+
+@dataclass
+class StagePlan(MSONable):
+    """Everything a stage job needs at run time (serialised into the flow / firework).
+
+    Attributes:
+        campaign / stage / kind / settings: what runs.
+        model / device: the stage's model (its checksum is inside ``digest``).
+        source: the stage it selects from; ``digests``: the settings digest of every stage up
+            to this one (the results of the current settings are found by it).
+        kinds: the kind of every earlier stage (for their gates).
+        select: the selection (``where``, ``order_by``, ``max``).
+        chunk_size / max_failed_fraction / retry_failed: how it runs.
+    """
+
+    campaign: str
+    stage: str
+    kind: str
+    settings: dict[str, Any]
+    model: str
+    device: str
+    source: str
+    digests: dict[str, str]
+    kinds: dict[str, str]
+    select: dict[str, Any] = field(default_factory=dict)
+    chunk_size: int | None = None
+    max_failed_fraction: float = 0.5
+    retry_failed: bool = False
+
+    @property
+    def digest(self) -> str:
+        return self.digests[self.stage]
+
+    def chunk(self) -> ChunkSettings:
+        return ChunkSettings(
+            model=self.model,
+            device=self.device,
+            campaign=self.campaign,
+            tags=[self.stage],
+            stage=self.stage,
+            settings_digest=self.digest,
+        )
+
+
+def stage_docs(results: Any, campaign: str, stage: str, digest: str) -> list[dict[str, Any]]:
+    """The flat documents of one stage under its current settings (one query for every caller)."""
+    crit = {"campaign": campaign, "stage": stage, "settings_digest": digest}
+    crit["task_type"] = {"$ne": MANIFEST}
+    return list(results.query(crit, properties={"_id": 0}))
+
+
+def gate_of(kind: str) -> Callable[[dict[str, Any]], str | None]:
+    """The physics gate of a stage kind (the base relax and hull stages have none)."""
+    from mlipflows.campaign.stages import STAGE_KINDS
+
+    return stage_class(kind).gate if kind in STAGE_KINDS else (lambda doc: None)
+
+
+def survivors(results: Any, plan: StagePlan) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Rows of the structures that may enter ``plan.stage``: successful and through the gate of
+    the source stage, with every earlier stage's fields as ``STAGE.field``; and why the others
+    did not (counts)."""
+    by_stage = {
+        name: {d["structure_id"]: d for d in stage_docs(results, plan.campaign, name, digest)}
+        for name, digest in plan.digests.items()
+        if name != plan.stage
+    }
+    source = by_stage.get(plan.source, {})
+    gate = gate_of(plan.kinds[plan.source])
+    rows, stopped = [], Counter()
+    for sid, doc in source.items():
+        if doc.get("state") != "successful":
+            stopped[doc.get("state", "failed")] += 1
+            continue
+        reason = gate(doc)
+        if reason:
+            stopped[reason] += 1
+            continue
+        row = dict(_flatten(doc))
+        for name, docs in by_stage.items():
+            other = docs.get(sid)
+            if other is not None:
+                row.update({f"{name}.{k}": v for k, v in _flatten(other)})
+        rows.append(row)
+    return rows, dict(stopped)
+
+
+def _flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in doc.items():
+        if key == "structure" and not prefix:
+            out.append((key, value))
+        elif isinstance(value, dict):
+            out.append((prefix + key, value))
+            out.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            out.append((prefix + key, value))
+    return out
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "$lt": operator.lt,
+    "$lte": operator.le,
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$eq": operator.eq,
+    "$ne": operator.ne,
+}
+
+
+def apply_selection(rows: list[dict[str, Any]], select: dict[str, Any]) -> list[dict[str, Any]]:
+    """``where`` (all clauses must hold; a missing field fails), then ``order_by`` and ``max``."""
+    kept = rows
+    if select.get("where"):
+        crit = parse_where(select["where"])
+
+        def holds(row: dict[str, Any]) -> bool:
+            for name, conds in crit.items():
+                if name not in row:
+                    return False
+                value = row[name]
+                for op, target in conds.items():
+                    try:
+                        if value is None or not _COMPARE[op](value, target):
+                            return False
+                    except TypeError:
+                        return False
+            return True
+
+        kept = [r for r in kept if holds(r)]
+    key = select.get("order_by")
+    if key:
+        descending = key.startswith("-")
+        key = key.lstrip("-")
+
+        def value(row: dict[str, Any]) -> float:
+            v = row.get(key)
+            if isinstance(v, int | float) and not (isinstance(v, float) and math.isnan(v)):
+                return -v if descending else v
+            return math.inf
+
+        kept = sorted(kept, key=value)
+    if select.get("max") is not None:
+        kept = kept[: select["max"]]
+    return kept
+
+
+def _needs_run(doc: dict[str, Any] | None, redo: set[str]) -> bool:
+    return doc is None or doc.get("state") in redo
+
+
+def manifest_uuid(campaign: str, stage: str, digest: str) -> str:
+    return result_uuid(campaign, f"stage:{stage}", MANIFEST, digest, {})
+
+
+@job(config=JobConfig(expose_store=True))
+def run_stage(plan: StagePlan) -> Response:
+    """Select, write the manifest, and replace this job with the stage's chunk jobs + a check."""
+    store = CURRENT_JOB.store
+    if store is None:
+        raise RuntimeError("a stage job needs a JobStore (run it with jobflow)")
+    results = store.additional_stores[RESULTS]
+    results.connect()
+    candidates, stopped = survivors(results, plan)
+    chosen = apply_selection(candidates, plan.select)
+    stored = {d["structure_id"]: d for d in stage_docs(results, plan.campaign, plan.stage, plan.digest)}
+    redo = {"failed"} if plan.retry_failed else set()
+    todo = [
+        r for r in chosen if r["structure_id"] not in stored or stored[r["structure_id"]]["state"] in redo
+    ]
+    stage: CampaignStage = stage_class(plan.kind)(plan.settings)
+    manifest = {
+        "uuid": manifest_uuid(plan.campaign, plan.stage, plan.digest),
+        "structure_id": f"stage:{plan.stage}",
+        "campaign": plan.campaign,
+        "stage": plan.stage,
+        "task_type": MANIFEST,
+        "kind": plan.kind,
+        "source": plan.source,
+        "query": plan.select,
+        "settings": plan.settings,
+        "settings_digest": plan.digest,
+        "model": {"name": plan.model},
+        "n_source": len(candidates) + sum(stopped.values()),
+        "stopped_at_source": stopped,
+        "n_candidates": len(candidates),
+        "n_selected": len(chosen),
+        "selected_ids": [r["structure_id"] for r in chosen],
+        "n_reused": len(chosen) - len(todo),
+        "n_to_run": len(todo),
+        "state": "running",
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    write_results(store, [manifest])
+    selected = [Selected(r["structure_id"], Structure.from_dict(r["structure"]), r) for r in todo]
+    size = plan.chunk_size or stage.default_chunk_size
+    chunk_jobs = stage.jobs(selected, plan.chunk(), size) if selected else []
+    context = {"plan": plan, "selected_ids": manifest["selected_ids"]}
+    check = check_stage(plan, manifest["selected_ids"])
+    check.name = f"check {plan.stage}"
+    tail: list[Job | Flow] = [*stage.after(context), check]
+    if chunk_jobs:
+        inner = Flow([Flow(chunk_jobs, name=f"{plan.stage} chunks"), *tail], order=JobOrder.LINEAR)
+    else:
+        inner = Flow(tail, order=JobOrder.LINEAR)
+    inner.name = f"stage {plan.stage}"
+    return Response(replace=inner)
+
+
+@job(config=JobConfig(expose_store=True))
+def check_stage(plan: StagePlan, selected_ids: list[str]) -> dict[str, Any]:
+    """Count the stage's results; stop the campaign when too many of them failed."""
+    store = CURRENT_JOB.store
+    results = store.additional_stores[RESULTS]
+    results.connect()
+    docs = {d["structure_id"]: d for d in stage_docs(results, plan.campaign, plan.stage, plan.digest)}
+    mine = [docs[s] for s in selected_ids if s in docs]
+    states = Counter(d.get("state", "failed") for d in mine)
+    gate = gate_of(plan.kind)
+    passed = sum(1 for d in mine if d.get("state") == "successful" and not gate(d))
+    bad = [d for d in mine if d.get("state") != "successful"]
+    reasons = Counter(_short(d.get("error")) for d in bad).most_common(5)
+    counts = {
+        "n_selected": len(selected_ids),
+        "n_done": len(mine),
+        "n_successful": states.get("successful", 0),
+        "n_failed": states.get("failed", 0),
+        "n_unphysical": states.get("unphysical", 0),
+        "n_passed": passed,
+        "failure_reasons": [[r, n] for r, n in reasons],
+    }
+    fraction = len(bad) / len(selected_ids) if selected_ids else 0.0
+    failed_stage = fraction > plan.max_failed_fraction
+    update = {
+        "uuid": manifest_uuid(plan.campaign, plan.stage, plan.digest),
+        **counts,
+        "state": "stopped" if failed_stage else "done",
+        "finished_at": datetime.now(UTC).isoformat(),
+    }
+    existing = next(iter(results.query({"uuid": update["uuid"]}, properties={"_id": 0})), {})
+    write_results(store, [{**existing, **update}])
+    if failed_stage:
+        commonest = "; ".join(f"{n} × {r}" for r, n in reasons)
+        raise StageFailedError(
+            f"stage {plan.stage!r} ({plan.kind}): {len(bad)} of {len(selected_ids)} structures failed "
+            f"({fraction:.0%} > max_failed_fraction {plan.max_failed_fraction:.0%}); commonest: "
+            f"{commonest}. Fix the cause (or raise max_failed_fraction) and run the campaign again: "
+            "finished work is kept"
+        )
+    return counts
+
+
+def _short(error: Any) -> str:
+    text = str(error or "unknown")
+    return text if len(text) <= 100 else text[:97] + "..."

@@ -75,7 +75,7 @@ def timed(fn: object, repeat: int = 3) -> tuple[float, object]:
 def mongo_part(uri: str, n: int) -> None:
     from typer.testing import CliRunner
 
-    from mlipflows.cli import app
+    from mlipflows.commands.ui import app
     from mlipflows.results import build_criteria, query_results
     from mlipflows.store import (
         RESULTS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pymatgen.core import Structure
 
-from mlipflows.cli import EXAMPLES
+from mlipflows.commands.ui import EXAMPLES
 from mlipflows.io import read_structures
 
 

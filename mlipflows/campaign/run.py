@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ class CampaignPlan:
     n_skipped: int
     unsupported: dict[str, str]
     unreadable: dict[str, str] = field(default_factory=dict)
+    n_relax_chunks: int = 0
 
 
 def _stored_ids(store: JobStore, campaign: str, digest: str, retry_failed: bool) -> set[str]:
@@ -112,7 +114,10 @@ def plan_campaign(
     flow = campaign_flow(spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size, stages)
     n_all = len(candidates) + len(bulk_refs) + len(dimer_refs)
     n_todo = len(todo) + len(refs_todo) + len(dimers_todo)
-    return CampaignPlan(spec, flow, candidates, n_todo, n_all - n_todo, unsupported, pool.unreadable)
+    n_chunks = sum(math.ceil(len(x) / spec.chunk_size) for x in (todo, refs_todo, dimers_todo))
+    return CampaignPlan(
+        spec, flow, candidates, n_todo, n_all - n_todo, unsupported, pool.unreadable, n_chunks
+    )
 
 
 def stage_digests(spec: CampaignSpec, checksum: str, relax_settings: dict[str, Any]) -> dict[str, str]:

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from mlipflows.commands.ui import UriOption
+
 
 def formation_energy(
     model: Annotated[str, typer.Option(help="model spec")] = "sevennet-0",
@@ -21,7 +23,7 @@ def formation_energy(
     out: Annotated[Path, typer.Option(help="folder for the table, metrics and plot")] = Path(
         "analysis/formation_energy"
     ),
-    uri: Annotated[str | None, typer.Option(help="MongoDB URI (default: embedded)")] = None,
+    uri: UriOption = None,
     only_stored: Annotated[
         bool, typer.Option(help="relax nothing: score the structures already stored (interim numbers)")
     ] = False,
@@ -35,7 +37,7 @@ def formation_energy(
         stored_documents,
         summarize,
     )
-    from mlipflows.cli import console, err_console, run_with_progress
+    from mlipflows.commands.ui import console, err_console, run_with_progress
     from mlipflows.engine import RelaxSettings
     from mlipflows.errors import DataNotFoundError
     from mlipflows.makers import RelaxMaker, relax_flow

@@ -1,4 +1,4 @@
-"""`mlipflows campaign run`, `mlipflows hull`."""
+"""`mlipflows campaign run | status | list`, `mlipflows hull`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from jobflow import Flow
 
-campaign_app = typer.Typer(help="Stability campaigns over many compositions.", no_args_is_help=True)
+from mlipflows.commands.ui import UriOption
 
-UriOption = Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")]
+campaign_app = typer.Typer(
+    help="Campaigns: stability over many compositions, then a funnel of stages.", no_args_is_help=True
+)
 
 
 @campaign_app.command("run")
@@ -21,11 +22,18 @@ def run(
     strict: Annotated[
         bool, typer.Option(help="stop at the first unreadable structure file instead of recording it")
     ] = False,
+    until: Annotated[
+        str | None, typer.Option(help="stop after this stage ('hull' or a stage name of the spec)")
+    ] = None,
 ) -> None:
-    """Generate candidates, relax them in chunks, build the hull. Re-running resumes."""
+    """Generate candidates, relax them in chunks, build the hull, run the funnel's stages.
+
+    Re-running resumes: stored results of the same settings are reused; a stage whose settings
+    changed runs again, with every stage after it.
+    """
     from mlipflows.campaign import SpecError, load_spec
     from mlipflows.campaign.run import plan_campaign
-    from mlipflows.cli import console, err_console, print_results, run_with_progress
+    from mlipflows.commands.ui import console, err_console, print_results, run_with_progress
     from mlipflows.errors import MlipflowsError
     from mlipflows.results import query_results
     from mlipflows.store import describe_store, ensure_indexes, get_job_store, store_errors
@@ -35,7 +43,7 @@ def run(
         store = get_job_store(uri)
         with err_console.status("generating candidates"), store_errors(store, "reading stored results"):
             ensure_indexes(store)  # MongoDB only: the fields users query
-            plan = plan_campaign(campaign, store, retry_failed, strict)
+            plan = plan_campaign(campaign, store, retry_failed, strict, until)
     except (SpecError, MlipflowsError) as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
@@ -57,20 +65,91 @@ def run(
         err_console.print(f"[yellow]warning[/yellow] {sid}: {reason} (it will be stored as failed)")
     if len(plan.unsupported) > 10:
         err_console.print(f"[yellow]warning[/yellow] … {len(plan.unsupported) - 10} more unsupported")
-    first = plan.flow.jobs[0]
-    n_chunks = sum(len(sub.jobs) for sub in first.jobs) if isinstance(first, Flow) else 0
     try:
         with store_errors(store, "running the campaign"):
-            run_with_progress(plan.flow, plan.n_to_relax, store, n_chunks, raise_immediately=True)
+            run_with_progress(plan.flow, plan.n_to_relax, store, plan.n_relax_chunks, raise_immediately=True)
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}\nrun the same command again to resume")
         raise typer.Exit(2) from None
+    if campaign.stages:
+        show_status(store, campaign.name)
     frame = query_results(store, {"campaign": campaign.name, "task_type": "stability"}, sort="e_above_hull")
     ok = frame[frame["state"] == "successful"] if len(frame) else frame
     n_stable = int(ok["is_stable"].sum()) if len(ok) else 0
     console.print(f"{len(frame)} stability results, {len(frame) - len(ok)} failed, {n_stable} on the hull")
     if len(ok):
         print_results(ok.head(15), title=f"{campaign.name}: lowest e_above_hull")
+
+
+@campaign_app.command("status")
+def status(
+    name: Annotated[str, typer.Argument(help="campaign name")],
+    uri: UriOption = None,
+) -> None:
+    """Per-stage counts (selected / done / failed / unphysical / passed / pending) and queries."""
+    from mlipflows.commands.ui import err_console
+    from mlipflows.errors import MlipflowsError
+    from mlipflows.store import get_job_store
+
+    try:
+        found = show_status(get_job_store(uri), name)
+    except MlipflowsError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    if not found:
+        raise typer.Exit(1)
+
+
+def show_status(store: object, name: str) -> bool:
+    """Print the per-stage table and each stage's query; False when the campaign is unknown."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mlipflows.campaign.status import campaign_status
+    from mlipflows.commands.ui import console, err_console
+
+    stages = campaign_status(store, name)  # type: ignore[arg-type]
+    if not stages:
+        err_console.print(f"no campaign {name!r} in this store (mlipflows campaign list)")
+        return False
+    table = Table(title=f"campaign {name}")
+    numbers = ("selected", "successful", "failed", "unphysical", "passed", "pending")
+    for h in ("stage", "kind", *numbers, "state"):
+        table.add_column("passed gate" if h == "passed" else h, justify="right" if h in numbers else "left")
+    for s in stages:
+        table.add_row(s.stage, s.kind, *[str(getattr(s, n)) for n in numbers], s.state)
+    console.print(table)
+    for s in stages:
+        if s.source:
+            query = ", ".join(f"{k}: {v}" for k, v in s.query.items() if v not in (None, "")) or "all"
+            line = f"{s.stage} ← {s.source} ({query}), settings digest {s.settings_digest}"
+            if s.stopped_at_source:
+                held = ", ".join(f"{n} {r}" for r, n in s.stopped_at_source.items())
+                line += f"; held back at {s.source}: {held}"
+            console.print(escape(line))
+        for reason, n in s.failure_reasons:
+            console.print(escape(f"  {s.stage}: {n} × {reason}"))
+    return True
+
+
+@campaign_app.command("list")
+def list_(uri: UriOption = None) -> None:
+    """Every campaign in the store, with its result counts, models and stages."""
+    from mlipflows.campaign.status import list_campaigns
+    from mlipflows.commands.ui import console, err_console, print_rows
+    from mlipflows.errors import MlipflowsError
+    from mlipflows.store import get_job_store
+
+    try:
+        rows = list_campaigns(get_job_store(uri))
+    except MlipflowsError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    if not rows:
+        err_console.print("no campaigns in this store")
+        raise typer.Exit(1)
+    print_rows(rows, title="campaigns")
+    console.print(f"{len(rows)} campaigns")
 
 
 def hull(
@@ -81,7 +160,7 @@ def hull(
     uri: UriOption = None,
 ) -> None:
     """Print a campaign's hull results; optionally plot one chemical system's phase diagram."""
-    from mlipflows.cli import err_console, print_results
+    from mlipflows.commands.ui import err_console, print_results
     from mlipflows.results import query_results
     from mlipflows.store import get_job_store
 

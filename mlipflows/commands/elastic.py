@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-UriOption = Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")]
+from mlipflows.commands.ui import UriOption
 
 
 def elastic(
@@ -27,7 +27,7 @@ def elastic(
     """Elastic tensor C_ij (GPa), K/G (VRH), Young's modulus, Poisson ratio and Born stability."""
     from monty.json import jsanitize
 
-    from mlipflows.cli import err_console, run_with_progress
+    from mlipflows.commands.ui import err_console, run_with_progress
     from mlipflows.io import read_many
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.elastic import ElasticMaker, ElasticSettings, elastic_flow
@@ -67,7 +67,7 @@ def print_elastic(docs: list[dict[str, Any]], model: str) -> None:
     """A C_ij block and a moduli line per structure; warnings and errors in words."""
     from rich.table import Table
 
-    from mlipflows.cli import console
+    from mlipflows.commands.ui import console
 
     for d in docs:
         title = f"{d['structure_id']} ({d['formula_pretty']}) with {model}"
@@ -113,7 +113,7 @@ def bench_elastic(
     """K_VRH, G_VRH and C_ij MAE vs MP DFT; Born-stable fraction (resumable: reuses stored tensors)."""
     from mlipflows.bench.elastic import CAMPAIGN, evaluate, load_elastic_data, parity_plot, stored_documents
     from mlipflows.bench.elastic import summarize as summarize_elastic
-    from mlipflows.cli import console, err_console, run_with_progress
+    from mlipflows.commands.ui import console, err_console, run_with_progress
     from mlipflows.errors import DataNotFoundError
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.elastic import ElasticMaker, elastic_flow

@@ -15,7 +15,7 @@ def finetune_command(
     """Add a readout head for new data to a trained checkpoint and train it with replay."""
     from pydantic import ValidationError
 
-    from mlipflows.cli import console, err_console
+    from mlipflows.commands.ui import console, err_console
     from mlipflows.errors import MlipflowsError
     from mlipflows.training.replay import FineTuneConfig, fine_tune
 

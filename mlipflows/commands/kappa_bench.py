@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from mlipflows.commands.ui import UriOption
+
 
 def kappa(
     model: Annotated[str, typer.Option(help="model spec")] = "sevennet-l3i5",
@@ -22,7 +24,7 @@ def kappa(
     out: Annotated[Path, typer.Option(help="folder for the per-material table and metrics")] = Path(
         "analysis/kappa"
     ),
-    uri: Annotated[str | None, typer.Option(help="MongoDB URI (default: embedded)")] = None,
+    uri: UriOption = None,
     dtype: Annotated[
         str, typer.Option(help="float32 or float64 (SevenNet supports both; see analysis/kappa)")
     ] = "float32",
@@ -41,7 +43,7 @@ def kappa(
         protocol_maker,
         stored_documents,
     )
-    from mlipflows.cli import console, err_console, run_with_progress
+    from mlipflows.commands.ui import console, err_console, run_with_progress
     from mlipflows.errors import DataNotFoundError
     from mlipflows.metrics.phonons import aggregate
     from mlipflows.potentials import load_potential

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 import typer
 
+from mlipflows.commands.ui import UriOption
+
 ModelOption = Annotated[str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
 DtypeOption = Annotated[
     str, typer.Option(help="float32 or float64 (finite differences of float32 forces are noisy)")
 ]
-UriOption = Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")]
 BatchAtomsOption = Annotated[
     int | None,
     typer.Option(help="atoms per batched model call (default: the engine's; lower it to save memory)"),
@@ -39,7 +40,7 @@ def _ints(text: str | None, name: str) -> list[int] | None:
 
 def _run(files: list[Path], maker: Any, uri: str | None) -> tuple[list[dict], dict[str, str]]:
     """Read the files, run the maker's job into the store, return the stored documents."""
-    from mlipflows.cli import err_console, run_with_progress
+    from mlipflows.commands.ui import err_console, run_with_progress
     from mlipflows.io import read_many
     from mlipflows.store import describe_store, get_job_store
 
@@ -59,7 +60,7 @@ def _run(files: list[Path], maker: Any, uri: str | None) -> tuple[list[dict], di
 def _table(rows: list[dict[str, Any]], title: str) -> None:
     from rich.table import Table
 
-    from mlipflows.cli import console
+    from mlipflows.commands.ui import console
 
     table = Table(title=title)
     for col in rows[0] if rows else []:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-UriOption = Annotated[str | None, typer.Option(help="MongoDB URI (default: configuration / embedded)")]
+from mlipflows.commands.ui import UriOption
 
 
 def parse_spacegroups(values: list[str] | None) -> list[int] | None:
@@ -65,7 +65,7 @@ def rank(
     uri: UriOption = None,
 ) -> None:
     """Rank polymorphs of FORMULA: prototypes, random symmetric crystals and your files, batch-relaxed."""
-    from mlipflows.cli import err_console, run_with_progress
+    from mlipflows.commands.ui import err_console, run_with_progress
     from mlipflows.engine import RelaxSettings
     from mlipflows.errors import UnsupportedElementError
     from mlipflows.makers.base import ChunkSettings
@@ -120,7 +120,7 @@ def rank(
 def show_ranking(doc: dict[str, Any], model: str, top: int = 20) -> None:
     import pandas as pd
 
-    from mlipflows.cli import console, err_console
+    from mlipflows.commands.ui import console, err_console
 
     frame = pd.DataFrame(doc["ranking"])
     if frame.empty:
@@ -170,7 +170,7 @@ def show_ranking(doc: dict[str, Any], model: str, top: int = 20) -> None:
 def write_ranking(doc: dict[str, Any], out: Path, stem: str) -> None:
     import pandas as pd
 
-    from mlipflows.cli import err_console
+    from mlipflows.commands.ui import err_console
     from mlipflows.ranking import energy_volume_plot
 
     out.mkdir(parents=True, exist_ok=True)
@@ -203,7 +203,7 @@ def bench_ranking(
     from jobflow import Flow
 
     from mlipflows.bench.ranking import KNOWN_SYSTEMS, recovery_table
-    from mlipflows.cli import console, err_console, run_with_progress
+    from mlipflows.commands.ui import console, err_console, run_with_progress
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.ranking import RankingMaker
     from mlipflows.potentials import load_potential
@@ -272,7 +272,7 @@ def _si_part(potential: Any, path: Path, limit: int | None, seed: int, out: Path
     import pandas as pd
 
     from mlipflows.bench.ranking import energy_ranking_metrics, load_si_polymorphs, si_parity_plot
-    from mlipflows.cli import console, err_console
+    from mlipflows.commands.ui import console, err_console
     from mlipflows.engine import BatchBudget, static
     from mlipflows.errors import DataNotFoundError
 

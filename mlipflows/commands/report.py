@@ -17,7 +17,7 @@ def report(
     uri: UriOption = None,
 ) -> None:
     """Write DIR/index.html: counts, failures, hull plots, e_above_hull histogram, sortable tables."""
-    from mlipflows.cli import err_console
+    from mlipflows.commands.ui import err_console
     from mlipflows.errors import MlipflowsError
     from mlipflows.report import build_report
     from mlipflows.store import connect_store, get_job_store

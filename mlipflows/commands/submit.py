@@ -24,7 +24,7 @@ def submit(
     """Add the campaign (minus structures already stored) to a LaunchPad; run it with `rlaunch`."""
     from mlipflows.campaign import SpecError, load_spec
     from mlipflows.campaign.submit import launchpad_location, load_launchpad, submit_campaign
-    from mlipflows.cli import console, err_console
+    from mlipflows.commands.ui import console, err_console
     from mlipflows.errors import MlipflowsError
     from mlipflows.store import describe_store, get_job_store
 

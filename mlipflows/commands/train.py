@@ -18,7 +18,7 @@ def train_command(
     """Train one of our architectures; writes a weights-only checkpoint usable as a model spec."""
     from pydantic import ValidationError
 
-    from mlipflows.cli import console, err_console
+    from mlipflows.commands.ui import console, err_console
     from mlipflows.errors import MlipflowsError
     from mlipflows.training import TrainConfig, train
 
@@ -48,7 +48,7 @@ def model_errors(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Energy (meV/atom), force (eV/Å) and stress (GPa) errors of our model on labelled data."""
-    from mlipflows.cli import console, err_console
+    from mlipflows.commands.ui import console, err_console
     from mlipflows.errors import MlipflowsError
     from mlipflows.models.potential import ModelPotential
     from mlipflows.potentials import load_potential

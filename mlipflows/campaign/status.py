@@ -1,0 +1,130 @@
+"""Where a campaign stands: per-stage counts from its manifests and stored results; all campaigns."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobflow import JobStore
+
+from mlipflows.campaign.funnel import MANIFEST, gate_of, stage_docs
+from mlipflows.store import RESULTS, store_errors
+
+
+@dataclass
+class StageStatus:
+    """One stage of a campaign: how many structures were selected, done, failed, pending."""
+
+    stage: str
+    kind: str
+    selected: int
+    successful: int = 0
+    failed: int = 0
+    unphysical: int = 0
+    passed: int = 0
+    pending: int = 0
+    state: str = ""
+    query: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    settings_digest: str | None = None
+    stopped_at_source: dict[str, int] = field(default_factory=dict)
+    failure_reasons: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _counts(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    states = Counter(d.get("state", "failed") for d in docs)
+    gate = gate_of(kind)
+    bad = Counter(str(d.get("error") or "")[:100] for d in docs if d.get("state") != "successful")
+    return {
+        "successful": states.get("successful", 0),
+        "failed": states.get("failed", 0),
+        "unphysical": states.get("unphysical", 0),
+        "passed": sum(1 for d in docs if d.get("state") == "successful" and not gate(d)),
+        "failure_reasons": bad.most_common(3),
+    }
+
+
+def campaign_status(store: JobStore, campaign: str) -> list[StageStatus]:
+    """Per-stage status of ``campaign`` (the newest settings of each stage); [] if unknown."""
+    with store_errors(store, "reading the campaign"):
+        results = store.additional_stores[RESULTS]
+        results.connect()
+        base = list(
+            results.query(
+                {"campaign": campaign, "stage": {"$in": ["relax", "hull"]}},
+                properties=["stage", "settings_digest", "created_at"],
+            )
+        )
+        manifests = list(results.query({"campaign": campaign, "task_type": MANIFEST}, properties={"_id": 0}))
+        out = []
+        for stage, kind in (("relax", "relax"), ("hull", "hull")):
+            mine = [d for d in base if d.get("stage") == stage]
+            if not mine:
+                continue
+            digest = max(mine, key=lambda d: str(d.get("created_at", "")))["settings_digest"]
+            docs = stage_docs(results, campaign, stage, digest)
+            out.append(
+                StageStatus(
+                    stage, kind, len(docs), settings_digest=digest, state="done", **_counts(docs, kind)
+                )
+            )
+        newest: dict[str, dict[str, Any]] = {}
+        for m in sorted(manifests, key=lambda m: str(m.get("created_at", ""))):
+            newest[m["stage"]] = m
+        for m in sorted(newest.values(), key=lambda m: str(m.get("created_at", ""))):
+            docs = stage_docs(results, campaign, m["stage"], m["settings_digest"])
+            ids = set(m.get("selected_ids", []))
+            mine = [d for d in docs if d["structure_id"] in ids]
+            status = StageStatus(
+                m["stage"],
+                m.get("kind", "?"),
+                m.get("n_selected", len(ids)),
+                pending=len(ids - {d["structure_id"] for d in mine}),
+                state=m.get("state", ""),
+                query=m.get("query") or {},
+                source=m.get("source"),
+                settings_digest=m["settings_digest"],
+                stopped_at_source=m.get("stopped_at_source") or {},
+                **_counts(mine, m.get("kind", "")),
+            )
+            out.append(status)
+    return out
+
+
+def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
+    """Every campaign in the store: result counts, models, stages and the last update."""
+    with store_errors(store, "listing campaigns"):
+        results = store.additional_stores[RESULTS]
+        results.connect()
+        rows = results.query(
+            {"campaign": {"$ne": None}},
+            properties=["campaign", "task_type", "stage", "model.name", "created_at", "state"],
+        )
+        info: dict[str, dict[str, Any]] = defaultdict(
+            lambda: {"n_results": 0, "models": set(), "stages": set(), "last": "", "n_failed": 0}
+        )
+        for r in rows:
+            c = info[r["campaign"]]
+            if r.get("task_type") == MANIFEST:
+                c["stages"].add(r.get("stage"))
+                continue
+            c["n_results"] += 1
+            c["n_failed"] += r.get("state") != "successful"
+            if (r.get("model") or {}).get("name"):
+                c["models"].add(r["model"]["name"])
+            if r.get("stage"):
+                c["stages"].add(r["stage"])
+            c["last"] = max(c["last"], str(r.get("created_at", "")))
+    return [
+        {
+            "campaign": name,
+            "results": c["n_results"],
+            "not successful": c["n_failed"],
+            "models": ", ".join(sorted(c["models"])),
+            "stages": ", ".join(s for s in ("relax", "hull") if s in c["stages"])
+            + "".join(f", {s}" for s in sorted(c["stages"] - {"relax", "hull"})),
+            "last result": c["last"][:19].replace("T", " "),
+        }
+        for name, c in sorted(info.items())
+    ]

@@ -1,0 +1,126 @@
+"""What every command shares: consoles, progress bars over jobflow runs, result tables."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+# Piped output (CI logs, `make demo | tee`) gets a wide table instead of rich's 80 columns.
+console = Console(width=None if Console().is_terminal else 160)
+err_console = Console(stderr=True)
+
+EXAMPLES = Path(__file__).parents[1] / "data" / "examples"
+
+UriOption = Annotated[
+    str | None, typer.Option(help="MongoDB URI of the results (default: mlipflows.yaml, else embedded)")
+]
+DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as one error line; return the Exit to raise (``raise fail(...)``)."""
+    err_console.print(f"[red]error[/red] {message}")
+    return typer.Exit(code)
+
+
+def run_and_fetch(job: Any, n_structures: int, store: Any) -> Any:
+    """Run one job with progress bars and return its output, read back from ``store``."""
+    run_with_progress(job, n_structures, store)
+    store.connect()
+    return store.get_output(job.uuid, load=True)
+
+
+class _BarReporter:
+    """Feeds engine progress (structures finished, steps, chunks) into rich progress bars."""
+
+    def __init__(self, progress: Progress, task: int, chunk_task: int | None = None) -> None:
+        self.progress, self.task, self.chunk_task = progress, task, chunk_task
+        self.steps, self.t0 = 0, time.perf_counter()
+
+    def advance(self, finished: int, steps: int) -> None:
+        self.steps += steps
+        rate = self.steps / max(time.perf_counter() - self.t0, 1e-9)
+        self.progress.update(self.task, advance=finished, rate=f"{rate:.1f} steps/s")
+
+    def chunk_done(self) -> None:
+        if self.chunk_task is not None:
+            self.progress.update(self.chunk_task, advance=1)
+
+
+def run_with_progress(
+    flow: object,
+    n_structures: int,
+    store: object,
+    n_chunks: int | None = None,
+    raise_immediately: bool = False,
+) -> None:
+    """``run_locally`` with bars for structures (and chunk jobs when ``n_chunks`` is given).
+
+    ``raise_immediately`` stops at the first failing job with its exception (e.g. the store
+    went away) instead of jobflow's generic "did not finish" at the end.
+    """
+    from jobflow import run_locally
+
+    from mlipflows.progress import set_reporter
+
+    columns = (
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task("structures", total=n_structures, rate="")
+        chunk_task = progress.add_task("chunks", total=n_chunks, rate="") if n_chunks else None
+        set_reporter(_BarReporter(progress, task, chunk_task))
+        try:
+            run_locally(
+                flow, store=store, log=False, ensure_success=True, raise_immediately=raise_immediately
+            )
+        finally:
+            set_reporter(None)
+
+
+def print_results(frame: object, fmt: str = "table", title: str | None = None) -> None:
+    from mlipflows.results import summary_table
+
+    if fmt == "json":
+        typer.echo(frame.to_json(orient="records", indent=2, default_handler=str))  # type: ignore[attr-defined]
+        return
+    if fmt == "csv":
+        typer.echo(frame.to_csv(index=False))  # type: ignore[attr-defined]
+        return
+    table_frame = summary_table(frame)  # type: ignore[arg-type]
+    table = Table(title=title, show_lines=False)
+    for col in table_frame.columns:
+        table.add_column(str(col), overflow="fold")
+    for row in table_frame.itertuples(index=False):
+        table.add_row(*[_fmt(v) for v in row])
+    console.print(table)
+
+
+def _fmt(v: object) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def print_rows(rows: list[dict[str, Any]], title: str | None = None) -> None:
+    """A list of flat dicts as a table (every key a column; numbers right-aligned)."""
+    table = Table(title=title)
+    keys = list(rows[0]) if rows else []
+    for k in keys:
+        numeric = all(isinstance(r.get(k), int | float) for r in rows)
+        table.add_column(str(k), justify="right" if numeric else "left")
+    for r in rows:
+        table.add_row(*[_fmt(r.get(k)) for k in keys])
+    console.print(table)

@@ -53,6 +53,7 @@ class StagePlan(MSONable):
         kinds: the kind of every earlier stage (for their gates).
         select: the selection (``where``, ``order_by``, ``max``).
         chunk_size / max_failed_fraction / retry_failed: how it runs.
+        hull: the campaign's hull mode and DFT reference entries (stages that rebuild it).
     """
 
     campaign: str
@@ -68,6 +69,7 @@ class StagePlan(MSONable):
     chunk_size: int | None = None
     max_failed_fraction: float = 0.5
     retry_failed: bool = False
+    hull: dict[str, Any] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -84,11 +86,24 @@ class StagePlan(MSONable):
         )
 
 
-def stage_docs(results: Any, campaign: str, stage: str, digest: str) -> list[dict[str, Any]]:
-    """The flat documents of one stage under its current settings (one query for every caller)."""
-    crit = {"campaign": campaign, "stage": stage, "settings_digest": digest}
-    crit["task_type"] = {"$ne": MANIFEST}
+def stage_docs(
+    results: Any, campaign: str, stage: str, digest: str, task_type: str | None = None
+) -> list[dict[str, Any]]:
+    """The flat documents of one stage under its current settings (one query for every caller).
+
+    ``task_type`` keeps the stage's own results (a polymorph stage also stores its rankings
+    and their relaxations); None keeps everything but the manifest.
+    """
+    crit: dict[str, Any] = {"campaign": campaign, "stage": stage, "settings_digest": digest}
+    crit["task_type"] = task_type if task_type is not None else {"$ne": MANIFEST}
     return list(results.query(crit, properties={"_id": 0}))
+
+
+def task_type_of(kind: str) -> str:
+    """The task type of a stage kind's own results (the base stages: relax, stability)."""
+    if kind in BASE_STAGES:
+        return BASE_STAGES[kind]
+    return stage_class(kind).task_type
 
 
 def gate_of(kind: str) -> Callable[[dict[str, Any]], str | None]:
@@ -103,7 +118,10 @@ def survivors(results: Any, plan: StagePlan) -> tuple[list[dict[str, Any]], dict
     the source stage, with every earlier stage's fields as ``STAGE.field``; and why the others
     did not (counts)."""
     by_stage = {
-        name: {d["structure_id"]: d for d in stage_docs(results, plan.campaign, name, digest)}
+        name: {
+            d["structure_id"]: d
+            for d in stage_docs(results, plan.campaign, name, digest, task_type_of(plan.kinds[name]))
+        }
         for name, digest in plan.digests.items()
         if name != plan.stage
     }
@@ -205,7 +223,8 @@ def run_stage(plan: StagePlan) -> Response:
     results.connect()
     candidates, stopped = survivors(results, plan)
     chosen = apply_selection(candidates, plan.select)
-    stored = {d["structure_id"]: d for d in stage_docs(results, plan.campaign, plan.stage, plan.digest)}
+    own = task_type_of(plan.kind)
+    stored = {d["structure_id"]: d for d in stage_docs(results, plan.campaign, plan.stage, plan.digest, own)}
     redo = {"failed"} if plan.retry_failed else set()
     todo = [
         r for r in chosen if r["structure_id"] not in stored or stored[r["structure_id"]]["state"] in redo
@@ -255,7 +274,8 @@ def check_stage(plan: StagePlan, selected_ids: list[str]) -> dict[str, Any]:
     store = CURRENT_JOB.store
     results = store.additional_stores[RESULTS]
     results.connect()
-    docs = {d["structure_id"]: d for d in stage_docs(results, plan.campaign, plan.stage, plan.digest)}
+    own = task_type_of(plan.kind)
+    docs = {d["structure_id"]: d for d in stage_docs(results, plan.campaign, plan.stage, plan.digest, own)}
     mine = [docs[s] for s in selected_ids if s in docs]
     states = Counter(d.get("state", "failed") for d in mine)
     gate = gate_of(plan.kind)

@@ -110,7 +110,7 @@ def plan_campaign(
         relax_digest=digests["relax"],
         digest=digests["hull"],
     )
-    stages = stage_jobs(spec, digests, retry_failed, until)
+    stages = stage_jobs(spec, digests, retry_failed, until, reference_entries)
     flow = campaign_flow(spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size, stages)
     n_all = len(candidates) + len(bulk_refs) + len(dimer_refs)
     n_todo = len(todo) + len(refs_todo) + len(dimers_todo)
@@ -141,7 +141,11 @@ def stage_kinds(spec: CampaignSpec) -> dict[str, str]:
 
 
 def stage_jobs(
-    spec: CampaignSpec, digests: dict[str, str], retry_failed: bool = False, until: str | None = None
+    spec: CampaignSpec,
+    digests: dict[str, str],
+    retry_failed: bool = False,
+    until: str | None = None,
+    reference_entries: list[dict] | None = None,
 ) -> list[Job]:
     """One small job per funnel stage; each expands into its chunk jobs when it runs."""
     from mlipflows.campaign.funnel import StagePlan, run_stage
@@ -166,6 +170,9 @@ def stage_jobs(
             chunk_size=stage.chunk_size,
             max_failed_fraction=stage.max_failed_fraction,
             retry_failed=retry_failed,
+            hull={"mode": spec.hull.mode, "reference_entries": reference_entries or []}
+            if stage.kind == "polymorphs"
+            else {},
         )
         j = run_stage(plan)
         j.name = f"stage {stage.name}"

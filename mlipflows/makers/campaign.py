@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -78,8 +78,12 @@ def build_stability(
     store: Any,
     digest: str | None = None,
     stage: str = "hull",
+    annotate: Callable[[StabilityDocument], None] | None = None,
 ) -> dict[str, Any]:
-    """Stability documents for every candidate in ``docs`` (relax documents); writes them."""
+    """Stability documents for every candidate in ``docs`` (relax documents); writes them.
+
+    ``annotate`` may add to each document before it is stored (polymorph stages do).
+    """
     from monty.json import MontyDecoder
 
     candidates = [d for d in docs if CANDIDATE_TAG in d.get("tags", [])]
@@ -111,6 +115,9 @@ def build_stability(
     where = (stage, digest) if digest is not None else (None, None)
     out_docs = [_document(by_id[s.structure_id], s, mode, where) for s in stabilities]
     out_docs += [_failed_document(d, mode, where) for d in failed]
+    if annotate is not None:
+        for d in out_docs:
+            annotate(d)
     store_flat(out_docs, exclude=())
     n_stable = sum(1 for s in stabilities if s.is_stable)
     return {

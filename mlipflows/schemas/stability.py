@@ -31,3 +31,8 @@ class StabilityDocument(BaseDocument):
     relax_uuid: str | None = None
     relax_converged: bool | None = None
     warnings: list[str] = Field(default_factory=list)
+    # polymorph stages: the hull rebuilt with each composition's lowest polymorph
+    e_above_hull_before: float | None = Field(None, description="before the polymorph search, eV/atom")
+    moved: Literal["onto", "off"] | None = Field(None, description="moved onto or off the hull")
+    polymorph: str | None = Field(None, description="the polymorph now representing the composition")
+    polymorph_spacegroup: str | None = None

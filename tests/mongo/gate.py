@@ -4,6 +4,8 @@ Loadable by ``rlaunch`` workers as ``tests.mongo.gate:gated_morse`` (repository 
 ``PYTHONPATH``). ``$MLIPFLOWS_TEST_LOADS``: a file that gets one line (the process id) per
 model load. ``$MLIPFLOWS_TEST_GATE``: while that file exists, evaluations wait, after writing
 ``<gate>.entered`` — so a test can kill a worker, or stop the server, at a known point.
+``$MLIPFLOWS_TEST_GATE_MIN_ATOMS``: only batches holding a system at least that large wait
+(phonon supercells do, the small cells of the relaxations do not): a kill inside a funnel stage.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ class GatedMorse(MorsePotential):
 
     def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
         gate = os.environ.get("MLIPFLOWS_TEST_GATE")
-        if gate and Path(gate).exists():
+        min_atoms = int(os.environ.get("MLIPFLOWS_TEST_GATE_MIN_ATOMS", "0"))
+        large = bool(min_atoms) and int(batch.n_atoms.max()) >= min_atoms
+        if gate and Path(gate).exists() and (not min_atoms or large):
             Path(f"{gate}.entered").write_text(str(os.getpid()))
             deadline = time.monotonic() + GATE_TIMEOUT_S
             while Path(gate).exists() and time.monotonic() < deadline:

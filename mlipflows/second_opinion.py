@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from monty.json import MSONable
 from pymatgen.core import Structure
 
 from mlipflows.engine import RelaxSettings, relax
@@ -22,7 +23,7 @@ from mlipflows.schemas.opinion import Opinion
 
 
 @dataclass(frozen=True)
-class SecondOpinion:
+class SecondOpinion(MSONable):
     """Which model gives the second opinion, on how many finalists, and when they disagree.
 
     Attributes:

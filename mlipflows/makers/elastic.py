@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from jobflow import Flow, job
+from monty.json import MSONable
 from pymatgen.analysis.elasticity import Strain
 from pymatgen.core import Structure
 
@@ -57,7 +58,7 @@ def strained_relax_settings(fmax: float = 0.002, max_steps: int = 500) -> RelaxS
 
 
 @dataclass
-class ElasticSettings:
+class ElasticSettings(MSONable):
     """How elastic tensors are computed.
 
     Attributes:
@@ -73,6 +74,9 @@ class ElasticSettings:
     strains: tuple[float, ...] = DEFAULT_STRAINS
     symprec: float = 0.1
     max_residual_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.strains = tuple(self.strains)  # JSON gives a list back
 
     @classmethod
     def with_fmax(cls, fmax: float, **kwargs: Any) -> ElasticSettings:

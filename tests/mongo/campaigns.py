@@ -36,6 +36,29 @@ hull:
 """
 
 
+# the same three candidates and their hull, then a three-stage funnel (each stage in chunks)
+FUNNEL_SPEC = (
+    SPEC.replace(
+        "rocksalt\n      sites: {{A: [Mg, Ca, Sr], B: [O]}}", "fcc\n      sites: {{A: [Cu, Ag, Au, Ni]}}"
+    )
+    + """\
+stages:
+  - name: phonons
+    kind: phonons
+    select: {{where: "e_above_hull < 0.5", max: 3}}
+    settings: {{min_length: 7, mesh: [4, 4, 4], fmax: 0.001}}
+    chunk_size: 2
+  - name: elastic
+    kind: elastic
+    settings: {{fmax: 0.005}}
+    chunk_size: 2
+  - name: eos
+    kind: eos
+    settings: {{n_points: 5}}
+"""
+)
+
+
 @dataclass
 class CampaignFiles:
     """Spec, LaunchPad file, mlipflows.yaml and the environment workers get."""
@@ -50,11 +73,13 @@ class CampaignFiles:
     loads: Path
 
     @classmethod
-    def create(cls, tmp_path: Path, server: SecantusServer, timeout_ms: int = 10_000) -> CampaignFiles:
+    def create(
+        cls, tmp_path: Path, server: SecantusServer, timeout_ms: int = 10_000, template: str = SPEC
+    ) -> CampaignFiles:
         tag = uuid.uuid4().hex[:8]
         name = f"rocksalts-{tag}"
         spec = tmp_path / "spec.yaml"
-        spec.write_text(SPEC.format(name=name))
+        spec.write_text(template.format(name=name))
         launchpad = tmp_path / "my_launchpad.yaml"
         launchpad.write_text(
             yaml.safe_dump({"host": server.uri(f"fw{tag}"), "uri_mode": True, "name": f"fw{tag}"})

@@ -16,7 +16,14 @@ from mlipflows.campaign import load_spec
 from mlipflows.campaign.submit import CampaignBusyError, load_launchpad, submit_campaign
 from mlipflows.cli import app
 from mlipflows.store import get_job_store
-from tests.mongo.campaigns import BIN, CampaignFiles, assert_no_password, check_stored_once, finish
+from tests.mongo.campaigns import (
+    BIN,
+    FUNNEL_SPEC,
+    CampaignFiles,
+    assert_no_password,
+    check_stored_once,
+    finish,
+)
 from tests.mongo.server import PASSWORD, SecantusServer
 
 N_CANDIDATES = 3
@@ -139,3 +146,69 @@ def test_server_stopped_mid_write_names_the_uri_and_a_rerun_completes(tmp_path, 
         check_stored_once(files.results_db(), files.name, n_relax, N_CANDIDATES)
     finally:
         server.stop()
+
+
+def test_a_funnel_on_two_workers_with_a_killed_one_equals_run_locally(tmp_path, mongo_server, monkeypatch):
+    """relax → hull → phonons → elastic → eos on FireWorks: the stage jobs expand into chunk
+    fireworks (detours) when they run; two workers share them, one is killed inside the
+    phonon stage and recovered with detect_lostruns; every firework runs once and the results
+    equal those of run_locally on the same spec."""
+    from jobflow import run_locally
+
+    from mlipflows.campaign.run import plan_campaign
+
+    files = CampaignFiles.create(tmp_path, mongo_server, template=FUNNEL_SPEC)
+    monkeypatch.setenv("MLIPFLOWS_CONFIG", str(files.config))
+    lp = load_launchpad(files.launchpad)
+    lp.reset("", require_password=False)
+    sub = submit_campaign(load_spec(files.spec), get_job_store(), lp)
+    n_submitted = len(sub.fw_ids)
+    assert n_submitted == sub.plan.n_relax_chunks + 1 + 3  # relax chunks, the hull, 3 stage jobs
+
+    files.gate.touch()  # the first phonon supercell evaluation waits here
+    gated = {**files.env(), "MLIPFLOWS_TEST_GATE_MIN_ATOMS": "8"}
+    doomed = files.worker("doomed", env=gated)
+    assert files.wait_for_gate(doomed, timeout_s=180) == doomed.pid
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.communicate(timeout=30)
+    _, lost_fws, _ = lp.detect_lostruns(expiration_secs=0, rerun=True)
+    assert len(lost_fws) == 1
+    files.gate.unlink()
+
+    workers = [files.worker("w1"), files.worker("w2")]
+    for w in workers:
+        finish(w, timeout_s=300)
+    fireworks = list(lp.fireworks.find({}, {"state": 1, "name": 1}))
+    fizzled = [
+        la["action"]["stored_data"]["_exception"]["_stacktrace"][-3500:].replace("\n", " | ")
+        for la in lp.launches.find({"state": "FIZZLED", "action": {"$ne": None}})
+    ]
+    assert Counter(fw["state"] for fw in fireworks) == {"COMPLETED": len(fireworks)}, fizzled
+    # the expansions added one firework per chunk (plus each stage's check), never per structure
+    assert len(fireworks) > n_submitted
+    launches = Counter(la["fw_id"] for la in lp.launches.find({"state": "COMPLETED"}, {"fw_id": 1}))
+    assert set(launches.values()) == {1}
+
+    db = files.results_db()
+    docs = list(db.results.find({"campaign": files.name}, {"_id": 0}))
+    assert len(docs) == len({d["uuid"] for d in docs})
+    keyed = {(d.get("stage"), d["task_type"], d["structure_id"]): d for d in docs}
+    assert len(keyed) == len(docs)
+    manifests = {d["stage"]: d for d in docs if d["task_type"] == "manifest"}
+    assert set(manifests) == {"phonons", "elastic", "eos"} and manifests["phonons"]["n_selected"] == 3
+
+    # the same spec with run_locally in an embedded store: the same results
+    monkeypatch.delenv("MLIPFLOWS_CONFIG")
+    store = get_job_store()
+    plan = plan_campaign(load_spec(files.spec), store)
+    run_locally(plan.flow, store=store, log=False, ensure_success=True)
+    local = store.additional_stores["results"]
+    local.connect()
+    here = {
+        (d.get("stage"), d["task_type"], d["structure_id"]): d for d in local.query({"campaign": files.name})
+    }
+    assert set(here) == set(keyed)
+    for key, d in keyed.items():
+        for field in ("e_above_hull", "min_frequency", "k_vrh", "b0"):
+            if d.get(field) is not None:
+                assert here[key][field] == pytest.approx(d[field], rel=1e-6, abs=1e-9), (key, field)

@@ -112,6 +112,7 @@ class EosStage(CampaignStage):
     task_type = "eos"
     settings_model = EosStageSettings
     default_chunk_size = 32
+    headline = ("v0_per_atom", "b0", "b1")
 
     def maker(self, chunk: ChunkSettings) -> Maker:
         return EosMaker(chunk=chunk, **self.settings.model_dump())

@@ -55,6 +55,8 @@ class ReportData:
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)
     stability: pd.DataFrame = field(default_factory=pd.DataFrame)
     other_tasks: dict[str, pd.DataFrame] = field(default_factory=dict)
+    funnel: list[Any] = field(default_factory=list)
+    finalists: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class ReportError(MlipflowsError):
@@ -82,7 +84,9 @@ def collect(store: JobStore, campaign: str) -> ReportData:
         failed_ids = set(failed["structure_id"])
         reasons = Counter(_reason(e) for e in failed.get("error", pd.Series(dtype=object)))
         data.failure_reasons = reasons.most_common()
-    stab = frame[frame["task_type"] == "stability"]
+    # the campaign's own hull (a polymorph stage stores a rebuilt one under its own name)
+    on_hull = frame["stage"].isin(["hull"]) | frame["stage"].isna() if "stage" in frame else True
+    stab = frame[(frame["task_type"] == "stability") & on_hull]
     if len(stab):
         data.n_candidates = max(data.n_candidates, len(stab))
         # failed on the hull although relaxed (failed relaxations are counted above)
@@ -95,7 +99,12 @@ def collect(store: JobStore, campaign: str) -> ReportData:
         if len(good):
             data.n_stable = int(good.get("is_stable", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())
             data.stability = good.sort_values("e_above_hull", na_position="last", kind="stable")
-    others = sorted(set(frame["task_type"].dropna()) - set(MAIN_TASKS))
+    from mlipflows.report_funnel import finalists, funnel_stages
+
+    data.funnel = funnel_stages(store, campaign)
+    if data.funnel:
+        data.finalists = finalists(store, campaign, data.funnel)
+    others = sorted(set(frame["task_type"].dropna()) - set(MAIN_TASKS) - {"ranking", "manifest"})
     if others:
         joined = join_tasks(frame, others)
         for kind in others:
@@ -254,6 +263,25 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
         parts.append(
             f'<section id="failures"><h2>Failed or unphysical relaxations</h2><ul>{items}</ul></section>'
         )
+    if data.funnel:
+        items = "".join(
+            f"<li>{esc(s.stage)} ({esc(s.kind)}): {s.selected} selected, {s.successful} successful, "
+            f"{s.passed} through its gate"
+            + (f", {s.failed + s.unphysical} failed" if s.failed + s.unphysical else "")
+            + "".join(f"<br><small>{n} × {esc(r)}</small>" for r, n in s.failure_reasons)
+            + "</li>"
+            for s in data.funnel
+        )
+        fig = f'<img src="{esc(figures["funnel"])}" alt="funnel">' if figures.get("funnel") else ""
+        parts.append(f'<section id="funnel"><h2>Funnel</h2>{fig}<ul>{items}</ul></section>')
+    if len(data.finalists):
+        from mlipflows.report_funnel import funnel_columns
+
+        parts.append(
+            f'<section id="finalists"><h2>Finalists ({len(data.finalists)}: through every stage)</h2>'
+            + html_table(data.finalists.head(top), funnel_columns(data.finalists), "finalists-table")
+            + "</section>"
+        )
     if figures.get("histogram"):
         parts.append(
             '<section id="histogram"><h2>Distance to the hull</h2>'
@@ -299,6 +327,15 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
     )
 
 
+def _funnel_item(s: Any) -> str:
+    esc = html.escape
+    bad = s.failed + s.unphysical
+    text = f"{esc(s.stage)} ({esc(s.kind)}): {s.selected} selected, {s.successful} successful, "
+    text += f"{s.passed} through its gate" + (f", {bad} failed or unphysical" if bad else "")
+    text += "".join(f"<br><small>{n} × {esc(r)}</small>" for r, n in s.failure_reasons)
+    return f"<li>{text}</li>"
+
+
 def _result_field(name: str) -> bool:
     """A task's own result field, not identity/provenance every BaseDocument carries."""
     top = name.split(".")[0]
@@ -317,6 +354,10 @@ def build_report(store: JobStore, campaign: str, out_dir: str | Path, top: int =
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, Any] = {}
+    if data.funnel:
+        from mlipflows.report_funnel import funnel_svg
+
+        figures["funnel"] = funnel_svg(data.funnel, out / "funnel.svg").name
     hist = histogram_svg(data.stability, out / "e_above_hull.svg")
     if hist is not None:
         figures["histogram"] = hist.name

@@ -41,6 +41,7 @@ class PolymorphStage(CampaignStage):
     task_type = "stability"
     settings_model = PolymorphStageSettings
     default_chunk_size = 4  # compositions per job
+    headline = ("e_above_hull", "moved", "polymorph_spacegroup")
 
     def maker(self, chunk: ChunkSettings) -> Maker:
         from mlipflows.makers.ranking import RankingMaker

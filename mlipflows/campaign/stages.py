@@ -70,6 +70,8 @@ class CampaignStage:
     task_type: ClassVar[str]
     settings_model: ClassVar[type[StageSettings]] = StageSettings
     default_chunk_size: ClassVar[int] = 16
+    # the fields a finalists table shows for this stage
+    headline: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings: Any = self.settings_model(**settings)
@@ -115,6 +117,7 @@ class RelaxStage(CampaignStage):
     task_type = "relax"
     settings_model = RelaxStageSettings
     default_chunk_size = 64
+    headline = ("energy_per_atom", "converged")
 
     def maker(self, chunk: ChunkSettings) -> Maker:
         from mlipflows.makers.relax import RelaxMaker
@@ -136,6 +139,7 @@ class StaticStage(CampaignStage):
     kind = "static"
     task_type = "static"
     default_chunk_size = 256
+    headline = ("energy_per_atom",)
 
     def maker(self, chunk: ChunkSettings) -> Maker:
         from mlipflows.makers.relax import StaticMaker
@@ -162,6 +166,7 @@ class PhononStage(CampaignStage):
     task_type = "phonon"
     settings_model = PhononStageSettings
     default_chunk_size = 8
+    headline = ("min_frequency", "has_imaginary_modes")
 
     def maker(self, chunk: ChunkSettings) -> Maker:
         from mlipflows.makers.phonons import PhononMaker, phonon_relax_settings
@@ -209,6 +214,7 @@ class ElasticStage(CampaignStage):
     task_type = "elastic"
     settings_model = ElasticStageSettings
     default_chunk_size = 8
+    headline = ("k_vrh", "g_vrh", "born_stable")
 
     def maker(self, chunk: ChunkSettings) -> Maker:
         from mlipflows.makers.elastic import ElasticMaker, ElasticSettings
@@ -248,6 +254,7 @@ class KappaStage(CampaignStage):
     task_type = "kappa"
     settings_model = KappaStageSettings
     default_chunk_size = 2
+    headline = ("kappa_tot_avg", "kappa_skipped")
 
     def maker(self, chunk: ChunkSettings) -> Maker:
         from mlipflows.makers.kappa import KappaMaker
@@ -287,6 +294,7 @@ class SecondOpinionStage(CampaignStage):
     task_type = "second_opinion"
     settings_model = SecondOpinionStageSettings
     default_chunk_size = 64
+    headline = ("formation_energy_per_atom", "difference", "disagrees")
 
     def maker(self, chunk: ChunkSettings) -> Maker:
         from mlipflows.makers.opinion import SecondOpinionMaker

@@ -90,6 +90,14 @@ def test_a_funnel_runs_every_stage_and_reports_them(tmp_path):
     listing = runner.invoke(app, ["campaign", "list"])
     assert "funnel" in listing.output and "phonons" in listing.output
 
+    report = runner.invoke(app, ["report", "funnel", "--out", str(tmp_path / "report")])
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert '<section id="funnel">' in page and (tmp_path / "report" / "funnel.svg").stat().st_size > 2000
+    assert "phonons (phonons): 4 selected" in page
+    finalists = page[page.index('id="finalists-table"') :]
+    assert "elastic k_vrh" in finalists and "eos b0" in finalists and "hull e_above_hull" in finalists
+
 
 def test_rerun_reuses_everything_and_a_changed_stage_reruns_only_itself_and_after(tmp_path):
     spec = _spec(tmp_path, "resume")

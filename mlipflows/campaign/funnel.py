@@ -256,6 +256,8 @@ def run_stage(plan: StagePlan) -> Response:
     selected = [Selected(r["structure_id"], Structure.from_dict(r["structure"]), r) for r in todo]
     size = plan.chunk_size or stage.default_chunk_size
     chunk_jobs = stage.jobs(selected, plan.chunk(), size) if selected else []
+    if chunk_jobs:  # the manifest says how the stage expanded
+        write_results(store, [{**manifest, "n_chunks": len(chunk_jobs), "chunk_size": size}])
     context = {"plan": plan, "selected_ids": manifest["selected_ids"]}
     check = check_stage(plan, manifest["selected_ids"])
     check.name = f"check {plan.stage}"

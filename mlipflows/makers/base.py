@@ -191,6 +191,8 @@ class ChunkMaker(Maker):
         outcomes = self.compute(list(structures), potential, self.chunk.budget(potential), **per_structure)
         wall = time.perf_counter() - t0
         add_time("engine", wall)
+        if self.chunk.stage:
+            add_time(f"engine:{self.chunk.stage}", wall)
         docs = [
             self.document(o, sid, s, potential) for o, sid, s in zip(outcomes, ids, structures, strict=True)
         ]

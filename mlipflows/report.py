@@ -104,7 +104,10 @@ def collect(store: JobStore, campaign: str) -> ReportData:
     data.funnel = funnel_stages(store, campaign)
     if data.funnel:
         data.finalists = finalists(store, campaign, data.funnel)
-    others = sorted(set(frame["task_type"].dropna()) - set(MAIN_TASKS) - {"ranking", "manifest"})
+    from mlipflows.results import join_prefix
+
+    prefixes = join_prefix(frame) if "task_type" in frame else pd.Series(dtype=object)
+    others = sorted(set(prefixes.dropna()) - set(MAIN_TASKS) - {"ranking", "manifest"})
     if others:
         joined = join_tasks(frame, others)
         for kind in others:

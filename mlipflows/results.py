@@ -63,6 +63,10 @@ def parse_where(expression: str) -> dict[str, Any]:
         if not m:
             raise WhereError(f"cannot read {clause!r}: write FIELD OP VALUE, e.g. e_above_hull < 0.05")
         field, op, raw = m.groups()
+        if raw[:1] in "<>=!":
+            raise WhereError(
+                f"cannot read {clause!r}: unknown operator {op + raw[:1]!r}; use < <= > >= == !="
+            )
         crit.setdefault(field, {})[_OPS[op]] = _value(raw)
     return crit
 
@@ -213,15 +217,21 @@ def join_tasks(frame: pd.DataFrame, task_types: list[str] | None = None) -> pd.D
     if frame.empty:
         return pd.DataFrame(columns=list(JOIN_KEYS))
     frame = frame.copy()
+    if "task_type" in frame:
+        frame = frame[frame["task_type"] != "manifest"]
     for key in JOIN_KEYS:
         if key not in frame:
             frame[key] = None
     frame[list(JOIN_KEYS)] = frame[list(JOIN_KEYS)].fillna("")
+    # a funnel stage's documents join under the stage's name (two stages may share a task type)
+    frame["task_type"] = join_prefix(frame)
     kinds = task_types or sorted(frame["task_type"].dropna().unique())
     shared = [c for c in SHARED_COLUMNS if c in frame]
     joined = frame.drop_duplicates(list(JOIN_KEYS))[[*JOIN_KEYS, *shared]]
     for kind in kinds:
         part = frame[frame["task_type"] == kind]
+        if part.empty:
+            continue
         if "created_at" in part:
             part = part.sort_values("created_at", kind="stable")
         part = part.drop_duplicates(list(JOIN_KEYS), keep="last")
@@ -232,11 +242,30 @@ def join_tasks(frame: pd.DataFrame, task_types: list[str] | None = None) -> pd.D
     return joined.reset_index(drop=True)
 
 
+def join_prefix(frame: pd.DataFrame) -> pd.Series:
+    """The column prefix of each document: its funnel stage's name, else its task type."""
+    if "stage" not in frame:
+        return frame["task_type"]
+    funnel = frame["stage"].notna() & ~frame["stage"].isin(["relax", "hull"])
+    return frame["stage"].where(funnel, frame["task_type"])
+
+
 def _column_for_files(col: pd.Series) -> pd.Series:
     """Lists/dicts as JSON text (CSV and Parquet cells must be flat or uniformly typed)."""
     if col.dtype == object and col.map(lambda v: isinstance(v, list | dict)).any():
         return col.map(lambda v: json.dumps(v, default=str) if isinstance(v, list | dict) else v)
     return col
+
+
+def _column_for_parquet(col: pd.Series) -> pd.Series:
+    """Lists stay lists (Arrow list columns); mappings become JSON text."""
+    if col.dtype == object and col.map(lambda v: isinstance(v, dict) or _has_dicts(v)).any():
+        return col.map(lambda v: json.dumps(v, default=str) if isinstance(v, list | dict) else v)
+    return col
+
+
+def _has_dicts(v: Any) -> bool:
+    return isinstance(v, list) and any(isinstance(x, dict | list) for x in v)
 
 
 def export_frame(frame: pd.DataFrame, path: str | Path) -> Path:
@@ -247,10 +276,10 @@ def export_frame(frame: pd.DataFrame, path: str | Path) -> Path:
     if suffix == ".json":
         path.write_text(frame.to_json(orient="records", indent=1, date_format="iso", default_handler=str))
         return path
-    flat = frame.apply(_column_for_files)
     if suffix == ".csv":
-        flat.to_csv(path, index=False)
+        frame.apply(_column_for_files).to_csv(path, index=False)
     elif suffix in (".parquet", ".pq"):
+        flat = frame.apply(_column_for_parquet)
         import pyarrow as pa
 
         for name in flat.columns:  # a column Arrow cannot type (mixed values) becomes text
@@ -258,7 +287,9 @@ def export_frame(frame: pd.DataFrame, path: str | Path) -> Path:
                 try:
                     pa.array(flat[name], from_pandas=True)
                 except (pa.ArrowInvalid, pa.ArrowTypeError):
-                    flat[name] = flat[name].map(lambda v: None if v is None else str(v))
+                    flat[name] = flat[name].map(
+                        lambda v: None if v is None else json.dumps(v) if isinstance(v, list) else str(v)
+                    )
         flat.to_parquet(path, index=False, engine="pyarrow")
     else:
         raise ValueError(f"{path}: export to .csv, .json or .parquet")

@@ -1,4 +1,4 @@
-"""`mlipflows results`: query, filter, join and export stored results."""
+"""`mlipflows results`: query, filter, join, sort and export stored results and their structures."""
 
 from __future__ import annotations
 
@@ -9,62 +9,132 @@ import typer
 
 from mlipflows.commands.ui import UriOption, err_console, print_results
 
+TABLE_ROWS = 50  # a table shows this many rows unless --limit says otherwise
+
 
 def results(
     tag: Annotated[str | None, typer.Option(help="only results with this tag")] = None,
     campaign: Annotated[str | None, typer.Option(help="only this campaign")] = None,
     model: Annotated[str | None, typer.Option(help="only this model name")] = None,
-    state: Annotated[str | None, typer.Option(help="successful or failed")] = None,
-    task: Annotated[str | None, typer.Option(help="relax, static, stability, phonon, ...")] = None,
+    state: Annotated[str | None, typer.Option(help="successful, failed or unphysical")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="relax, static, stability, phonon, elastic, kappa, manifest, ...")
+    ] = None,
     chemsys: Annotated[
         list[str] | None, typer.Option(help="chemical system, e.g. Ba-O-Ti (repeatable)")
     ] = None,
     element: Annotated[list[str] | None, typer.Option(help="must contain this element (repeatable)")] = None,
-    where: Annotated[str | None, typer.Option(help='filter, e.g. "e_above_hull < 0.05"')] = None,
-    sort: Annotated[str | None, typer.Option(help="sort by this field, e.g. energy_per_atom")] = None,
-    limit: Annotated[int, typer.Option(help="at most this many rows (0 = all)")] = 0,
-    join: Annotated[bool, typer.Option(help="one row per structure, columns per task type")] = False,
+    where: Annotated[
+        str | None, typer.Option(help='filter, e.g. "e_above_hull < 0.05" or "stability.e_above_hull < 0.05"')
+    ] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="sort by this field (-field: descending), e.g. e_above_hull")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many rows (0 = all)")] = None,
+    join: Annotated[bool, typer.Option(help="one row per structure, columns per task (task.field)")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
     export: Annotated[Path | None, typer.Option(help="also write all columns to .csv/.json/.parquet")] = None,
+    export_structures: Annotated[
+        Path | None, typer.Option(help="write the matching structures to this folder")
+    ] = None,
+    structure_format: Annotated[str, typer.Option(help="cif or extxyz, for --export-structures")] = "cif",
     uri: UriOption = None,
 ) -> None:
-    """Print stored results (filter with --where, e.g. "e_above_hull < 0.05"); --export writes them."""
+    """Print stored results; filter (--where), join per structure (--join), sort, export.
+
+    Fields are named bare (e_above_hull) or as task.field (stability.e_above_hull); with
+    --join, --where, --sort and --limit apply to the joined rows.
+    """
     from mlipflows.errors import MlipflowsError
-    from mlipflows.results import (
-        WhereError,
-        build_criteria,
-        export_frame,
-        join_tasks,
-        parse_where,
-        query_results,
-    )
+    from mlipflows.results import export_frame
+    from mlipflows.selection import select_results
     from mlipflows.store import get_job_store
 
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter("--format must be table, csv or json")
     if export is not None and export.suffix.lower() not in (".csv", ".json", ".parquet", ".pq"):
         raise typer.BadParameter("--export PATH must end in .csv, .json or .parquet")
+    if structure_format not in ("cif", "extxyz"):
+        raise typer.BadParameter("--structure-format must be cif or extxyz")
+    shown = TABLE_ROWS if limit is None and fmt == "table" and export is None else (limit or 0)
     try:
-        extra = parse_where(where) if where else None
-    except WhereError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--where") from None
-    criteria = build_criteria(tag, campaign, model, task, state, extra, chemsys, element)
-    try:
-        # structures (~1 kB each) only where they are shown: JSON output and exports
-        exclude = ("structure",) if join or (fmt != "json" and export is None) else ()
-        frame = query_results(get_job_store(uri), criteria, sort=sort, limit=limit, exclude=exclude)
+        store = get_job_store(uri)
+        sel = select_results(
+            store,
+            tag=tag,
+            campaign=campaign,
+            model=model,
+            task=task,
+            state=state,
+            chemsys=chemsys,
+            elements=element,
+            where=where,
+            sort=sort,
+            limit=0 if export is not None else shown,
+            join=join,
+            with_structures=export_structures is not None or (fmt == "json" and not join),
+        )
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
-    if frame.empty:
-        err_console.print("no results match")
-        raise typer.Exit(0)
-    if join:
-        frame = join_tasks(frame)
+    if sel.frame.empty:
+        _nothing(store, campaign)
+        raise typer.Exit(1)
+    frame = sel.frame
     if export is not None:
         export_frame(frame, export)
         err_console.print(f"wrote {len(frame)} rows to {export}")
-    print_results(frame, fmt)
+        frame = frame.head(shown) if shown else frame
+    if export_structures is not None:
+        written = _write_structures(sel, frame, export_structures, structure_format)
+        err_console.print(f"wrote {written} structures ({structure_format}) to {export_structures}/")
+    if fmt == "table" and "structure" in frame:
+        frame = frame.drop(columns=["structure"])
+    print_results(frame, fmt, total=sel.total)
+
+
+def _nothing(store: object, campaign: str | None) -> None:
+    """Say why nothing matched: an unknown campaign, or filters that match nothing."""
+    from mlipflows.campaign.status import list_campaigns
+
+    if campaign:
+        names = [c["campaign"] for c in list_campaigns(store)]  # type: ignore[arg-type]
+        if campaign not in names:
+            from mlipflows.selection import suggest
+
+            hint = suggest(campaign, names) or (f" (campaigns here: {', '.join(names[:8])})" if names else "")
+            err_console.print(f"[red]error[/red] no campaign {campaign!r} in this store{hint}")
+            return
+    err_console.print("no results match")
+
+
+def _write_structures(sel: object, frame: object, folder: Path, fmt: str) -> int:
+    """One file per row that has a structure: ``<structure_id>[.<task>].cif|extxyz``."""
+    from pymatgen.core import Structure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names: set[str] = set()
+    written = 0
+    for k, row in enumerate(frame.to_dict("records")):  # type: ignore[attr-defined]
+        data = sel.structures.get(k)  # type: ignore[attr-defined]
+        if not data:
+            continue
+        name = str(row.get("structure_id", k)).replace("/", "_")
+        if name in names and row.get("task_type"):
+            name = f"{name}.{row['task_type']}"
+        while name in names:
+            name += "_"
+        names.add(name)
+        structure = Structure.from_dict(data)
+        if fmt == "cif":
+            structure.to(filename=str(folder / f"{name}.cif"))
+        else:  # pymatgen has no extxyz writer; ASE's keeps the cell and pbc
+            from ase.io import write
+            from pymatgen.io.ase import AseAtomsAdaptor
+
+            write(folder / f"{name}.extxyz", AseAtomsAdaptor.get_atoms(structure), format="extxyz")
+        written += 1
+    return written
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:

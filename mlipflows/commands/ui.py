@@ -88,22 +88,44 @@ def run_with_progress(
             set_reporter(None)
 
 
-def print_results(frame: object, fmt: str = "table", title: str | None = None) -> None:
+def print_results(frame: Any, fmt: str = "table", title: str | None = None, total: int | None = None) -> None:
+    """Rows as a table (headline columns), CSV or JSON; a table says how many rows it shows."""
     from mlipflows.results import summary_table
 
     if fmt == "json":
-        typer.echo(frame.to_json(orient="records", indent=2, default_handler=str))  # type: ignore[attr-defined]
+        typer.echo(frame.to_json(orient="records", indent=2, default_handler=str))
         return
     if fmt == "csv":
-        typer.echo(frame.to_csv(index=False))  # type: ignore[attr-defined]
+        typer.echo(frame.to_csv(index=False))
         return
-    table_frame = summary_table(frame)  # type: ignore[arg-type]
+    table_frame = summary_table(frame)
     table = Table(title=title, show_lines=False)
     for col in table_frame.columns:
-        table.add_column(str(col), overflow="fold")
+        wide = str(col) in ("error", "decomposition")
+        table.add_column(str(col), overflow="fold" if wide else "ellipsis", no_wrap=not wide)
+    integral = {c for c in table_frame.columns if _integral(table_frame[c])}
     for row in table_frame.itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
+        cells = [
+            _fmt(int(v)) if c in integral and v == v and v is not None else _fmt(v)
+            for c, v in zip(table_frame.columns, row, strict=True)
+        ]
+        table.add_row(*cells)
     console.print(table)
+    if total is not None and total > len(frame):
+        console.print(
+            f"showing {len(frame)} of {total}; --limit 0 shows all, --format csv|json or --export writes them"
+        )
+    elif total is not None:
+        console.print(f"{total} rows")
+
+
+def _integral(col: Any) -> bool:
+    """A float column whose values are all whole numbers (counts shown as 12, not 12.0000)."""
+    import pandas as pd
+
+    values = pd.to_numeric(col, errors="coerce").dropna() if col.dtype.kind in "fiu" else []
+    whole = len(values) > 0 and col.dtype.kind == "f" and bool((values == values.round()).all())
+    return whole and float(values.abs().max()) >= 1
 
 
 def _fmt(v: object) -> str:

@@ -1,0 +1,143 @@
+"""`results`: --join filters, sorts and limits the joined rows (checked against pandas), and
+every mistake gets a message naming the nearest valid field and a nonzero exit."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mlipflows.cli import app
+from mlipflows.results import find_results, join_tasks
+from mlipflows.selection import QueryError, select_results
+from mlipflows.store import connect_store, get_job_store, write_results
+from tests.results.test_results_api import _documents
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store():
+    store = connect_store(get_job_store())
+    write_results(store, _documents("q"))
+    return store
+
+
+def _pandas_join(store) -> pd.DataFrame:
+    return join_tasks(find_results(store, campaign="q"))
+
+
+def test_join_then_where_sort_limit_equals_pandas(store):
+    expected = _pandas_join(store)
+    expected = expected[expected["stability.e_above_hull"] < 0.05]
+    expected = expected.sort_values("stability.e_above_hull", kind="stable").head(2)
+    for where, sort in (
+        ("e_above_hull < 0.05", "e_above_hull"),
+        ("stability.e_above_hull < 0.05", "stability.e_above_hull"),
+    ):
+        got = select_results(store, campaign="q", join=True, where=where, sort=sort, limit=2)
+        assert list(got.frame["structure_id"]) == list(expected["structure_id"])
+        assert got.total == 3  # before the limit
+        assert "phonon.max_frequency_thz" in got.frame  # the joined columns survive
+    desc = select_results(store, campaign="q", join=True, sort="-phonon.max_frequency_thz", limit=1)
+    assert desc.frame["structure_id"].iloc[0] == "TiO2_rutile"
+
+
+def test_flat_queries_accept_task_dot_field(store):
+    got = select_results(store, campaign="q", where="stability.e_above_hull < 0.05", sort="e_above_hull")
+    assert set(got.frame["task_type"]) == {"stability"} and len(got.frame) == 3
+    assert list(got.frame["e_above_hull"]) == sorted(got.frame["e_above_hull"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"where": "e_abve_hull < 0.05"}, "did you mean e_above_hull"),
+        ({"where": "e_above_hull < abc"}, "not a number"),
+        ({"where": "e_above_hull => 0.1"}, "unknown operator"),
+        ({"sort": "e_above_hul"}, "did you mean e_above_hull"),
+        ({"join": True, "sort": "stabilty.e_above_hull"}, "did you mean stability.e_above_hull"),
+        ({"join": True, "where": "state == successful"}, "ambiguous"),
+    ],
+)
+def test_mistakes_name_the_nearest_valid_field(store, kwargs, message):
+    with pytest.raises(QueryError, match=message):
+        select_results(store, campaign="q", **kwargs)
+
+
+def test_cli_exits_nonzero_with_one_line(store):
+    bad = runner.invoke(app, ["results", "--campaign", "q", "--where", "e_abve_hull < 0.05"])
+    assert bad.exit_code == 2 and "did you mean e_above_hull" in bad.output
+    assert "Traceback" not in bad.output
+    unknown = runner.invoke(app, ["results", "--campaign", "kiltest"])
+    assert unknown.exit_code == 1 and "no campaign 'kiltest'" in unknown.output
+    nothing = runner.invoke(app, ["results", "--campaign", "q", "--where", "e_above_hull < -1"])
+    assert nothing.exit_code == 1 and "no results match" in nothing.output
+
+
+def test_cli_join_sort_limit_and_footer(store):
+    res = runner.invoke(
+        app,
+        [
+            "results",
+            "--campaign",
+            "q",
+            "--join",
+            "--sort",
+            "e_above_hull",
+            "--limit",
+            "2",
+            "--format",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert [r["structure_id"] for r in rows] == ["MgO_rocksalt", "TiO2_rutile"]
+    table = runner.invoke(app, ["results", "--campaign", "q", "--limit", "3"])
+    assert "showing 3 of 8" in table.output
+
+
+def test_structures_out(store, tmp_path):
+    res = runner.invoke(
+        app,
+        [
+            "results",
+            "--campaign",
+            "q",
+            "--task",
+            "stability",
+            "--where",
+            "e_above_hull < 0.05",
+            "--export-structures",
+            str(tmp_path / "hits"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    files = sorted(p.name for p in (tmp_path / "hits").iterdir())
+    assert files == ["MgO_rocksalt.cif", "SrTiO3_perovskite.cif", "TiO2_rutile.cif"]
+    xyz = runner.invoke(
+        app,
+        [
+            "results",
+            "--campaign",
+            "q",
+            "--join",
+            "--export-structures",
+            str(tmp_path / "x"),
+            "--structure-format",
+            "extxyz",
+        ],
+    )
+    assert xyz.exit_code == 0, xyz.output
+    assert len(list((tmp_path / "x").glob("*.extxyz"))) == 5
+
+
+def test_parquet_keeps_arrays_as_arrays(store, tmp_path):
+    from mlipflows.results import export_frame
+
+    path = export_frame(find_results(store, campaign="q", task_type="stability"), tmp_path / "s.parquet")
+    back = pd.read_parquet(path)
+    assert list(back["elements"].iloc[0]) == ["Mg", "O"]  # a list, not the text '["Mg", "O"]'

@@ -39,6 +39,18 @@ def _main(
     ] = False,
 ) -> None:
     """High-throughput materials screening with machine-learned potentials."""
+    quiet_third_party_warnings()
+
+
+def quiet_third_party_warnings() -> None:
+    """Our messages go to the console; the libraries' own notices (jobflow's "cd is
+    deprecated", pymatgen's electronegativity notes, ...) are not for our users."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    noisy = r"(jobflow|pymatgen|spglib|sevenn|e3nn|torch|phonopy|phono3py|chgnet|maggma|monty|pyxtal).*"
+    warnings.filterwarnings("ignore", category=UserWarning, module=noisy)
 
 
 def _register_command_modules() -> None:

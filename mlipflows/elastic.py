@@ -94,7 +94,7 @@ def fit_elastic_tensor(
     deformations: Sequence[np.ndarray],
     stresses_gpa: Sequence[np.ndarray],
     eq_stress_gpa: np.ndarray,
-    symprec: float = 0.1,
+    symprec: float = 1e-3,
     max_residual_fraction: float = 0.1,
 ) -> ElasticFit:
     """Fit C_ij to the strained cells that succeeded; raises ``ValueError`` if a strain mode is missing.

@@ -90,10 +90,16 @@ class HullResult:
 
 
 def pool_entries(pools: dict[str, list[dict]], chemsys: str) -> list[PDEntry]:
-    """PDEntries of one chemical system from :attr:`HullResult.pools` (for plots)."""
+    """PDEntries of one chemical system from :attr:`HullResult.pools` (for plots).
+
+    Entries are named by their reduced formula (an element by its symbol), which is what the
+    plot labels, not by their ids (``ref-Zn-fcc``).
+    """
     out = []
     for e in pools[chemsys]:
-        entry = PDEntry(Composition(e["formula"]), e["energy"], name=e["entry_id"])
+        comp = Composition(e["formula"])
+        entry = PDEntry(comp, e["energy"], name=comp.reduced_formula)
+        entry.entry_id = e["entry_id"]
         out.append(entry)
     return out
 

@@ -33,10 +33,19 @@ def plot_phase_diagram(store: Any, campaign: str, chemsys: str, path: Path) -> N
         raise MlipflowsError(
             f"chemical system {chemsys} is not in campaign {campaign}: " + ", ".join(sorted(pools)[:8])
         )
-    diagram = PhaseDiagram(pool_entries(pools, chemsys))
+    entries = pool_entries(pools, chemsys)
+    diagram = PhaseDiagram(entries)
     if diagram.dim > 4:
         raise MlipflowsError(f"{chemsys} has {diagram.dim} elements; phase diagrams plot up to 4")
-    ax = PDPlotter(diagram, backend="matplotlib", show_unstable=0.2).get_plot()
-    fig = ax.get_figure() if hasattr(ax, "get_figure") else plt.gcf()
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    # the window holds every candidate: the highest one sets it (at least 0.1 eV/atom)
+    above = [diagram.get_e_above_hull(e) for e in entries]
+    window = max([0.1, *[a + 0.02 for a in above if a is not None and a < 5]])
+    with plt.rc_context({"font.size": 9, "axes.labelsize": 10, "xtick.labelsize": 8, "ytick.labelsize": 8}):
+        ax = PDPlotter(diagram, backend="matplotlib", show_unstable=window).get_plot()
+        fig = ax.get_figure() if hasattr(ax, "get_figure") else plt.gcf()
+        fig.set_size_inches(5.5, 4.5)
+        for text in ax.texts:  # pymatgen's labels are sized for a large figure
+            text.set_fontsize(8)
+        ax.set_title(f"{campaign}: {chemsys} (unstable up to {window:.2f} eV/atom shown)", fontsize=9)
+        fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlipflows.commands.ui import UriOption
+from mlipflows.commands.ui import UriOption, check_model
 
 
 def formation_energy(
@@ -42,7 +42,6 @@ def formation_energy(
     from mlipflows.errors import DataNotFoundError
     from mlipflows.makers import RelaxMaker, relax_flow
     from mlipflows.makers.base import ChunkSettings
-    from mlipflows.potentials import load_potential
     from mlipflows.store import get_job_store
 
     try:
@@ -51,7 +50,7 @@ def formation_energy(
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
     store = get_job_store(uri)
-    potential = load_potential(model, device=device)
+    potential = check_model(model, device)
     done = stored_documents(store, potential.card.checksum)
     todo = [r for r in records if r.material_id not in done]
     err_console.print(f"{len(records)} WBM structures, {len(todo)} to relax with {model}")

@@ -184,7 +184,15 @@ def hull(
             raise typer.Exit(2)
         from mlipflows.plots import plot_phase_diagram
 
-        plot_phase_diagram(store, campaign, target, plot)
+        if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+            err_console.print(f"[red]error[/red] --plot {plot}: use a .png, .svg or .pdf file name")
+            raise typer.Exit(2)
+        try:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            plot_phase_diagram(store, campaign, target, plot)
+        except OSError as exc:
+            err_console.print(f"[red]error[/red] cannot write {plot}: {exc.strerror or exc}")
+            raise typer.Exit(2) from None
         err_console.print(f"wrote {plot}")
 
 

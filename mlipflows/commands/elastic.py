@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from mlipflows.commands.ui import UriOption
+from mlipflows.commands.ui import UriOption, check_model
+from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 
 
 def elastic(
@@ -21,25 +22,32 @@ def elastic(
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="label stored with every result (repeatable)")] = None,
     chunk_size: Annotated[int, typer.Option(help="structures per job (25 cells each)")] = 32,
+    symprec: Annotated[
+        float, typer.Option(help="symmetry tolerance, Å, as for every command (0.1 for a noisy input)")
+    ] = DEFAULT_SYMPREC,
     json_out: Annotated[Path | None, typer.Option("--json", help="write full documents here")] = None,
     uri: UriOption = None,
 ) -> None:
     """Elastic tensor C_ij (GPa), K/G (VRH), Young's modulus, Poisson ratio and Born stability."""
     from monty.json import jsanitize
 
-    from mlipflows.commands.ui import err_console, run_with_progress
+    from mlipflows.commands.ui import check_model, err_console, run_with_progress
     from mlipflows.io import read_many
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.elastic import ElasticMaker, ElasticSettings, elastic_flow
     from mlipflows.store import describe_store, get_job_store
 
+    check_model(model, device)  # before any file is read or job made
     loaded, failed = read_many(files)
     for reason in failed.values():
         err_console.print(f"[red]error[/red] {reason}")
     if not loaded:
         err_console.print("[red]no readable structures[/red]")
         raise typer.Exit(1)
-    settings = ElasticSettings.with_fmax(fmax)
+    from mlipflows.commands.phonons import warn_symmetry
+
+    warn_symmetry(loaded, symprec)
+    settings = ElasticSettings.with_fmax(fmax, symprec=symprec)
     maker = ElasticMaker(
         chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=tag or []), settings=settings
     )
@@ -70,7 +78,7 @@ def print_elastic(docs: list[dict[str, Any]], model: str) -> None:
     from mlipflows.commands.ui import console
 
     for d in docs:
-        title = f"{d['structure_id']} ({d['formula_pretty']}) with {model}"
+        title = f"{d['structure_id']} ({d['formula_pretty']}, space group {d.get('spacegroup')}) with {model}"
         if d["state"] != "successful":
             console.print(f"[red]{title}: failed[/red] {d['error']}")
             continue
@@ -117,7 +125,6 @@ def bench_elastic(
     from mlipflows.errors import DataNotFoundError
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.elastic import ElasticMaker, elastic_flow
-    from mlipflows.potentials import load_potential
     from mlipflows.store import get_job_store
 
     try:
@@ -126,7 +133,7 @@ def bench_elastic(
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
     store = get_job_store(uri)
-    potential = load_potential(model, device=device)
+    potential = check_model(model, device)
     campaign = f"{CAMPAIGN}-{name}"
     done = stored_documents(store, campaign, potential.card.checksum)
     todo = [r for r in records if r.material_id not in done]

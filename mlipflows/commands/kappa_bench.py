@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mlipflows.commands.ui import UriOption
+from mlipflows.commands.ui import UriOption, check_model
 
 
 def kappa(
@@ -46,7 +46,6 @@ def kappa(
     from mlipflows.commands.ui import console, err_console, run_with_progress
     from mlipflows.errors import DataNotFoundError
     from mlipflows.metrics.phonons import aggregate
-    from mlipflows.potentials import load_potential
     from mlipflows.store import get_job_store
 
     standard = displacement == PROTOCOL_DISPLACEMENT
@@ -62,7 +61,7 @@ def kappa(
         err_console.print(f"[red]error[/red] no phononDB material in {data} matches --ids {wanted}")
         raise typer.Exit(2)
     store = get_job_store(uri)
-    potential = load_potential(model, device=device, dtype=dtype)
+    potential = check_model(model, device, dtype)
     done = stored_documents(store, potential.card.checksum, displacement)
     todo = [r for r in records if r.material_id not in done]
     err_console.print(f"{len(records)} phononDB materials, {len(todo)} to run with {model}")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mlipflows.commands.ui import UriOption
+from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 
 ModelOption = Annotated[str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
@@ -21,7 +22,8 @@ BatchAtomsOption = Annotated[
 NoRelaxOption = Annotated[bool, typer.Option("--no-relax", help="use the structures as given")]
 FmaxOption = Annotated[float, typer.Option(help="symmetric relaxation threshold, eV/Å")]
 SymprecOption = Annotated[
-    float, typer.Option(help="symmetry tolerance, Å (raise it, e.g. 0.1, to symmetrize a noisy input)")
+    float,
+    typer.Option(help="symmetry tolerance, Å, as for every command (raise it, e.g. 0.1, for a noisy input)"),
 ]
 
 
@@ -40,13 +42,15 @@ def _ints(text: str | None, name: str) -> list[int] | None:
 
 def _run(files: list[Path], maker: Any, uri: str | None) -> tuple[list[dict], dict[str, str]]:
     """Read the files, run the maker's job into the store, return the stored documents."""
-    from mlipflows.commands.ui import err_console, run_with_progress
+    from mlipflows.commands.ui import check_model, err_console, run_with_progress
     from mlipflows.io import read_many
     from mlipflows.store import describe_store, get_job_store
 
+    check_model(maker.chunk.model, maker.chunk.device, maker.chunk.dtype)  # before any work
     loaded, failed = read_many(files)
     for reason in failed.values():
         err_console.print(f"[red]error[/red] {reason}")
+    warn_symmetry(loaded, maker.symprec)
     if not loaded:
         return [], failed
     store = get_job_store(uri)
@@ -55,6 +59,17 @@ def _run(files: list[Path], maker: Any, uri: str | None) -> tuple[list[dict], di
     run_with_progress(job, len(loaded), store)
     store.connect()
     return store.get_output(job.uuid, load=True), failed
+
+
+def warn_symmetry(loaded: list[Any], symprec: float) -> None:
+    """Loudly, for every input that only a looser tolerance finds symmetric."""
+    from mlipflows.commands.ui import err_console
+    from mlipflows.engine.symmetry import symmetry_hint
+
+    for item in loaded:
+        hint = symmetry_hint(item.structure, symprec)
+        if hint:
+            err_console.print(f"[bold yellow]warning[/bold yellow] {item.structure_id} {hint}")
 
 
 def _table(rows: list[dict[str, Any]], title: str) -> None:
@@ -82,7 +97,7 @@ def phonons(
     displacement: Annotated[float, typer.Option(help="Å")] = 0.01,
     no_relax: NoRelaxOption = False,
     fmax: FmaxOption = 1e-4,
-    symprec: SymprecOption = 1e-5,
+    symprec: SymprecOption = DEFAULT_SYMPREC,
     max_atoms: Annotated[int, typer.Option(help="largest supercell accepted")] = 600,
     batch_atoms: BatchAtomsOption = None,
     plot: Annotated[Path | None, typer.Option(help="band structure + DOS figure (PNG)")] = None,
@@ -116,16 +131,18 @@ def phonons(
                 "structure": d["structure_id"],
                 "formula": d["formula_pretty"],
                 "state": d["state"],
+                "space group": d["setup"].get("spacegroup_after"),
                 "supercell atoms": d["setup"]["n_supercell_atoms"],
                 "displacements": d["setup"]["n_displacements"],
                 "min THz": d.get("min_frequency"),
                 "max THz": d.get("max_frequency"),
                 "imaginary": d.get("has_imaginary_modes"),
                 "C_v(300 K) J/K/mol": None if i300 is None else d["heat_capacity"][i300],
+                "C_v(300 K) J/K/mol-atom": None if i300 is None else d["heat_capacity_per_atom"][i300],
                 "note": d.get("error") or "; ".join(d.get("warnings", [])),
             }
         )
-    _table(rows, f"phonons with {model} (frequencies THz; C_v per primitive cell)")
+    _table(rows, f"phonons with {model} (frequencies THz; C_v per primitive cell and per atom)")
     if plot is not None:
         for d in docs:
             if d.get("band_structure"):
@@ -154,7 +171,7 @@ def kappa(
     no_isotope: Annotated[bool, typer.Option("--no-isotope", help="without isotope scattering")] = False,
     no_relax: NoRelaxOption = False,
     fmax: FmaxOption = 1e-4,
-    symprec: SymprecOption = 1e-5,
+    symprec: SymprecOption = DEFAULT_SYMPREC,
     max_atoms: Annotated[int, typer.Option(help="largest supercell accepted")] = 300,
     batch_atoms: BatchAtomsOption = None,
     plot: Annotated[Path | None, typer.Option(help="κ(T) figure (PNG)")] = None,

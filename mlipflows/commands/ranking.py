@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlipflows.commands.ui import UriOption
+from mlipflows.commands.ui import UriOption, check_model
 
 
 def parse_spacegroups(values: list[str] | None) -> list[int] | None:
@@ -45,7 +45,9 @@ def rank(
     ] = None,
     cif: Annotated[list[Path] | None, typer.Option(help="your own candidate file (repeatable)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the random candidates (recorded)")] = 0,
-    no_prototypes: Annotated[bool, typer.Option(help="leave out the prototype library")] = False,
+    prototypes: Annotated[
+        bool, typer.Option("--prototypes/--no-prototypes", help="include the prototype library")
+    ] = True,
     fmax: Annotated[float, typer.Option(help="force convergence, eV/Å")] = 0.05,
     steps: Annotated[int, typer.Option(help="maximum FIRE steps")] = 1000,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
@@ -70,21 +72,20 @@ def rank(
     from mlipflows.errors import UnsupportedElementError
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.ranking import RankingMaker
-    from mlipflows.potentials import load_potential
     from mlipflows.ranking import check_elements, generate
     from mlipflows.second_opinion import SecondOpinion
     from mlipflows.store import get_job_store
 
     groups = parse_spacegroups(spacegroups)
-    potential = load_potential(model, device=device)
+    potential = check_model(model, device)
     if second_opinion is not None:
-        check_elements(formula, load_potential(second_opinion, device=device))
+        check_elements(formula, check_model(second_opinion, device))
     try:
         check_elements(formula, potential)
     except (UnsupportedElementError, ValueError) as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
-    gen = generate(formula, n_random, seed, groups, cif or [], prototypes=not no_prototypes)
+    gen = generate(formula, n_random, seed, groups, cif or [], prototypes=prototypes)
     for reason in gen.skipped:
         err_console.print(f"[yellow]skipped[/yellow] {reason}")
     if not gen.candidates:
@@ -206,11 +207,10 @@ def bench_ranking(
     from mlipflows.commands.ui import console, err_console, run_with_progress
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.ranking import RankingMaker
-    from mlipflows.potentials import load_potential
     from mlipflows.ranking import generate
     from mlipflows.store import get_job_store
 
-    potential = load_potential(model, device=device)
+    potential = check_model(model, device)
     out.mkdir(parents=True, exist_ok=True)
     jobs, n_structures = [], 0
     maker = RankingMaker(

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mlipflows.commands.ui import EXAMPLES, UriOption, console, err_console, print_results, run_with_progress
+from mlipflows.commands.ui import (
+    EXAMPLES,
+    UriOption,
+    check_model,
+    console,
+    err_console,
+    print_results,
+    run_with_progress,
+)
 
 
 def models() -> None:
@@ -53,6 +61,7 @@ def _relax_files(
     from mlipflows.results import build_criteria, query_results
     from mlipflows.store import describe_store, get_job_store
 
+    potential = check_model(model, device)  # before any file is read or job made
     loaded, failed = read_many(files)
     for reason in failed.values():
         err_console.print(f"[red]error[/red] {reason}")
@@ -72,10 +81,10 @@ def _relax_files(
     store = get_job_store(uri)
     err_console.print(f"{len(loaded)} structures → {describe_store(store)}")
     run_with_progress(flow, len(loaded), store)
-    ids = [x.structure_id for x in loaded]
-    frame = query_results(store, build_criteria(campaign=campaign, extra={"structure_id": {"$in": ids}}))
-    frame = frame[frame["model.name"] == frame["model.name"].iloc[-1]] if len(frame) else frame
-    print_results(frame, title=f"relaxed with {model}")
+    # this run's relaxations only (not older phonon or elastic results of the same ids)
+    crit = {"job_uuid": {"$in": [j.uuid for j in flow.jobs]}, "task_type": "relax"}
+    frame = query_results(store, build_criteria(campaign=campaign, model=potential.name, extra=crit))
+    print_results(frame, title=f"relaxed with {model}", total=len(frame))
     if json_out is not None:
         _write_json(store, flow, json_out, failed)
         err_console.print(f"wrote {json_out}")

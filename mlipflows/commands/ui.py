@@ -13,7 +13,8 @@ from rich.table import Table
 
 # Piped output (CI logs, `make demo | tee`) gets a wide table instead of rich's 80 columns.
 console = Console(width=None if Console().is_terminal else 160)
-err_console = Console(stderr=True)
+# messages are one line each, whatever the width (a wrapped error reads as several)
+err_console = Console(stderr=True, soft_wrap=True)
 
 EXAMPLES = Path(__file__).parents[1] / "data" / "examples"
 
@@ -27,6 +28,17 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as one error line; return the Exit to raise (``raise fail(...)``)."""
     err_console.print(f"[red]error[/red] {message}")
     return typer.Exit(code)
+
+
+def check_model(model: str, device: str = "cpu", dtype: str = "float32") -> Any:
+    """Load the model (and check the device) before any work; a problem is one line, exit 2."""
+    from mlipflows.errors import MlipflowsError
+    from mlipflows.potentials import load_potential
+
+    try:
+        return load_potential(model, device=device, dtype=dtype)
+    except (MlipflowsError, ValueError) as exc:
+        raise fail(str(exc)) from None
 
 
 def run_and_fetch(job: Any, n_structures: int, store: Any) -> Any:

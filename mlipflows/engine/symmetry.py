@@ -41,6 +41,42 @@ class SymmetryOps:
     spacegroup: int
 
 
+# One symmetry default for every command that keeps or uses symmetry (phonons, κ, elastic):
+# tight enough that a genuinely distorted crystal keeps its distortion, loose enough for CIF
+# round-off. Inputs that only look symmetric at LOOSE_SYMPREC (rattled, noisy) get a warning
+# naming the tolerance that would symmetrize them (the κ_SRME protocol keeps its own 1e-5).
+DEFAULT_SYMPREC = 1e-3
+LOOSE_SYMPREC = 0.1
+
+
+def symmetry_hint(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> str | None:
+    """A warning when ``structure`` is P1/P-1 at ``symprec`` but more symmetric at a looser one."""
+    tight = spacegroup_number(structure, symprec)
+    if tight > 2:
+        return None
+    for loose in (0.01, 0.05, LOOSE_SYMPREC):
+        if loose <= symprec:
+            continue
+        number = spacegroup_number(structure, loose)
+        if number > 2:
+            symbol = SpacegroupAnalyzer(structure, symprec=loose).get_space_group_symbol()
+            return (
+                f"is P{'-' if tight == 2 else ''}1 at symprec {symprec:g} Å but {symbol} ({number}) at "
+                f"{loose:g} Å: it looks rattled or noisy; pass --symprec {loose:g} to symmetrize it "
+                f"(else every displacement of the low-symmetry cell is computed)"
+            )
+    return None
+
+
+def spacegroup_symbol(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> str:
+    """Hermann–Mauguin symbol and number, e.g. ``Fm-3m (225)``."""
+    try:
+        sga = SpacegroupAnalyzer(structure, symprec=symprec)
+        return f"{sga.get_space_group_symbol()} ({sga.get_space_group_number()})"
+    except (TypeError, ValueError):
+        return "P1 (1)"
+
+
 def spacegroup_number(structure: Structure, symprec: float = 1e-5) -> int:
     """International space-group number of ``structure`` at tolerance ``symprec`` (Å)."""
     try:

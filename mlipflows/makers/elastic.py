@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ from mlipflows.elastic import (
     to_gpa_stress,
 )
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
+from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 from mlipflows.makers.base import CHUNK_JOB, ChunkMaker
 from mlipflows.makers.relax import relax_flow
 from mlipflows.potentials import Potential
@@ -49,7 +50,9 @@ def tight_relax_settings(fmax: float = 0.002, max_steps: int = 1000) -> RelaxSet
     with a 1e-3 Å tolerance, so CIF round-off does not lower it), so the strained cells start
     from an exactly symmetric equilibrium and a symmetry change is recorded, not hidden.
     """
-    return RelaxSettings(fmax=fmax, max_steps=max_steps, cell_filter="frechet", symmetrize=True, symprec=1e-3)
+    return RelaxSettings(
+        fmax=fmax, max_steps=max_steps, cell_filter="frechet", symmetrize=True, symprec=DEFAULT_SYMPREC
+    )
 
 
 def strained_relax_settings(fmax: float = 0.002, max_steps: int = 500) -> RelaxSettings:
@@ -72,16 +75,17 @@ class ElasticSettings(MSONable):
     relax: RelaxSettings = field(default_factory=tight_relax_settings)
     strained_relax: RelaxSettings = field(default_factory=strained_relax_settings)
     strains: tuple[float, ...] = DEFAULT_STRAINS
-    symprec: float = 0.1
+    symprec: float = DEFAULT_SYMPREC
     max_residual_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         self.strains = tuple(self.strains)  # JSON gives a list back
 
     @classmethod
-    def with_fmax(cls, fmax: float, **kwargs: Any) -> ElasticSettings:
-        """Both relaxations to ``fmax`` (eV/Å)."""
-        return cls(relax=tight_relax_settings(fmax), strained_relax=strained_relax_settings(fmax), **kwargs)
+    def with_fmax(cls, fmax: float, symprec: float = DEFAULT_SYMPREC, **kwargs: Any) -> ElasticSettings:
+        """Both relaxations to ``fmax`` (eV/Å); ``symprec`` for the relaxation and the tensor."""
+        relax = replace(tight_relax_settings(fmax), symprec=symprec)
+        return cls(relax=relax, strained_relax=strained_relax_settings(fmax), symprec=symprec, **kwargs)
 
     def recorded(self) -> dict[str, Any]:
         return {
@@ -261,6 +265,7 @@ def elastic_document(
         n_strains_total=len(o.strains.structures) if o.strains else 0,
         failed_strains=o.failed,
         relax_converged=o.relaxed.converged if o.relaxed.ok else False,
+        spacegroup=o.relaxed.spacegroup_after,
         relax_n_steps=o.relaxed.n_steps,
         energy_per_atom=None if energy is None else energy / len(s),
         volume=float(s.volume),

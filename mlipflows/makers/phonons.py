@@ -15,6 +15,7 @@ from jobflow import job
 from pymatgen.core import Structure
 
 from mlipflows.engine import BatchBudget, RelaxSettings
+from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 from mlipflows.makers.base import CHUNK_JOB, ChunkMaker
 from mlipflows.phonons.batched import Prepared, relax_unless_refused, supercell_forces
 from mlipflows.phonons.harmonic import (
@@ -57,7 +58,7 @@ class PhononChunkMaker(ChunkMaker):
 
     relax: RelaxSettings | None = field(default_factory=phonon_relax_settings)
     two_stage: bool = False
-    symprec: float = 1e-5
+    symprec: float = DEFAULT_SYMPREC
 
     def relax_record(self) -> dict[str, Any] | None:
         if self.relax is None:
@@ -212,6 +213,9 @@ class PhononMaker(PhononChunkMaker):
         doc.free_energy = props.free_energy.tolist()
         doc.entropy = props.entropy.tolist()
         doc.heat_capacity = props.heat_capacity.tolist()
+        n_prim = len(phonon.primitive)
+        doc.n_primitive_atoms = n_prim
+        doc.heat_capacity_per_atom = (props.heat_capacity / n_prim).tolist()
         doc.force_constants = props.force_constants.tolist()
         doc.band_structure = {
             "qpoints": [q.tolist() for q in props.band_qpoints],

@@ -93,8 +93,12 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Poten
         from mlipflows.potentials.custom import load_import_path
 
         return load_import_path(spec, device, dtype)
+    import difflib
+
+    close = difflib.get_close_matches(spec, sorted(REGISTRY), n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
     raise ModelLoadError(
-        f"unknown model {spec!r}: not a registry name ({', '.join(sorted(REGISTRY))}), "
+        f"unknown model {spec!r}: {hint}not a registry name ({', '.join(sorted(REGISTRY))}), "
         "not an existing checkpoint file, and not an import path 'package.module:factory'"
     )
 

@@ -103,9 +103,23 @@ def symbols_from_numbers(numbers: list[int]) -> frozenset[str]:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' → cuda when available, else cpu."""
+    """'auto' → cuda when available, else cpu.
+
+    Raises:
+        ModelLoadError: not a device name torch knows, or CUDA asked for where there is none.
+    """
+    from mlipflows.errors import ModelLoadError
+
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ModelLoadError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ModelLoadError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device} requested but CUDA is not available; use --device cpu")
+    return dev

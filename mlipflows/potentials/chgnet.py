@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import torch
@@ -45,7 +47,9 @@ class CHGNetPotential(Potential):
         from chgnet.model import CHGNet
 
         try:
-            model = CHGNet.from_file(str(checkpoint), mlp_out_bias=version == "0.2.0", version=version)
+            # CHGNet prints "CHGNet v... initialized with N parameters" on load: not our user's business
+            with contextlib.redirect_stdout(io.StringIO()):
+                model = CHGNet.from_file(str(checkpoint), mlp_out_bias=version == "0.2.0", version=version)
         except Exception as exc:
             raise ModelLoadError(f"could not load CHGNet checkpoint {checkpoint}: {exc}") from exc
         self.model = model.to(device).eval()

@@ -59,6 +59,7 @@ class ElasticDocument(BaseDocument):
     born_stable: bool | None = Field(None, description="C_ij positive definite (Born criterion)")
     fit_residual: float | None = Field(None, description="RMS stress misfit of the linear fit, GPa")
     fit_residual_fraction: float | None = Field(None, description="fit residual / RMS stress change")
+    spacegroup: int | None = Field(None, description="space group of the relaxed structure (the tensor's)")
     n_strains_total: int = 0
     n_strains_used: int = 0
     failed_strains: list[FailedStrain] = Field(default_factory=list)

@@ -68,6 +68,11 @@ class PhononDocument(BaseDocument):
     free_energy: list[float] | None = Field(None, description="Helmholtz F, kJ/mol per primitive cell")
     entropy: list[float] | None = Field(None, description="J/(K·mol) per primitive cell")
     heat_capacity: list[float] | None = Field(None, description="C_v, J/(K·mol) per primitive cell")
+    heat_capacity_per_atom: list[float] | None = Field(
+        None,
+        description="C_v, J/(K·mol) per mol of atoms (3R = 24.9 at high T): comparable across structures",
+    )
+    n_primitive_atoms: int | None = Field(None, description="atoms in phonopy's primitive cell")
     warnings: list[str] = Field(default_factory=list)
     force_constants: list | None = Field(None, description="eV/Å² (data store)")
     band_structure: dict[str, Any] | None = Field(None, description="q, distances, THz (data store)")

@@ -12,6 +12,9 @@ class Reporter(Protocol):
     def chunk_done(self) -> None:
         """One chunk job finished."""
 
+    def task(self, label: str, advance: int, total: int) -> None:
+        """Progress of a named piece of work (supercells, hull plots, ...): ``advance`` of ``total``."""
+
 
 _REPORTER: Reporter | None = None
 
@@ -29,6 +32,12 @@ def report(finished: int, steps: int) -> None:
 def report_chunk() -> None:
     if _REPORTER is not None:
         _REPORTER.chunk_done()
+
+
+def report_task(label: str, advance: int, total: int) -> None:
+    """Advance the bar named ``label`` (created at the first call with its ``total``)."""
+    if _REPORTER is not None and hasattr(_REPORTER, "task"):
+        _REPORTER.task(label, advance, total)
 
 
 _TIMINGS: dict[str, float] = {}

@@ -57,6 +57,7 @@ class ReportData:
     other_tasks: dict[str, pd.DataFrame] = field(default_factory=dict)
     funnel: list[Any] = field(default_factory=list)
     finalists: pd.DataFrame = field(default_factory=pd.DataFrame)
+    context: Any = None
 
 
 class ReportError(MlipflowsError):
@@ -98,8 +99,18 @@ def collect(store: JobStore, campaign: str) -> ReportData:
         good = stab[stab["state"] == "successful"].dropna(axis=1, how="all")
         if len(good):
             data.n_stable = int(good.get("is_stable", pd.Series(dtype=bool)).fillna(False).astype(bool).sum())
-            data.stability = good.sort_values("e_above_hull", na_position="last", kind="stable")
+            # ties (several on the hull) broken by formation energy
+            order = [c for c in ("e_above_hull", "formation_energy_per_atom") if c in good]
+            data.stability = good.sort_values(order, na_position="last", kind="stable")
+    from mlipflows.plots import latest_hull_output
+    from mlipflows.report_context import context
     from mlipflows.report_funnel import finalists, funnel_stages
+
+    try:
+        pools = latest_hull_output(store, campaign).get("phase_diagrams")
+    except MlipflowsError:
+        pools = None
+    data.context = context(frame, data.stability, pools)
 
     data.funnel = funnel_stages(store, campaign)
     if data.funnel:
@@ -143,9 +154,12 @@ def histogram_svg(stability: pd.DataFrame, path: Path) -> Path | None:
 def hull_plots(store: JobStore, campaign: str, systems: list[str], out_dir: Path) -> dict[str, str]:
     """PNG phase diagram per chemical system (up to 4 elements); value: file name or why not."""
     from mlipflows.plots import plot_phase_diagram
+    from mlipflows.progress import report_task
 
     made: dict[str, str] = {}
+    total = min(len(systems), MAX_HULL_PLOTS)
     for chemsys in systems[:MAX_HULL_PLOTS]:
+        report_task("hull plots", 1, total)
         if len(chemsys.split("-")) > 4:
             made[chemsys] = "more than 4 elements: no plot"
             continue
@@ -239,6 +253,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:.9em} td,th{border:1px sol
 th{background:#24507a;color:#fff;cursor:pointer} td.num{text-align:right;font-variant-numeric:tabular-nums}
 th[data-dir=asc]::after{content:" ▲"} th[data-dir=desc]::after{content:" ▼"}
 .plots{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0} figure img{width:340px;border:1px solid #eee}
+.banner{background:#fff4d6;border-left:4px solid #d49b00;padding:.5em .8em;margin:.4em 0}
 """
 
 
@@ -256,11 +271,39 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
             ("reference structures", data.n_references),
         )
     )
+    ctx = data.context
+    meta = [f"results from {esc(where)}"]
+    if ctx is not None:
+        meta += [
+            f"model <b>{esc(ctx.model)}</b>",
+            f"hull mode <b>{esc(ctx.hull_mode)}</b>: {esc(ctx.references)}" if ctx.hull_mode else "",
+            f"relaxation: {esc(ctx.settings)}" if ctx.settings else "",
+            f"last result {esc(ctx.last_result)}; report made {esc(ctx.generated)}",
+        ]
     parts = [
         f"<h1>Campaign {esc(data.campaign)}</h1>",
-        f'<p class="meta">results from {esc(where)}</p>',
-        f'<section id="summary"><h2>Summary</h2><div class="cards">{cards}</div></section>',
+        '<p class="meta">' + "<br>".join(m for m in meta if m) + "</p>",
     ]
+    banners = []
+    if data.n_unphysical:
+        banners.append(
+            f"{data.n_unphysical} candidates are unphysical (the model fell into a hole): they are "
+            "kept out of every hull and ranking; see the reasons below"
+        )
+    if ctx is not None and ctx.n_not_converged:
+        banners.append(
+            f"{ctx.n_not_converged} candidates did not converge: their energies are from the last step"
+        )
+    if data.n_failed:
+        banners.append(f"{data.n_failed} candidates failed; reasons below")
+    if ctx is not None and ctx.lonely:
+        shown = ", ".join(ctx.lonely[:12]) + (" …" if len(ctx.lonely) > 12 else "")
+        banners.append(
+            f"{len(ctx.lonely)} are on the hull only because nothing competes in their chemical "
+            f"system (no other compound was computed): {shown}"
+        )
+    parts += [f'<p class="banner">{esc(b)}</p>' for b in banners]
+    parts.append(f'<section id="summary"><h2>Summary</h2><div class="cards">{cards}</div></section>')
     if data.failure_reasons:
         items = "".join(f"<li>{n} × {esc(reason)}</li>" for reason, n in data.failure_reasons)
         parts.append(
@@ -307,6 +350,7 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
             figs.append(f"<figure>{body}<figcaption>{esc(chemsys)}</figcaption></figure>")
         parts.append(
             '<section id="hulls"><h2>Hulls per chemical system</h2>'
+            f'<p class="meta">{esc(figures.get("hull_note", ""))}</p>'
             f'<div class="plots">{"".join(figs)}</div></section>'
         )
     for kind, frame in data.other_tasks.items():
@@ -365,8 +409,11 @@ def build_report(store: JobStore, campaign: str, out_dir: str | Path, top: int =
     if hist is not None:
         figures["histogram"] = hist.name
     if len(data.stability):
-        systems = sorted(set(data.stability["chemsys"]), key=lambda s: (len(s.split("-")), s))
+        from mlipflows.report_context import systems_by_closeness
+
+        systems, total = systems_by_closeness(data.stability, MAX_HULL_PLOTS)
         figures["hulls"] = hull_plots(store, campaign, systems, out)
+        figures["hull_note"] = f"{len(systems)} of {total} chemical systems shown, closest to the hull first"
     page = render_html(data, figures, top, describe_store(store))
     path = out / "index.html"
     path.write_text(redact_uri(page), encoding="utf-8")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mlipflows.commands.campaign import UriOption
+from mlipflows.commands.ui import UriOption
 
 
 def report(
@@ -17,13 +17,13 @@ def report(
     uri: UriOption = None,
 ) -> None:
     """Write DIR/index.html: counts, failures, hull plots, e_above_hull histogram, sortable tables."""
-    from mlipflows.commands.ui import err_console
+    from mlipflows.commands.ui import err_console, progress_bars
     from mlipflows.errors import MlipflowsError
     from mlipflows.report import build_report
     from mlipflows.store import connect_store, get_job_store
 
     try:
-        with err_console.status("building the report"):
+        with progress_bars():
             page = build_report(connect_store(get_job_store(uri)), campaign, out, top=top)
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,17 +54,24 @@ class _BarReporter:
     """Feeds engine progress (structures finished, steps, chunks) into rich progress bars."""
 
     def __init__(self, progress: Progress, task: int, chunk_task: int | None = None) -> None:
-        self.progress, self.task, self.chunk_task = progress, task, chunk_task
+        self.progress, self.main_task, self.chunk_task = progress, task, chunk_task
         self.steps, self.t0 = 0, time.perf_counter()
 
     def advance(self, finished: int, steps: int) -> None:
         self.steps += steps
         rate = self.steps / max(time.perf_counter() - self.t0, 1e-9)
-        self.progress.update(self.task, advance=finished, rate=f"{rate:.1f} steps/s")
+        self.progress.update(self.main_task, advance=finished, rate=f"{rate:.1f} steps/s")
 
     def chunk_done(self) -> None:
         if self.chunk_task is not None:
             self.progress.update(self.chunk_task, advance=1)
+
+    def task(self, label: str, advance: int, total: int) -> None:
+        tasks = getattr(self, "_tasks", {})
+        self._tasks = tasks
+        if label not in tasks or self.progress.tasks[tasks[label]].finished:
+            tasks[label] = self.progress.add_task(label, total=total, rate="")
+        self.progress.update(tasks[label], advance=advance)
 
 
 def run_with_progress(
@@ -96,6 +105,25 @@ def run_with_progress(
             run_locally(
                 flow, store=store, log=False, ensure_success=True, raise_immediately=raise_immediately
             )
+        finally:
+            set_reporter(None)
+
+
+@contextmanager
+def progress_bars() -> Iterator[None]:
+    """Bars for named work reported with :func:`mlipflows.progress.report_task` (no jobflow run)."""
+    from mlipflows.progress import set_reporter
+
+    columns = (
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        set_reporter(_BarReporter(progress, progress.add_task("", total=None, visible=False)))
+        try:
+            yield
         finally:
             set_reporter(None)
 

@@ -17,7 +17,7 @@ from pymatgen.core import Structure
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
 from mlipflows.engine.symmetry import spacegroup_number
 from mlipflows.potentials import Potential
-from mlipflows.progress import report
+from mlipflows.progress import report, report_task
 from mlipflows.schemas.phonons import PhononSetup, RelaxSummary
 
 
@@ -152,7 +152,8 @@ def supercell_forces(
     the first bad supercell's reason when any of them failed or is unphysical.
     """
     flat = [s for g in groups for s in g]
-    results = static(flat, potential, compute_stress=False, budget=budget) if flat else []
+    progress = (lambda n: report_task("supercells", n, len(flat))) if flat else None
+    results = static(flat, potential, compute_stress=False, budget=budget, progress=progress) if flat else []
     out: list[GroupForces] = []
     start = 0
     for g in groups:

@@ -13,7 +13,7 @@ from mlipflows.makers.kappa import KappaMaker
 from mlipflows.phonons.kappa import conductivity, kappa_supercells, make_phono3py, produce_fc2
 from mlipflows.potentials import load_potential
 from mlipflows.potentials.ase_calculator import MlipflowsCalculator
-from tests.phonons.test_phonon_maker import CALLS
+from tests.phonons.test_phonon_maker import CALLS, warm_references
 
 COUNTING = "tests.phonons.test_phonon_maker:counting_morse"
 
@@ -24,6 +24,7 @@ def _pmg(atoms):
 
 @pytest.fixture(scope="module")
 def kappa_docs():
+    warm_references()  # the sanity checks' elemental references are not what is counted
     CALLS.clear()
     maker = KappaMaker(
         # a budget that holds every displaced cell, so the batching itself is what is tested

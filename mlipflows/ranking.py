@@ -216,20 +216,40 @@ def ranking_table(groups: Sequence[Sequence[Relaxed]], symprec: float = 0.1) -> 
 
 
 def energy_volume_plot(frame: pd.DataFrame, title: str, path: Path, label_top: int = 8) -> None:
-    """ΔE (meV/atom) vs volume per atom (Å³), marker by candidate source; the lowest ones labelled."""
+    """ΔE (meV/atom) vs volume per atom (Å³), marker by candidate source; the lowest ones labelled.
+
+    The axes hold the bulk of the structures: a far outlier (an exotic, very high polymorph)
+    sits on the edge as an arrow with its value instead of squashing everything else.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    de, vol = frame["delta_e_mev_per_atom"], frame["volume_per_atom"]
+    e_hi = _robust_max(de, floor=50.0)
+    v_lo, v_hi = _robust_range(vol)
+    inside = de.le(e_hi) & vol.between(v_lo, v_hi)
     for source, marker in (("prototype", "s"), ("random", "o"), ("file", "^")):
-        part = frame[frame["source"] == source]
+        part = frame[(frame["source"] == source) & inside]
         if len(part):
             ax.scatter(
                 part["volume_per_atom"], part["delta_e_mev_per_atom"], marker=marker, s=22, label=source
             )
-    for _, row in frame.head(label_top).iterrows():
+    for _, row in frame[~inside].iterrows():  # outliers: an arrow at the edge, with the true value
+        x = min(max(row["volume_per_atom"], v_lo), v_hi)
+        y = min(row["delta_e_mev_per_atom"], e_hi)
+        ax.annotate(
+            f"{row['delta_e_mev_per_atom']:.0f} meV, {row['volume_per_atom']:.1f} Å³",
+            (x, y),
+            fontsize=6,
+            color="#b03a2e",
+            xytext=(-4, -10),
+            textcoords="offset points",
+            arrowprops={"arrowstyle": "->", "color": "#b03a2e"},
+        )
+    for _, row in frame[inside].head(label_top).iterrows():
         ax.annotate(
             row["spacegroup"],
             (row["volume_per_atom"], row["delta_e_mev_per_atom"]),
@@ -237,8 +257,30 @@ def energy_volume_plot(frame: pd.DataFrame, title: str, path: Path, label_top: i
             xytext=(3, 3),
             textcoords="offset points",
         )
-    ax.set(xlabel="volume per atom (Å³)", ylabel="ΔE to lowest (meV/atom)", title=title)
+    ax.set_ylim(-0.05 * e_hi, 1.08 * e_hi)
+    ax.set_xlim(v_lo - 0.03 * (v_hi - v_lo + 1), v_hi + 0.03 * (v_hi - v_lo + 1))
+    n_out = int((~inside).sum())
+    note = f" ({n_out} off the scale)" if n_out else ""
+    ax.set(xlabel="volume per atom (Å³)", ylabel="ΔE to lowest (meV/atom)", title=title + note)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def _robust_max(values: pd.Series, floor: float) -> float:
+    """Upper axis limit: all values unless a few are far above the rest (then the 90th pct × 1.5)."""
+    v = values.dropna()
+    if v.empty:
+        return floor
+    high = float(v.quantile(0.9)) * 1.5 if len(v) >= 5 else float(v.max())
+    return max(floor, min(float(v.max()), high))
+
+
+def _robust_range(values: pd.Series) -> tuple[float, float]:
+    v = values.dropna()
+    if len(v) < 5:
+        return float(v.min()), float(v.max())
+    q1, q3 = float(v.quantile(0.1)), float(v.quantile(0.9))
+    span = q3 - q1
+    return max(float(v.min()), q1 - 1.5 * span), min(float(v.max()), q3 + 1.5 * span)

@@ -169,7 +169,9 @@ def show_ranking(doc: dict[str, Any], model: str, top: int = 20) -> None:
 
 
 def write_ranking(doc: dict[str, Any], out: Path, stem: str) -> None:
+    """The table (CSV), the E–V plot and every ranked polymorph's relaxed structure (CIF)."""
     import pandas as pd
+    from pymatgen.core import Structure
 
     from mlipflows.commands.ui import err_console
     from mlipflows.ranking import energy_volume_plot
@@ -180,7 +182,17 @@ def write_ranking(doc: dict[str, Any], out: Path, stem: str) -> None:
     energy_volume_plot(
         frame, f"{doc['formula']} ({doc['model']['name']}, seed {doc['seed']})", out / f"{stem}-EV.png"
     )
-    err_console.print(f"wrote {out}/{stem}.csv and {stem}-EV.png")
+    folder = out / f"{stem}-structures"
+    folder.mkdir(exist_ok=True)
+    structures = doc.get("structures") or {}
+    for row in doc["ranking"]:
+        data = structures.get(row["structure_id"])
+        if data:
+            name = f"{row['rank']:03d}-{row['spacegroup'].replace('/', '_')}-{row['structure_id']}.cif"
+            Structure.from_dict(data).to(filename=str(folder / name.replace("/", "_")))
+    err_console.print(
+        f"wrote {out}/{stem}.csv, {stem}-EV.png and {len(structures)} structures in {folder.name}/"
+    )
 
 
 def bench_ranking(
@@ -268,33 +280,15 @@ def _elements(formula: str) -> list[str]:
 
 
 def _si_part(potential: Any, path: Path, limit: int | None, seed: int, out: Path) -> dict[str, Any]:
-    import numpy as np
-    import pandas as pd
-
-    from mlipflows.bench.ranking import energy_ranking_metrics, load_si_polymorphs, si_parity_plot
+    from mlipflows.bench.ranking import si_polymorph_benchmark
     from mlipflows.commands.ui import console, err_console
-    from mlipflows.engine import BatchBudget, static
     from mlipflows.errors import DataNotFoundError
 
     try:
-        structures, dft = load_si_polymorphs(path, limit, seed)
+        metrics = si_polymorph_benchmark(potential, path, limit, seed, out)
     except DataNotFoundError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
-    err_console.print(f"{len(structures)} Si polymorphs: batched single points")
-    # small batches: random polymorphs can be very dense (many edges per atom) and SevenNet keeps
-    # ~65 kB per edge on CPU, so 20k edges stay near 1.3 GB
-    results = static(
-        structures, potential, compute_stress=False, budget=BatchBudget(max_atoms=256, max_edges=20_000)
-    )
-    mlip = np.array([r.energy / len(r.structure) if r.ok else np.nan for r in results])
-    metrics = energy_ranking_metrics(dft, mlip)
-    metrics["n_unphysical_excluded"] = sum(r.state == "unphysical" for r in results)
-    frame = pd.DataFrame({"dft_energy_per_atom": dft, "mlip_energy_per_atom": mlip})
-    frame["state"] = [r.state for r in results]
-    frame["error"] = [r.reason for r in results]
-    frame.to_csv(out / f"{potential.name}-si-polymorphs.csv", index_label="index")
-    si_parity_plot(dft, mlip, potential.name, metrics, out / f"{potential.name}-si-polymorphs.png")
     console.print(
         f"Si polymorphs (n={metrics['n']}, {metrics['n_failed']} without a value, of which "
         f"{metrics['n_unphysical_excluded']} unphysical): "

@@ -114,6 +114,8 @@ def test_cli_rank_writes_table_and_plot(tmp_path):
     assert res.exit_code == 0, res.output
     assert "NaCl with morse" in res.output
     assert (tmp_path / "o" / "NaCl-morse.csv").is_file() and (tmp_path / "o" / "NaCl-morse-EV.png").is_file()
+    ranked = sorted(p.name for p in (tmp_path / "o" / "NaCl-morse-structures").glob("*.cif"))
+    assert ranked and ranked[0].startswith("001-")  # the ranked polymorphs, lowest first
     rows = CliRunner().invoke(app, ["results", "--task", "ranking", "--format", "csv"])
     assert "rank-NaCl" in rows.output
     assert (

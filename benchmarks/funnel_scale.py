@@ -136,10 +136,12 @@ def main() -> None:
         per = 1000 * other / max(n, 1)
         share = 100 * other / wall if wall else 0.0
         print(
-            f"{stage:10s} {n:10d} {chunks:10d} {jobs:5d} {wall:8.1f} {engine:9.1f} {other:8.1f} {per:12.2f} {share:7.1f}%"
+            f"{stage:10s} {n:10d} {chunks:10d} {jobs:5d} {wall:8.1f} {engine:9.1f} "
+            f"{other:8.1f} {per:12.2f} {share:7.1f}%"
         )
     print(
-        f"orchestration (everything but the engine): {total_other:.1f} s = {100 * total_other / t_run:.1f} % of the run (target < 5 %)"
+        f"orchestration (everything but the engine): {total_other:.1f} s = "
+        f"{100 * total_other / t_run:.1f} % of the run (target < 5 %)"
     )
 
 

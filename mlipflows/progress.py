@@ -15,6 +15,9 @@ class Reporter(Protocol):
     def task(self, label: str, advance: int, total: int) -> None:
         """Progress of a named piece of work (supercells, hull plots, ...): ``advance`` of ``total``."""
 
+    def stage(self, label: str, n_selected: int, n_chunks: int) -> None:
+        """A campaign stage expanded into ``n_chunks`` chunk jobs over ``n_selected`` candidates."""
+
 
 _REPORTER: Reporter | None = None
 
@@ -38,6 +41,12 @@ def report_task(label: str, advance: int, total: int) -> None:
     """Advance the bar named ``label`` (created at the first call with its ``total``)."""
     if _REPORTER is not None and hasattr(_REPORTER, "task"):
         _REPORTER.task(label, advance, total)
+
+
+def report_stage(label: str, n_selected: int, n_chunks: int) -> None:
+    """A funnel stage starts: later structures and chunks count towards it, not the relax bar."""
+    if _REPORTER is not None and hasattr(_REPORTER, "stage"):
+        _REPORTER.stage(label, n_selected, n_chunks)
 
 
 _TIMINGS: dict[str, float] = {}

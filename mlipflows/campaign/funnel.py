@@ -29,6 +29,7 @@ from pymatgen.core import Structure
 from mlipflows.campaign.stages import CampaignStage, Selected, stage_class
 from mlipflows.errors import MlipflowsError
 from mlipflows.makers.base import ChunkSettings, result_uuid
+from mlipflows.progress import report_stage
 from mlipflows.results import parse_where
 from mlipflows.store import RESULTS, write_results
 
@@ -258,6 +259,7 @@ def run_stage(plan: StagePlan) -> Response:
     chunk_jobs = stage.jobs(selected, plan.chunk(), size) if selected else []
     if chunk_jobs:  # the manifest says how the stage expanded
         write_results(store, [{**manifest, "n_chunks": len(chunk_jobs), "chunk_size": size}])
+    report_stage(plan.stage, len(selected), len(chunk_jobs))
     context = {"plan": plan, "selected_ids": manifest["selected_ids"]}
     check = check_stage(plan, manifest["selected_ids"])
     check.name = f"check {plan.stage}"

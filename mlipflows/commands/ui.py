@@ -56,11 +56,26 @@ class _BarReporter:
     def __init__(self, progress: Progress, task: int, chunk_task: int | None = None) -> None:
         self.progress, self.main_task, self.chunk_task = progress, task, chunk_task
         self.steps, self.t0 = 0, time.perf_counter()
+        self.stage_structures: int | None = None  # set while a funnel stage's chunks run
 
     def advance(self, finished: int, steps: int) -> None:
         self.steps += steps
-        rate = self.steps / max(time.perf_counter() - self.t0, 1e-9)
-        self.progress.update(self.main_task, advance=finished, rate=f"{rate:.1f} steps/s")
+        rate = f"{self.steps / max(time.perf_counter() - self.t0, 1e-9):.1f} steps/s"
+        if self.stage_structures is None:
+            self.progress.update(self.main_task, advance=finished, rate=rate)
+            return
+        # a stage bar counts chunk jobs (a known total); its structures are many per candidate
+        # (strained cells, relaxations), so they are shown as a count, not as a fraction
+        self.stage_structures += finished
+        self.progress.update(self.main_task, rate=f"{self.stage_structures} structures, {rate}")
+
+    def stage(self, label: str, n_selected: int, n_chunks: int) -> None:
+        self.main_task = self.chunk_task = self.progress.add_task(
+            f"{label} chunks", total=max(n_chunks, 1), rate=f"{n_selected} candidates"
+        )
+        self.stage_structures, self.steps, self.t0 = 0, 0, time.perf_counter()
+        if not n_chunks:
+            self.progress.update(self.main_task, advance=1)
 
     def chunk_done(self) -> None:
         if self.chunk_task is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,6 +68,10 @@ def _docs(name: str) -> list[dict]:
 def test_a_funnel_runs_every_stage_and_reports_them(tmp_path):
     first = runner.invoke(app, ["campaign", "run", str(_spec(tmp_path))])
     assert first.exit_code == 0, first.output
+    # each stage has its own bar: no bar counts past its total
+    assert "phonons chunks" in first.output and "elastic chunks" in first.output
+    for done, total in re.findall(r"(\d+)/(\d+)", first.output):
+        assert int(done) <= int(total), first.output
     docs = _docs("funnel")
     per_stage = Counter((d.get("stage"), d["task_type"]) for d in docs)
     assert per_stage[("phonons", "phonon")] == 4  # max 4 of the near-hull candidates

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,25 @@ def latest_hull_output(store: Any, campaign: str) -> dict:
     return doc["output"]
 
 
+def plotted_diagram(entries: list[Any]) -> tuple[Any, float]:
+    """The diagram a hull plot shows and its window of unstable entries (eV/atom).
+
+    The elemental references' unstable polymorphs only crowd the corners with labels, so they
+    are left out (the hull is the same without them); the window holds every candidate: the
+    highest one sets it (at least 0.1 eV/atom).
+    """
+    from pymatgen.analysis.phase_diagram import PhaseDiagram
+
+    full = PhaseDiagram(entries)
+    shown = [e for e in entries if not str(e.entry_id).startswith("ref-") or e in full.stable_entries]
+    diagram = PhaseDiagram(shown)
+    above = [diagram.get_e_above_hull(e) for e in shown]
+    return diagram, max([0.1, *[a + 0.02 for a in above if a is not None and a < 5]])
+
+
 def plot_phase_diagram(store: Any, campaign: str, chemsys: str, path: Path) -> None:
     """pymatgen's phase-diagram plot of one chemical system of a campaign's hull."""
-    from pymatgen.analysis.phase_diagram import PDPlotter, PhaseDiagram
+    from pymatgen.analysis.phase_diagram import PDPlotter
 
     from mlipflows.hull import pool_entries
 
@@ -33,19 +50,24 @@ def plot_phase_diagram(store: Any, campaign: str, chemsys: str, path: Path) -> N
         raise MlipflowsError(
             f"chemical system {chemsys} is not in campaign {campaign}: " + ", ".join(sorted(pools)[:8])
         )
-    entries = pool_entries(pools, chemsys)
-    diagram = PhaseDiagram(entries)
+    diagram, window = plotted_diagram(pool_entries(pools, chemsys))
     if diagram.dim > 4:
         raise MlipflowsError(f"{chemsys} has {diagram.dim} elements; phase diagrams plot up to 4")
-    # the window holds every candidate: the highest one sets it (at least 0.1 eV/atom)
-    above = [diagram.get_e_above_hull(e) for e in entries]
-    window = max([0.1, *[a + 0.02 for a in above if a is not None and a < 5]])
-    with plt.rc_context({"font.size": 9, "axes.labelsize": 10, "xtick.labelsize": 8, "ytick.labelsize": 8}):
+    quiet = logging.getLogger("matplotlib.axes._base")  # "Ignoring fixed y limits ..." on ternaries
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
         ax = PDPlotter(diagram, backend="matplotlib", show_unstable=window).get_plot()
         fig = ax.get_figure() if hasattr(ax, "get_figure") else plt.gcf()
-        fig.set_size_inches(5.5, 4.5)
-        for text in ax.texts:  # pymatgen's labels are sized for a large figure
-            text.set_fontsize(8)
-        ax.set_title(f"{campaign}: {chemsys} (unstable up to {window:.2f} eV/atom shown)", fontsize=9)
+        fig.set_size_inches(5.0, 4.0)
+        # pymatgen sizes its fonts for a 12-inch figure; these read at the report's width
+        ax.xaxis.label.set_fontsize(11)
+        ax.yaxis.label.set_fontsize(11)
+        ax.tick_params(labelsize=10)
+        for text in ax.texts:
+            text.set_fontsize(9)
+        ax.set_title(f"{chemsys} (unstable up to {window:.2f} eV/atom shown)", fontsize=11)
         fig.savefig(path, dpi=150, bbox_inches="tight")
+    finally:
+        quiet.setLevel(level)
     plt.close(fig)

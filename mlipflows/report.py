@@ -252,7 +252,7 @@ h1{margin-bottom:.2em} .meta{color:#666} .cards{display:flex;gap:1em;flex-wrap:w
 table{border-collapse:collapse;margin:1em 0;font-size:.9em} td,th{border:1px solid #ccd;padding:.3em .6em}
 th{background:#24507a;color:#fff;cursor:pointer} td.num{text-align:right;font-variant-numeric:tabular-nums}
 th[data-dir=asc]::after{content:" ▲"} th[data-dir=desc]::after{content:" ▼"}
-.plots{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0} figure img{width:340px;border:1px solid #eee}
+.plots{display:flex;flex-wrap:wrap;gap:1em} figure{margin:0} figure img{width:480px;border:1px solid #eee}
 .banner{background:#fff4d6;border-left:4px solid #d49b00;padding:.5em .8em;margin:.4em 0}
 """
 
@@ -345,7 +345,9 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
         figs = []
         for chemsys, item in hulls.items():
             body = (
-                f'<img src="{esc(item)}" alt="hull {esc(chemsys)}">' if item.endswith(".png") else esc(item)
+                f'<a href="{esc(item)}"><img src="{esc(item)}" alt="hull {esc(chemsys)}"></a>'
+                if item.endswith(".png")
+                else esc(item)
             )
             figs.append(f"<figure>{body}<figcaption>{esc(chemsys)}</figcaption></figure>")
         parts.append(

@@ -192,3 +192,26 @@ def test_unknown_campaign_is_a_clear_error():
     out = CliRunner().invoke(app, ["report", "no-such-campaign", "--out", "rep"])
     assert out.exit_code == 1 and "no results for campaign 'no-such-campaign'" in " ".join(out.output.split())
     assert not Path("rep").exists()
+
+
+def test_hull_plots_leave_out_unstable_reference_polymorphs_but_keep_every_candidate():
+    from pymatgen.analysis.phase_diagram import PDEntry
+
+    from mlipflows.plots import plotted_diagram
+
+    def entry(formula: str, energy: float, entry_id: str) -> PDEntry:
+        e = PDEntry(formula, energy, name=formula)
+        e.entry_id = entry_id
+        return e
+
+    entries = [
+        entry("Ba", -2.0, "ref-Ba-bcc"),
+        entry("Ba", -1.95, "ref-Ba-fcc"),  # 0.05 eV/atom above: a crowded corner label
+        entry("O2", -9.8, "ref-O-dimer"),
+        entry("BaO", -12.0, "BaO-rocksalt"),
+        entry("BaO", -11.0, "BaO-zincblende"),  # 0.5 eV/atom above: sets the window
+    ]
+    diagram, window = plotted_diagram(entries)
+    ids = {e.entry_id for e in diagram.all_entries}
+    assert "ref-Ba-fcc" not in ids and {"ref-Ba-bcc", "ref-O-dimer", "BaO-zincblende"} <= ids
+    assert window == pytest.approx(0.5 + 0.02)

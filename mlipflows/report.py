@@ -180,7 +180,8 @@ def _cell(value: Any) -> tuple[str, str]:
     if isinstance(value, bool):
         return ("yes" if value else "no"), str(int(value))
     if isinstance(value, float):
-        return f"{value:.4f}", repr(value)
+        text = f"{value:.4f}"
+        return (text[1:] if text == "-0.0000" else text), repr(value)  # -1e-6 THz reads as 0
     if isinstance(value, list):
         text = ", ".join(
             f"{d.get('formula')} ({d.get('fraction', 0):.2f})" if isinstance(d, dict) else str(d)

@@ -71,7 +71,14 @@ def relax_for_phonons(
     second: dict[int, SystemResult] = {}
     if stage2 is not None:
         ok = [i for i, r in enumerate(results) if r.ok]  # a hole in stage 1 never goes on
-        relaxed = relax([results[i].structure for i in ok], potential, stage2, budget=budget, progress=report)
+        # the same structures again: their steps count, they do not finish a second time
+        relaxed = relax(
+            [results[i].structure for i in ok],
+            potential,
+            stage2,
+            budget=budget,
+            progress=lambda finished, steps: report(0, steps),
+        )
         second = dict(zip(ok, relaxed, strict=True))
     out = []
     for i, (s, r) in enumerate(zip(structures, results, strict=True)):

@@ -19,7 +19,12 @@ log = logging.getLogger(__name__)
 
 
 def is_charge_balanced(composition: Composition) -> bool:
-    """True when pymatgen finds a neutral assignment of common oxidation states."""
+    """True when pymatgen's oxidation-state guesser finds a neutral assignment.
+
+    The guesser draws on ICSD statistics and allows mixed valence, so it keeps LiMn2O4
+    (Mn³⁺/Mn⁴⁺) but also LiS or MgN (S⁻¹ and N⁻² occur in persulfides and diazenides): a
+    filter for the impossible, not a judgement of the likely.
+    """
     if len(composition.elements) == 1:
         return True
     return bool(composition.oxi_state_guesses(max_sites=-1))

@@ -96,7 +96,9 @@ class CandidateSpace(_Strict):
     prototypes: list[PrototypeSpace] = Field(default_factory=list)
     structures: list[StructureSource] = Field(default_factory=list)
     charge_balance: bool = Field(
-        False, description="keep only compositions with a neutral oxidation-state assignment"
+        False,
+        description="keep only compositions with a neutral oxidation-state assignment "
+        "(pymatgen's ICSD-based guesses: mixed valence and e.g. S⁻¹ allowed)",
     )
 
 

@@ -37,7 +37,8 @@ def context(
             f"(weights {str(first.get('model.checksum', ''))[:19]}…)"
         )
         keys = [c for c in relax.columns if c.startswith("settings.")]
-        ctx.settings = ", ".join(f"{c.split('.', 1)[1]} {first[c]}" for c in keys if pd.notna(first[c]))
+        shown = [c for c in keys if pd.notna(first[c])]
+        ctx.settings = ", ".join(f"{c.split('.', 1)[1]} {_plain(first[c])}" for c in shown)
         is_candidate = relax["tags"].map(lambda t: "candidate" in t if isinstance(t, list) else False)
         cand = relax[is_candidate]
         ctx.n_not_converged = int(((cand["state"] == "successful") & (cand.get("converged") == False)).sum())  # noqa: E712
@@ -82,3 +83,8 @@ def systems_by_closeness(stability: pd.DataFrame, limit: int) -> tuple[list[str]
         return [], 0
     lowest = stability.groupby("chemsys")["e_above_hull"].min().sort_values(kind="stable")
     return list(lowest.index[:limit]), len(lowest)
+
+
+def _plain(value: object) -> object:
+    """300.0 → 300: pandas turns integer columns with gaps into floats."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value

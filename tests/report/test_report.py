@@ -141,6 +141,7 @@ def test_page_content(report_dir):
     assert len(phonon) == 2 and {r[3] for r in phonon} == {"12.5000", "13.5000"}
     assert {r[2] for r in phonon} == {"successful"}  # structure, formula, state, max_frequency_thz
     assert "Phonons (2 structures)" in page
+    assert "max_steps 200," in page  # integers as integers (pandas stores 200.0)
 
 
 def _chromium() -> str:

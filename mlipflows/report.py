@@ -36,6 +36,12 @@ SECTION_TITLES = {
     "elastic": "Elastic properties",
     "ranking": "Rankings",
 }
+# a task section's first columns (after the id and formula): its answer, then the rest
+HEADLINE = {
+    "phonon": ("has_imaginary_modes", "min_frequency", "spacegroup"),
+    "kappa": ("kappa_tot_avg", "kappa_skipped", "has_imaginary_modes"),
+    "elastic": ("k_vrh", "g_vrh", "born_stable"),
+}
 # Tasks summarised by the main sections; every other task type gets its own section.
 MAIN_TASKS = ("relax", "static", "stability")
 MAX_HULL_PLOTS = 24
@@ -55,6 +61,7 @@ class ReportData:
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)
     stability: pd.DataFrame = field(default_factory=pd.DataFrame)
     other_tasks: dict[str, pd.DataFrame] = field(default_factory=dict)
+    task_types: dict[str, str] = field(default_factory=dict)  # section (stage or task) → task type
     funnel: list[Any] = field(default_factory=list)
     finalists: pd.DataFrame = field(default_factory=pd.DataFrame)
     context: Any = None
@@ -121,10 +128,12 @@ def collect(store: JobStore, campaign: str) -> ReportData:
     others = sorted(set(prefixes.dropna()) - set(MAIN_TASKS) - {"ranking", "manifest"})
     if others:
         joined = join_tasks(frame, others)
+        task_of = dict(zip(prefixes, frame["task_type"], strict=True))
         for kind in others:
             cols = [c for c in joined if c.startswith(f"{kind}.")]
             part = joined.dropna(subset=cols, how="all")
             data.other_tasks[kind] = part[["structure_id", "formula_pretty", *cols]]
+            data.task_types[kind] = task_of.get(kind, kind)
     return data
 
 
@@ -191,9 +200,21 @@ def _cell(value: Any) -> tuple[str, str]:
     return str(value), str(value)
 
 
+def _is_count(name: str, col: pd.Series) -> bool:
+    leaf = name.rsplit(".", 1)[-1]
+    counting = leaf.startswith("n_") or leaf in ("nsites", "n_steps", "spacegroup") or "spacegroup" in leaf
+    values = pd.to_numeric(col, errors="coerce").dropna()
+    return counting and not values.empty and bool((values == values.round()).all())
+
+
 def html_table(frame: pd.DataFrame, columns: dict[str, str], table_id: str) -> str:
     """A sortable table (click a header) of ``columns`` {field: header} of ``frame``."""
     cols = {c: h for c, h in columns.items() if c in frame}
+    frame = frame[list(cols)].copy()
+    for c in cols:
+        frame[c] = frame[c].astype(object).map(_unwrap)
+        if _is_count(c, frame[c]):  # counts that pandas made floats (a gap in the column)
+            frame[c] = frame[c].map(lambda v: int(v) if isinstance(v, float) and v == v else v)
     head = "".join(f'<th data-col="{i}">{html.escape(h)}</th>' for i, h in enumerate(cols.values()))
     rows = []
     for rec in frame[list(cols)].to_dict("records"):
@@ -357,13 +378,19 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
             f'<div class="plots">{"".join(figs)}</div></section>'
         )
     for kind, frame in data.other_tasks.items():
-        cols = {"structure_id": "structure", "formula_pretty": "formula"}
-        cols |= {
-            c: c.split(".", 1)[1]
+        task = data.task_types.get(kind, kind)
+        frame = frame.assign(**{c: frame[c].map(_unwrap) for c in frame.columns})
+        fields = [
+            c
             for c in frame.columns
             if c.startswith(f"{kind}.") and _result_field(c.split(".", 1)[1]) and _scalar(frame[c])
-        }
-        title = SECTION_TITLES.get(kind, kind)
+        ]
+        first = [f"{kind}.{h}" for h in HEADLINE.get(task, ()) if f"{kind}.{h}" in fields]
+        cols = {"structure_id": "structure", "formula_pretty": "formula"}
+        cols |= {c: c.split(".", 1)[1] for c in [*first, *[f for f in fields if f not in first]]}
+        title = SECTION_TITLES.get(task, task)
+        if kind != task:
+            title += f", stage “{kind}”"
         parts.append(
             f'<section id="task-{esc(kind)}"><h2>{esc(title)} ({len(frame)} structures)</h2>'
             + html_table(frame.head(top), cols, f"{kind}-table")
@@ -390,6 +417,13 @@ def _result_field(name: str) -> bool:
     """A task's own result field, not identity/provenance every BaseDocument carries."""
     top = name.split(".")[0]
     return top in ("state", "error") or top not in BaseDocument.model_fields
+
+
+def _unwrap(value: Any) -> Any:
+    """A one-element list (κ at one temperature) is shown as its element."""
+    if isinstance(value, list | tuple) and len(value) == 1 and not isinstance(value[0], list | dict):
+        return value[0]
+    return value
 
 
 def _scalar(col: pd.Series) -> bool:

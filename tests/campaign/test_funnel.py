@@ -102,6 +102,14 @@ def test_a_funnel_runs_every_stage_and_reports_them(tmp_path):
     assert "phonons (phonons): 4 selected" in page
     finalists = page[page.index('id="finalists-table"') :]
     assert "elastic k_vrh" in finalists and "eos b0" in finalists and "hull e_above_hull" in finalists
+    # a stage's section: named by its task, the answer first, counts as integers
+    phonons = page[page.index("Phonons, stage “phonons”") :]
+    phonons = phonons[: phonons.index("</table>")]
+    headers = re.findall(r"<th[^>]*>([^<]+)</th>", phonons)
+    assert headers[2:4] == ["has_imaginary_modes", "min_frequency"], headers
+    first_row = re.findall(r"<td[^>]*>([^<]*)</td>", phonons.split("<tbody>")[1].split("</tr>")[0])
+    n_displacements = first_row[headers.index("setup.n_displacements")]
+    assert n_displacements.isdigit(), n_displacements
 
 
 def test_rerun_reuses_everything_and_a_changed_stage_reruns_only_itself_and_after(tmp_path):

@@ -1,11 +1,12 @@
 """The same force constants through two Wigner codes: phono3py 4.x ``smm19`` vs the original.
 
 The κ_SRME references (k_SRME, Matbench Discovery) computed κ with phono3py 3.x's original
-Wigner RTA (``conductivity_type="wigner"``; MBD pins phono3py 3.30.0), which phono3py ≥ 3.31
-replaced by an in-tree ``smm19``. mlipflows runs phono3py 4.x. This script runs the
-``phonondb-v2`` protocol on the given phononDB materials, keeps our κ (smm19), writes the
-force constants, and has a second Python environment with phono3py 3.30.0 compute κ from the
-very same fc2/fc3, so the difference is the Wigner code alone.
+Wigner RTA (``conductivity_type="wigner"`` in k_SRME's phono3py, ``transport_type="MS-SMM19"``
+in 3.30, which MBD pins), which phono3py ≥ 3.31 replaced by an in-tree ``smm19``. mlipflows
+runs phono3py 4.x. This script runs the ``phonondb-v2`` protocol on the given phononDB
+materials, keeps our κ (smm19), writes the force constants, and has a second Python
+environment with phono3py 3.30.0 compute κ from the very same fc2/fc3, so the difference is
+the Wigner code alone.
 
     python -m venv /tmp/refenv && /tmp/refenv/bin/pip install "phono3py==3.30.0" "phonopy>=3.5,<3.6"
     python benchmarks/kappa_wigner_codes.py --ids mp-1132 mp-10695 --ref-python /tmp/refenv/bin/python
@@ -23,7 +24,8 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-# runs in the phono3py 3.30 environment: κ from the saved force constants, original Wigner RTA
+# runs in the phono3py 3.30 environment: κ from the saved force constants with the original
+# Wigner RTA, as Matbench Discovery calls it (transport_type "MS-SMM19")
 REFERENCE = """
 import json, sys
 import numpy as np
@@ -34,10 +36,9 @@ ph3 = phono3py.load(f"{folder}/phono3py_params.yaml", fc2_filename=f"{folder}/fc
                     log_level=0)
 ph3.mesh_numbers = mesh
 ph3.init_phph_interaction(symmetrize_fc3q=False)
-ph3.run_thermal_conductivity(temperatures=[300.0], is_isotope=True, conductivity_type="wigner",
+ph3.run_thermal_conductivity(temperatures=[300.0], is_isotope=True, transport_type="MS-SMM19",
                              boundary_mfp=1e6, log_level=0)
-tc = ph3.thermal_conductivity
-total = np.asarray(tc.kappa_TOT_RTA)[0, 0, :3].mean()
+total = np.asarray(ph3.thermal_conductivity.get_extra_kappa_output()["kappa_TOT_RTA"])[0, 0, :3].mean()
 print(json.dumps({"phono3py": phono3py.__version__, "kappa_tot_avg": float(total)}))
 """
 

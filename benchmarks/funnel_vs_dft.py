@@ -25,6 +25,11 @@ warnings.filterwarnings("ignore")
 PROTOTYPE_SPACEGROUP = {"rocksalt": 225, "zincblende": 216, "wurtzite": 186}
 
 
+def _count(value: object) -> int:
+    """A manifest count; missing (NaN in the frame) is 0."""
+    return int(value) if isinstance(value, int | float) and value == value else 0
+
+
 def stage_times(frame: pd.DataFrame) -> pd.DataFrame:
     """Per stage: selected, chunk jobs, wall time (manifest created → finished)."""
     rows = []
@@ -35,13 +40,13 @@ def stage_times(frame: pd.DataFrame) -> pd.DataFrame:
             if isinstance(start, str) and isinstance(end, str)
             else np.nan
         )
-        n = int(m.get("n_selected") or 0)
+        n = _count(m.get("n_selected"))
         rows.append(
             {
                 "stage": m["stage"],
                 "selected": n,
-                "run": int(m.get("n_to_run") or 0),
-                "chunk_jobs": int(m.get("n_chunks") or 0),
+                "run": _count(m.get("n_to_run")),
+                "chunk_jobs": _count(m.get("n_chunks")),
                 "wall_s": wall,
                 "s_per_structure": wall / n if n else np.nan,
                 "started": start,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,25 +30,23 @@ def _count(value: object) -> int:
 
 
 def stage_times(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per stage: selected, chunk jobs, wall time (manifest created → finished)."""
+    """Per stage: selected, chunk jobs, wall time of the runs that did work (resumes included)."""
+    from mlipflows.campaign.funnel import stage_work_seconds
+
     rows = []
     for m in frame[frame.task_type == "manifest"].sort_values("created_at").to_dict("records"):
-        start, end = m.get("created_at"), m.get("finished_at")
-        wall = (
-            (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-            if isinstance(start, str) and isinstance(end, str)
-            else np.nan
-        )
+        runs = m.get("runs") if isinstance(m.get("runs"), list) else []
+        wall = stage_work_seconds(runs)
         n = _count(m.get("n_selected"))
         rows.append(
             {
                 "stage": m["stage"],
                 "selected": n,
-                "run": _count(m.get("n_to_run")),
+                "run": sum(_count(r.get("n_to_run")) for r in runs),
                 "chunk_jobs": _count(m.get("n_chunks")),
-                "wall_s": wall,
-                "s_per_structure": wall / n if n else np.nan,
-                "started": start,
+                "wall_s": np.nan if wall is None else wall,
+                "s_per_structure": wall / n if wall and n else np.nan,
+                "started": m.get("first_created_at", m.get("created_at")),
             }
         )
     return pd.DataFrame(rows)

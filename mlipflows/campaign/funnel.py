@@ -231,8 +231,13 @@ def run_stage(plan: StagePlan) -> Response:
         r for r in chosen if r["structure_id"] not in stored or stored[r["structure_id"]]["state"] in redo
     ]
     stage: CampaignStage = stage_class(plan.kind)(plan.settings)
+    uuid = manifest_uuid(plan.campaign, plan.stage, plan.digest)
+    previous = next(iter(results.query({"uuid": uuid}, properties={"_id": 0})), {})
+    now = datetime.now(UTC).isoformat()
+    # a resumed stage keeps the history of its earlier runs, so its time is not lost
+    runs = [*previous.get("runs", []), {"started_at": now, "n_to_run": len(todo)}]
     manifest = {
-        "uuid": manifest_uuid(plan.campaign, plan.stage, plan.digest),
+        "uuid": uuid,
         "structure_id": f"stage:{plan.stage}",
         "campaign": plan.campaign,
         "stage": plan.stage,
@@ -251,7 +256,9 @@ def run_stage(plan: StagePlan) -> Response:
         "n_reused": len(chosen) - len(todo),
         "n_to_run": len(todo),
         "state": "running",
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": now,
+        "first_created_at": previous.get("first_created_at", previous.get("created_at", now)),
+        "runs": runs,
     }
     write_results(store, [manifest])
     selected = [Selected(r["structure_id"], Structure.from_dict(r["structure"]), r) for r in todo]
@@ -297,13 +304,20 @@ def check_stage(plan: StagePlan, selected_ids: list[str]) -> dict[str, Any]:
     }
     fraction = len(bad) / len(selected_ids) if selected_ids else 0.0
     failed_stage = fraction > plan.max_failed_fraction
+    uuid = manifest_uuid(plan.campaign, plan.stage, plan.digest)
+    existing = next(iter(results.query({"uuid": uuid}, properties={"_id": 0})), {})
+    now = datetime.now(UTC).isoformat()
+    runs = [dict(r) for r in existing.get("runs", [])]
+    if runs:
+        runs[-1]["finished_at"] = now
     update = {
-        "uuid": manifest_uuid(plan.campaign, plan.stage, plan.digest),
+        "uuid": uuid,
         **counts,
         "state": "stopped" if failed_stage else "done",
-        "finished_at": datetime.now(UTC).isoformat(),
+        "finished_at": now,
+        "runs": runs,
+        "work_s": stage_work_seconds(runs),
     }
-    existing = next(iter(results.query({"uuid": update["uuid"]}, properties={"_id": 0})), {})
     write_results(store, [{**existing, **update}])
     if failed_stage:
         commonest = "; ".join(f"{n} × {r}" for r, n in reasons)
@@ -314,6 +328,16 @@ def check_stage(plan: StagePlan, selected_ids: list[str]) -> dict[str, Any]:
             "finished work is kept"
         )
     return counts
+
+
+def stage_work_seconds(runs: list[dict[str, Any]]) -> float | None:
+    """Wall seconds of a stage's runs that had work to do (finished ones); None if none did."""
+    spans = [
+        (datetime.fromisoformat(r["finished_at"]) - datetime.fromisoformat(r["started_at"])).total_seconds()
+        for r in runs
+        if r.get("n_to_run") and r.get("finished_at")
+    ]
+    return sum(spans) if spans else None
 
 
 def _short(error: Any) -> str:

@@ -30,6 +30,7 @@ class StageStatus:
     settings_digest: str | None = None
     stopped_at_source: dict[str, int] = field(default_factory=dict)
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)
+    work_s: float | None = None  # wall seconds of the runs that did work (funnel stages)
 
 
 def _counts(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -86,6 +87,7 @@ def campaign_status(store: JobStore, campaign: str) -> list[StageStatus]:
                 source=m.get("source"),
                 settings_digest=m["settings_digest"],
                 stopped_at_source=m.get("stopped_at_source") or {},
+                work_s=m.get("work_s"),
                 **_counts(mine, m.get("kind", "")),
             )
             out.append(status)

@@ -100,6 +100,15 @@ def status(
         raise typer.Exit(1)
 
 
+def _duration(seconds: float | None) -> str:
+    """A stage's wall time for the status table ('' when it is unknown or had nothing to run)."""
+    if seconds is None:
+        return ""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def show_status(store: object, name: str) -> bool:
     """Print the per-stage table and each stage's query; False when the campaign is unknown."""
     from rich.markup import escape
@@ -114,10 +123,11 @@ def show_status(store: object, name: str) -> bool:
         return False
     table = Table(title=f"campaign {name}")
     numbers = ("selected", "successful", "failed", "unphysical", "passed", "pending")
-    for h in ("stage", "kind", *numbers, "state"):
-        table.add_column("passed gate" if h == "passed" else h, justify="right" if h in numbers else "left")
+    for h in ("stage", "kind", *numbers, "state", "time"):
+        right = h in numbers or h == "time"
+        table.add_column("passed gate" if h == "passed" else h, justify="right" if right else "left")
     for s in stages:
-        table.add_row(s.stage, s.kind, *[str(getattr(s, n)) for n in numbers], s.state)
+        table.add_row(s.stage, s.kind, *[str(getattr(s, n)) for n in numbers], s.state, _duration(s.work_s))
     console.print(table)
     for s in stages:
         if s.source:

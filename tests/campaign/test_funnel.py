@@ -123,6 +123,14 @@ def test_rerun_reuses_everything_and_a_changed_stage_reruns_only_itself_and_afte
     assert all(
         d.get("n_to_run", 0) == 0 for d in after if d["task_type"] == "manifest" and d["uuid"] in before
     )
+    # a rerun that reuses everything keeps the stage's first run and its time
+    for m in (d for d in after if d["task_type"] == "manifest"):
+        first = before[m["uuid"]]
+        assert [r["n_to_run"] for r in m["runs"]] == [first["n_to_run"], 0]
+        assert m["first_created_at"] == first["created_at"]
+        assert m["work_s"] == first["work_s"] and (m["work_s"] is None) == (first["n_to_run"] == 0)
+    status = runner.invoke(app, ["campaign", "status", "resume"])
+    assert re.search(r"phonons\s.*done\s*│\s*\d+ s", status.output), status.output
 
     changed = _spec(tmp_path, "resume", elastic_fmax=0.004)
     assert runner.invoke(app, ["campaign", "run", str(changed)]).exit_code == 0

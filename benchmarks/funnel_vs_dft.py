@@ -36,6 +36,9 @@ def stage_times(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for m in frame[frame.task_type == "manifest"].sort_values("created_at").to_dict("records"):
         runs = m.get("runs") if isinstance(m.get("runs"), list) else []
+        if not runs and isinstance(m.get("finished_at"), str):  # a manifest from before run histories
+            span = {"started_at": m["created_at"], "finished_at": m["finished_at"]}
+            runs = [{**span, "n_to_run": m.get("n_to_run")}]
         wall = stage_work_seconds(runs)
         n = _count(m.get("n_selected"))
         rows.append(

@@ -28,16 +28,51 @@ class SupercellTooLargeError(ValueError):
     """The supercell the settings ask for has more atoms than allowed."""
 
 
-def supercell_matrix_for(structure: Structure, min_length: float) -> np.ndarray:
-    """Diagonal supercell whose every periodic width (distance between opposite faces) ≥ ``min_length`` Å.
-
-    The width along lattice vector i is V / |a_j × a_k|, which for skewed cells is shorter than
-    |a_i|; using it guarantees that images of a displaced atom are at least ``min_length`` apart.
-    """
-    m = structure.lattice.matrix
-    volume = abs(np.linalg.det(m))
-    widths = [volume / np.linalg.norm(np.cross(m[(i + 1) % 3], m[(i + 2) % 3])) for i in range(3)]
+def _diagonal_for(lattice: np.ndarray, min_length: float) -> np.ndarray:
+    """Diagonal repeats of ``lattice`` (rows) whose every periodic width is ≥ ``min_length``."""
+    volume = abs(np.linalg.det(lattice))
+    widths = [volume / np.linalg.norm(np.cross(lattice[(i + 1) % 3], lattice[(i + 2) % 3])) for i in range(3)]
     return np.diag([max(1, int(np.ceil(min_length / w - 1e-8))) for w in widths])
+
+
+def _conventional_transform(structure: Structure, symprec: float) -> np.ndarray | None:
+    """Integer T with conventional rows = T @ the given rows, when the given cell is a primitive
+    (or any sub-cell) of spglib's conventional cell; None otherwise."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    try:
+        dataset = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset()
+    except (TypeError, ValueError):  # spglib finds no symmetry dataset
+        return None
+    if dataset is None:
+        return None
+    # spglib: (a_s b_s c_s) = (a b c) P⁻¹ for column vectors, so rows transform with P⁻ᵀ
+    transform = np.linalg.inv(np.asarray(dataset.transformation_matrix, dtype=float)).T
+    rounded = np.round(transform)
+    if not np.allclose(transform, rounded, atol=1e-6) or round(abs(np.linalg.det(rounded))) < 1:
+        return None
+    return rounded.astype(int)
+
+
+def supercell_matrix_for(structure: Structure, min_length: float, symprec: float = 1e-3) -> np.ndarray:
+    """The smallest supercell whose every periodic width (face-to-face) is ≥ ``min_length`` Å.
+
+    Candidates: a diagonal repeat of the given cell, and a diagonal repeat of its conventional
+    cell (what phononDB and atomate2 use). For a primitive fcc or bcc input the second is often
+    half the atoms: rocksalt LiF at 8 Å is 64 atoms instead of 128, and 146 fc3 displacements
+    instead of 442. The width along lattice vector i is V / |a_j × a_k|, which for skewed cells
+    is shorter than |a_i|; using it guarantees that images of a displaced atom are at least
+    ``min_length`` apart. Ties keep the diagonal one. The matrix is phonopy's convention
+    (supercell basis as columns = the cell's columns @ matrix), the transpose of pymatgen's.
+    """
+    lattice = structure.lattice.matrix
+    best = _diagonal_for(lattice, min_length)
+    transform = _conventional_transform(structure, symprec)
+    if transform is not None and not np.array_equal(np.abs(transform), np.eye(3, dtype=int)):
+        conventional = _diagonal_for(transform @ lattice, min_length) @ transform
+        if abs(round(np.linalg.det(conventional))) < abs(round(np.linalg.det(best))):
+            best = conventional.T
+    return best
 
 
 @contextmanager

@@ -7,11 +7,12 @@ import pytest
 import torch
 from ase.build import bulk
 from jobflow import run_locally
+from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.phonons import PhononMaker
-from mlipflows.phonons.harmonic import imaginary_mode_flags, supercell_matrix_for
+from mlipflows.phonons.harmonic import imaginary_mode_flags, make_phonopy, supercell_matrix_for
 from mlipflows.potentials.morse import MorsePotential
 from mlipflows.store import get_job_store
 
@@ -160,6 +161,31 @@ def test_supercell_from_minimum_length_uses_periodic_widths():
     s = _pmg(bulk("Cu", "fcc", 3.6))  # primitive fcc: |a| = 2.55 Å but width a/√3 = 2.08 Å
     np.testing.assert_array_equal(supercell_matrix_for(s, 6.0), np.diag([3, 3, 3]))
     np.testing.assert_array_equal(supercell_matrix_for(s, 2.0), np.eye(3, dtype=int))
+
+
+def _phonopy_widths(structure, matrix) -> list[float]:
+    cell = make_phonopy(structure, matrix).supercell.cell
+    volume = abs(np.linalg.det(cell))
+    return [volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)]
+
+
+def test_supercell_of_a_primitive_cell_repeats_the_conventional_one_when_that_is_smaller():
+    lif = _pmg(bulk("LiF", "rocksalt", 4.07))  # 2-atom primitive: 4×4×4 of it is 128 atoms
+    matrix = supercell_matrix_for(lif, 8.0)
+    assert round(abs(np.linalg.det(matrix))) * len(lif) == 64  # 2×2×2 conventional cubes
+    assert min(_phonopy_widths(lif, matrix)) >= 8.0
+    # a C-centred orthorhombic primitive cell: the transform is not symmetric, so phonopy's
+    # column convention matters
+    base = Structure(
+        Lattice.orthorhombic(3.0, 5.0, 4.0),
+        ["Na", "Na", "Cl", "Cl"],
+        [[0, 0, 0], [0.5, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]],
+    )
+    primitive = base.get_primitive_structure()
+    assert len(primitive) == 2
+    matrix = supercell_matrix_for(primitive, 9.0)
+    assert not np.array_equal(matrix, np.diag(np.diag(matrix)))
+    assert min(_phonopy_widths(primitive, matrix)) >= 9.0 - 1e-9
 
 
 def test_a_failing_structure_does_not_sink_the_chunk():

@@ -31,7 +31,7 @@ def elastic(
     """Elastic tensor C_ij (GPa), K/G (VRH), Young's modulus, Poisson ratio and Born stability."""
     from monty.json import jsanitize
 
-    from mlipflows.commands.ui import check_model, err_console, run_with_progress
+    from mlipflows.commands.ui import err_console, run_with_progress
     from mlipflows.io import read_many
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.elastic import ElasticMaker, ElasticSettings, elastic_flow

@@ -188,8 +188,8 @@ def write_ranking(doc: dict[str, Any], out: Path, stem: str) -> None:
     for row in doc["ranking"]:
         data = structures.get(row["structure_id"])
         if data:
-            name = f"{row['rank']:03d}-{row['spacegroup'].replace('/', '_')}-{row['structure_id']}.cif"
-            Structure.from_dict(data).to(filename=str(folder / name.replace("/", "_")))
+            name = f"{row['rank']:03d}-{row['spacegroup']}-{row['structure_id']}.cif".replace("/", "_")
+            Structure.from_dict(data).to(filename=str(folder / name))
     err_console.print(
         f"wrote {out}/{stem}.csv, {stem}-EV.png and {len(structures)} structures in {folder.name}/"
     )

@@ -57,6 +57,7 @@ class _BarReporter:
         self.progress, self.main_task, self.chunk_task = progress, task, chunk_task
         self.steps, self.t0 = 0, time.perf_counter()
         self.stage_structures: int | None = None  # set while a funnel stage's chunks run
+        self.named: dict[str, Any] = {}  # bars of report_task, by label
 
     def advance(self, finished: int, steps: int) -> None:
         self.steps += steps
@@ -82,11 +83,9 @@ class _BarReporter:
             self.progress.update(self.chunk_task, advance=1)
 
     def task(self, label: str, advance: int, total: int) -> None:
-        tasks = getattr(self, "_tasks", {})
-        self._tasks = tasks
-        if label not in tasks or self.progress.tasks[tasks[label]].finished:
-            tasks[label] = self.progress.add_task(label, total=total, rate="")
-        self.progress.update(tasks[label], advance=advance)
+        if label not in self.named or self.progress.tasks[self.named[label]].finished:
+            self.named[label] = self.progress.add_task(label, total=total, rate="")
+        self.progress.update(self.named[label], advance=advance)
 
 
 def run_with_progress(

@@ -65,6 +65,8 @@ class ReportData:
     funnel: list[Any] = field(default_factory=list)
     finalists: pd.DataFrame = field(default_factory=pd.DataFrame)
     context: Any = None
+    surrogate: Any = None  # report_surrogate.SurrogateSummary of a surrogate campaign
+    hull: pd.DataFrame = field(default_factory=pd.DataFrame)  # every hull document
 
 
 class ReportError(MlipflowsError):
@@ -78,6 +80,13 @@ def collect(store: JobStore, campaign: str) -> ReportData:
         raise ReportError(f"no results for campaign {campaign!r} in {describe_store(store)}")
     data = ReportData(campaign)
     relax = frame[frame["task_type"] == "relax"]
+    on_hull = frame["stage"].isin(["hull"]) | frame["stage"].isna() if "stage" in frame else True
+    from mlipflows.report_surrogate import decisive_relaxations, is_surrogate, summarize
+
+    if is_surrogate(frame):
+        data.hull = frame[(frame["task_type"] == "stability") & on_hull]
+        relax = decisive_relaxations(frame, data.hull)
+        data.surrogate = summarize(frame, data.hull)
     failed_ids: set[str] = set()
     if len(relax):
         tags = relax["tags"] if "tags" in relax else pd.Series([[]] * len(relax), index=relax.index)
@@ -93,7 +102,6 @@ def collect(store: JobStore, campaign: str) -> ReportData:
         reasons = Counter(_reason(e) for e in failed.get("error", pd.Series(dtype=object)))
         data.failure_reasons = reasons.most_common()
     # the campaign's own hull (a polymorph stage stores a rebuilt one under its own name)
-    on_hull = frame["stage"].isin(["hull"]) | frame["stage"].isna() if "stage" in frame else True
     stab = frame[(frame["task_type"] == "stability") & on_hull]
     if len(stab):
         data.n_candidates = max(data.n_candidates, len(stab))
@@ -125,7 +133,7 @@ def collect(store: JobStore, campaign: str) -> ReportData:
     from mlipflows.results import join_prefix
 
     prefixes = join_prefix(frame) if "task_type" in frame else pd.Series(dtype=object)
-    others = sorted(set(prefixes.dropna()) - set(MAIN_TASKS) - {"ranking", "manifest"})
+    others = sorted(set(prefixes.dropna()) - set(MAIN_TASKS) - {"ranking", "manifest", "surrogate"})
     if others:
         joined = join_tasks(frame, others)
         task_of = dict(zip(prefixes, frame["task_type"], strict=True))
@@ -350,6 +358,10 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
             + html_table(data.finalists.head(top), funnel_columns(data.finalists), "finalists-table")
             + "</section>"
         )
+    if data.surrogate is not None:
+        from mlipflows.report_surrogate import surrogate_html
+
+        parts.append(surrogate_html(data.surrogate, figures.get("surrogate")))
     if figures.get("histogram"):
         parts.append(
             '<section id="histogram"><h2>Distance to the hull</h2>'
@@ -442,6 +454,11 @@ def build_report(store: JobStore, campaign: str, out_dir: str | Path, top: int =
         from mlipflows.report_funnel import funnel_svg
 
         figures["funnel"] = funnel_svg(data.funnel, out / "funnel.svg").name
+    if data.surrogate is not None:
+        from mlipflows.report_surrogate import parity_svg
+
+        parity = parity_svg(data.hull, data.surrogate, out / "surrogate_parity.svg")
+        figures["surrogate"] = parity.name if parity else None
     hist = histogram_svg(data.stability, out / "e_above_hull.svg")
     if hist is not None:
         figures["histogram"] = hist.name

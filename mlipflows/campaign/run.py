@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobflow import Flow, Job, JobStore
+from jobflow import Flow, Job, JobOrder, JobStore
 
 from mlipflows.campaign.candidates import generate_candidates
 from mlipflows.campaign.references import fetch_mp_entries, load_reference_entries
@@ -111,8 +111,25 @@ def plan_campaign(
         digest=digests["hull"],
     )
     stages = stage_jobs(spec, digests, retry_failed, until, reference_entries)
-    flow = campaign_flow(spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size, stages)
     n_all = len(candidates) + len(bulk_refs) + len(dimer_refs)
+    if spec.surrogate is not None:
+        from mlipflows.campaign.surrogate import plan_surrogate
+
+        flow, n_todo = plan_surrogate(
+            spec,
+            store,
+            candidates,
+            bulk_refs,
+            dimer_refs,
+            potential,
+            reference_entries,
+            digests,
+            retry_failed,
+        )
+        if stages:
+            flow = Flow([flow, *stages], order=JobOrder.LINEAR, output=flow.output, name=flow.name)
+        return CampaignPlan(spec, flow, candidates, n_todo, 0, unsupported, pool.unreadable, 0)
+    flow = campaign_flow(spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size, stages)
     n_todo = len(todo) + len(refs_todo) + len(dimers_todo)
     n_chunks = sum(math.ceil(len(x) / spec.chunk_size) for x in (todo, refs_todo, dimers_todo))
     return CampaignPlan(
@@ -127,6 +144,8 @@ def stage_digests(spec: CampaignSpec, checksum: str, relax_settings: dict[str, A
     rerun, the earlier ones are reused.
     """
     digests = {"relax": settings_digest("relax", relax_settings, checksum)}
+    if spec.surrogate is not None:  # the hull's energies come from the surrogate stages
+        digests["relax"] = settings_digest("relax", relax_settings, checksum, spec.surrogate.model_dump())
     digests["hull"] = settings_digest("hull", spec.hull.mode, digests["relax"])
     for k, stage in enumerate(spec.stages):
         model = stage.model or spec.model

@@ -185,6 +185,30 @@ class StageSpec(_Strict):
             raise ValueError(f"{problems} (a {kind} stage takes {', '.join(model.model_fields)})") from None
 
 
+class SurrogateSpec(_Strict):
+    """Screen with a fast student of the campaign's model (the teacher); the teacher decides
+    everything near the threshold. See :mod:`mlipflows.campaign.surrogate`."""
+
+    student: str = Field("mpnice-sevennet-0", description="base student: registry name or checkpoint")
+    budget: int = Field(300, ge=10, description="candidates the teacher labels (farthest-point sampled)")
+    threshold: float = Field(0.05, ge=0, description="e_above_hull of interest (eV/atom)")
+    margin: float | None = Field(
+        None, ge=0, description="fixed margin (eV/atom); default: from the student's held-out error"
+    )
+    margin_quantile: float = Field(
+        0.98, gt=0, lt=1, description="quantile of the held-out |ΔE| per atom that sets the margin"
+    )
+    min_margin: float = Field(0.03, ge=0, description="the margin is never below this (eV/atom)")
+    calibration_fraction: float = Field(
+        0.2, gt=0, lt=1, description="labelled candidates held out of fine-tuning to measure the error"
+    )
+    replay_size: int = Field(600, ge=0, description="base-pool structures replayed while fine-tuning")
+    epochs: int = Field(40, ge=1)
+    max_time_s: float = Field(900, gt=0, description="fine-tuning time box (s)")
+    lr: float = Field(1e-3, gt=0)
+    seed: int = 0
+
+
 class CampaignSpec(_Strict):
     """A stability campaign, and optionally a funnel of further stages (``stages``)."""
 
@@ -197,6 +221,7 @@ class CampaignSpec(_Strict):
     candidates: CandidateSpace
     hull: HullSpec = Field(default_factory=HullSpec)
     stages: list[StageSpec] = Field(default_factory=list)
+    surrogate: SurrogateSpec | None = Field(None, description="screen with a fine-tuned student")
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="after")

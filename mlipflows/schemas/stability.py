@@ -31,6 +31,10 @@ class StabilityDocument(BaseDocument):
     relax_uuid: str | None = None
     relax_converged: bool | None = None
     warnings: list[str] = Field(default_factory=list)
+    # surrogate campaigns: which model's relaxation the hull used, and what the student said
+    decided_by: Literal["teacher", "student"] | None = None
+    student_e_above_hull: float | None = Field(None, description="the student's own hull, eV/atom")
+    student_energy_per_atom: float | None = Field(None, description="eV/atom")
     # polymorph stages: the hull rebuilt with each composition's lowest polymorph
     e_above_hull_before: float | None = Field(None, description="before the polymorph search, eV/atom")
     moved: Literal["onto", "off"] | None = Field(None, description="moved onto or off the hull")

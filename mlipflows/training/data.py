@@ -106,10 +106,34 @@ def read_extxyz(path: str | Path, head: str = "default", weight: float = 1.0) ->
 
             stress = voigt_6_to_full_3x3_stress(stress)
         clean = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        out.append(
-            Sample(clean, float(energy), forces, stress, head, float(atoms.info.get("charge", 0.0)), weight)
-        )
+        charge = float(atoms.info.get("charge", 0.0))
+        tag = str(atoms.info.get("config_type", ""))
+        out.append(Sample(clean, float(energy), forces, stress, head, charge, weight, tag))
     return out
+
+
+def write_extxyz(samples: Sequence[Sample], path: str | Path) -> Path:
+    """Write samples (energy, forces, stress, tag as ``config_type``) as extended XYZ
+    (``.gz`` compresses); :func:`read_extxyz` reads them back."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    frames = []
+    for s in samples:
+        atoms = s.atoms.copy()
+        results: dict = {"energy": s.energy}
+        if s.forces is not None:
+            results["forces"] = np.asarray(s.forces, dtype=float)
+        if s.stress is not None:
+            results["stress"] = np.asarray(s.stress, dtype=float)
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        if s.tag:
+            atoms.info["config_type"] = s.tag
+        frames.append(atoms)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, frames, format="extxyz")
+    return path
 
 
 def read_dataset(

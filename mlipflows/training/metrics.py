@@ -3,7 +3,7 @@ per Cartesian component, as in Zuo et al. 2020), stress MAE (GPa), per group and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -14,16 +14,12 @@ from mlipflows.potentials.base import EV_PER_A3_TO_GPA
 from mlipflows.training.data import Sample, collate
 
 
-def errors(
-    model: EnergyModel,
-    samples: Sequence[Sample],
-    batch_size: int = 8,
-    dtype: torch.dtype = torch.float32,
-) -> dict[str, dict[str, float]]:
-    """``{"all": {...}, "<tag>": {...}}`` with energy_mae_mev_atom, energy_rmse_mev_atom,
-    force_mae_ev_a, force_rmse_ev_a, stress_mae_gpa (when labelled) and n."""
+def residuals(
+    model: EnergyModel, samples: Sequence[Sample], batch_size: int = 8, dtype: torch.dtype = torch.float32
+) -> Iterator[tuple[Sample, float, np.ndarray, np.ndarray | None]]:
+    """Per sample: energy error per atom (eV), |force errors| (n, 3) eV/Å (empty when
+    unlabelled), |stress errors| (3, 3) GPa or None."""
     heads = model.readout.heads
-    rows: list[tuple[str, float, np.ndarray, np.ndarray | None]] = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
         batch, t = collate(chunk, heads, dtype=dtype)
@@ -34,9 +30,18 @@ def errors(
             ds = None
             if s.stress is not None:
                 ds = np.abs(p.stress[k].detach().numpy() - s.stress) * EV_PER_A3_TO_GPA
-            rows.append(
-                (s.tag, float(de[k]), df[k].numpy() if s.forces is not None else np.zeros((0, 3)), ds)
-            )
+            yield s, float(de[k]), df[k].numpy() if s.forces is not None else np.zeros((0, 3)), ds
+
+
+def errors(
+    model: EnergyModel,
+    samples: Sequence[Sample],
+    batch_size: int = 8,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, dict[str, float]]:
+    """``{"all": {...}, "<tag>": {...}}`` with energy_mae_mev_atom, energy_rmse_mev_atom,
+    force_mae_ev_a, force_rmse_ev_a, stress_mae_gpa (when labelled) and n."""
+    rows = [(s.tag, de, df, ds) for s, de, df, ds in residuals(model, samples, batch_size, dtype)]
     out = {}
     for tag in ["all", *sorted({r[0] for r in rows if r[0]})]:
         sel = [r for r in rows if tag == "all" or r[0] == tag]
@@ -52,5 +57,39 @@ def errors(
             "stress_mae_gpa": float(np.mean(np.concatenate([s.ravel() for s in stress])))
             if stress
             else float("nan"),
+        }
+    return out
+
+
+def per_element_errors(
+    model: EnergyModel,
+    samples: Sequence[Sample],
+    batch_size: int = 8,
+    min_structures: int = 10,
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, dict[str, float | int | bool]]:
+    """Errors per element: a structure's energy (per atom) and stress errors count for every
+    element it contains; a force error counts for its own atom's element. ``few`` marks
+    elements seen in fewer than ``min_structures`` structures (their numbers are anecdotes)."""
+    energy: dict[str, list[float]] = {}
+    force: dict[str, list[np.ndarray]] = {}
+    stress: dict[str, list[np.ndarray]] = {}
+    for s, de, df, ds in residuals(model, samples, batch_size, dtype):
+        symbols = np.array(s.atoms.get_chemical_symbols())
+        for el in map(str, set(symbols)):
+            energy.setdefault(el, []).append(abs(de))
+            if ds is not None:
+                stress.setdefault(el, []).append(ds.ravel())
+            if s.forces is not None:
+                force.setdefault(el, []).append(df[symbols == el].ravel())
+    out: dict[str, dict[str, float | int | bool]] = {}
+    for el in sorted(energy):
+        f = np.concatenate(force[el]) if el in force else np.zeros(0)
+        out[el] = {
+            "n": len(energy[el]),
+            "energy_mae_mev_atom": float(np.mean(energy[el]) * 1000),
+            "force_mae_ev_a": float(np.mean(f)) if f.size else float("nan"),
+            "stress_mae_gpa": float(np.mean(np.concatenate(stress[el]))) if el in stress else float("nan"),
+            "few": len(energy[el]) < min_structures,
         }
     return out

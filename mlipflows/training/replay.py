@@ -33,14 +33,15 @@ from forgetting what the old head needs (catastrophic forgetting without it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import Field
+from pymatgen.core import Element
 
 from mlipflows.engine.batch import Batch, segment_sum
 from mlipflows.models.base import EnergyModel, build_model
@@ -61,8 +62,11 @@ class FineTuneConfig(TrainConfig):
     source_head: str | None = Field(None, description="head to copy and replay (default: the first)")
     replay_data: list[DatasetSpec] = Field(default_factory=list, description="original training data")
     replay_size: int = Field(100, ge=0)
-    replay_selection: Literal["random", "fps"] = "fps"
+    replay_selection: Literal["random", "fps", "mace"] = "fps"
     replay_weight: float = Field(1.0, ge=0.0, description="loss weight of each replay structure")
+    replay_validation_fraction: float = Field(
+        0.0, ge=0.0, lt=1.0, description="replay held out: early stopping sees old and new data"
+    )
     element_filter: Literal["subset", "overlap", "none"] = "subset"
     single_head_output: Path | None = Field(None, description="also write the new head alone here")
 
@@ -105,25 +109,49 @@ def extract_head(model: EnergyModel, head: str) -> EnergyModel:
     return _with_heads(model, [head], [model.readout.head_index(head)])
 
 
-@torch.no_grad()
-def pooled_descriptors(model: EnergyModel, samples: Sequence[Sample], batch_size: int = 8) -> np.ndarray:
-    """(S, F) mean over atoms of the features fed to the readout (any of our architectures)."""
+def _readout_inputs(
+    model: EnergyModel, samples: Sequence[Sample], batch_size: int
+) -> Iterator[tuple[Batch, torch.Tensor]]:
+    """Per chunk of ``samples``: the batch and the per-atom features fed to the readout."""
     captured: list[torch.Tensor] = []
     hook = model.readout.register_forward_hook(lambda _m, args, _o: captured.append(args[0].detach()))
     dtype = next(model.parameters()).dtype
-    rows = []
     try:
         for start in range(0, len(samples), batch_size):
-            chunk = samples[start : start + batch_size]
-            batch = Batch.from_atoms([s.atoms for s in chunk], dtype=dtype)
+            batch = Batch.from_atoms([s.atoms for s in samples[start : start + batch_size]], dtype=dtype)
             with torch.enable_grad():  # the graph builder makes differentiable positions
                 graph, _ = build_graph(batch, model.cutoff)
                 captured.clear()
                 model(graph)
-            counts = torch.bincount(batch.system_idx, minlength=len(chunk)).to(dtype)
-            rows.append(segment_sum(captured[-1], batch.system_idx, len(chunk)) / counts[:, None])
+            yield batch, captured[-1]
     finally:
         hook.remove()
+
+
+@torch.no_grad()
+def pooled_descriptors(model: EnergyModel, samples: Sequence[Sample], batch_size: int = 8) -> np.ndarray:
+    """(S, F) mean over atoms of the features fed to the readout (any of our architectures)."""
+    rows = []
+    for batch, features in _readout_inputs(model, samples, batch_size):
+        n = int(batch.n_atoms.numel())
+        counts = torch.bincount(batch.system_idx, minlength=n).to(features.dtype)
+        rows.append(segment_sum(features, batch.system_idx, n) / counts[:, None])
+    return torch.cat(rows).double().numpy()
+
+
+@torch.no_grad()
+def per_element_descriptors(
+    model: EnergyModel, samples: Sequence[Sample], element: str, batch_size: int = 8
+) -> np.ndarray:
+    """(S, F) mean of the readout's features over the atoms of ``element`` in each sample
+    (samples without that element get zeros: callers pass only samples that have it)."""
+    z = Element(element).Z
+    rows = []
+    for batch, features in _readout_inputs(model, samples, batch_size):
+        n = int(batch.n_atoms.numel())
+        mask = (batch.atomic_numbers == z).to(features.dtype)
+        total = segment_sum(features * mask[:, None], batch.system_idx, n)
+        rows.append(total / segment_sum(mask, batch.system_idx, n).clamp(min=1.0)[:, None])
     return torch.cat(rows).double().numpy()
 
 
@@ -157,16 +185,52 @@ def element_filter(
     return out
 
 
+def select_replay_mace(
+    model: EnergyModel, pool: Sequence[Sample], new_elements: set[str], size: int, seed: int = 0
+) -> list[Sample]:
+    """Replay selected the way MACE's multi-head fine-tuning does: the element filter first
+    (every structure made only of the new data's elements; FPS among them if there are more
+    than ``size``), then the rest filled from the *whole* pool by farthest-point sampling on
+    per-element descriptors, an equal share per new element among the structures holding it
+    (and from the whole pool on pooled descriptors once those run out)."""
+    if size <= 0 or not pool:
+        return []
+    inside = [k for k, s in enumerate(pool) if set(s.atoms.get_chemical_symbols()) <= new_elements]
+    if len(inside) > size:
+        x = pooled_descriptors(model, [pool[k] for k in inside])
+        return [pool[inside[int(i)]] for i in farthest_point_sampling(x, size, seed)]
+    chosen = list(inside)
+    taken = set(chosen)
+    elements = sorted(new_elements)
+    for n, el in enumerate(elements):
+        share = (size - len(chosen)) // (len(elements) - n)
+        holders = [k for k, s in enumerate(pool) if k not in taken and el in s.atoms.get_chemical_symbols()]
+        if share <= 0 or not holders:
+            continue
+        x = per_element_descriptors(model, [pool[k] for k in holders], el)
+        for i in farthest_point_sampling(x, share, seed):
+            chosen.append(holders[int(i)])
+            taken.add(holders[int(i)])
+    rest = [k for k in range(len(pool)) if k not in taken]
+    if len(chosen) < size and rest:
+        x = pooled_descriptors(model, [pool[k] for k in rest])
+        chosen += [rest[int(i)] for i in farthest_point_sampling(x, size - len(chosen), seed)]
+    return [pool[k] for k in chosen]
+
+
 def select_replay(
     model: EnergyModel,
     pool: Sequence[Sample],
     new_elements: set[str],
     size: int,
-    method: Literal["random", "fps"] = "fps",
+    method: Literal["random", "fps", "mace"] = "fps",
     mode: Literal["subset", "overlap", "none"] = "subset",
     seed: int = 0,
 ) -> list[Sample]:
-    """The replay set: element-filtered, then ``size`` structures by random or FPS selection."""
+    """The replay set: element-filtered, then ``size`` structures by random or FPS selection
+    (``mace``: :func:`select_replay_mace`, which ignores ``mode``)."""
+    if method == "mace":
+        return select_replay_mace(model, pool, new_elements, size, seed)
     candidates = element_filter(pool, new_elements, mode)
     if size <= 0 or not candidates:
         return []
@@ -184,6 +248,7 @@ class FineTuneResult:
     train: TrainResult
     replay: list[Sample]
     single_head: Path | None
+    replay_validation: list[Sample] = field(default_factory=list)
 
 
 def fine_tune(config: FineTuneConfig, show_progress: bool = True) -> FineTuneResult:
@@ -213,9 +278,14 @@ def fine_tune(config: FineTuneConfig, show_progress: bool = True) -> FineTuneRes
         config.seed,
     )
     replay = [replace(s, head=source, weight=config.replay_weight) for s in replay]
+    n_val = round(len(replay) * config.replay_validation_fraction)
+    order = np.random.default_rng(config.seed).permutation(len(replay))
+    replay_val = [replay[int(k)] for k in order[:n_val]]
+    replay = [replay[int(k)] for k in order[n_val:]]
     model = add_head(base, config.new_head, source)
-    fit_baseline(model, new_train, None, config.fit_shift)  # new head only: the others see no data
-    result = train(config, show_progress, model=model, splits=(new_train + replay, new_val))
+    # new head only (the others see no data); fixed E0 when given (e.g. the teacher's isolated atoms)
+    fit_baseline(model, new_train, config.e0, config.fit_shift)
+    result = train(config, show_progress, model=model, splits=(new_train + replay, new_val + replay_val))
     single = None
     if config.single_head_output is not None:
         final, content = load_model(result.checkpoint)
@@ -225,4 +295,4 @@ def fine_tune(config: FineTuneConfig, show_progress: bool = True) -> FineTuneRes
             metadata=dict(content["metadata"], heads=[config.new_head]),
             training=content["training"],
         )
-    return FineTuneResult(result, replay, single)
+    return FineTuneResult(result, replay, single, replay_val)

@@ -10,6 +10,7 @@ matching jobs' outputs are loaded (blobs resolved) and the documents picked out 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,3 +130,31 @@ def _sample(doc: dict, head: str, weight: float) -> Sample:
         weight=weight,
         tag=str(doc.get("campaign") or ""),
     )
+
+
+def stage_samples(store: Any, campaign: str, stages: dict[str, str], head: str) -> list[Sample]:
+    """Samples of every successful static/relax result of a campaign's ``stages``
+    (``{stage: settings digest}``), each tagged with its structure id (for grouped splits)."""
+    from mlipflows.store import store_errors
+
+    results = store.additional_stores["results"]
+    with store_errors(store, "reading training data"):
+        results.connect()
+        rows = []
+        for stage, digest in stages.items():
+            crit = {
+                "campaign": campaign,
+                "stage": stage,
+                "settings_digest": digest,
+                "state": "successful",
+                "task_type": {"$in": ["static", "relax"]},
+            }
+            rows += list(results.query(crit, properties=["job_uuid", "structure_id", "task_type"]))
+        store.connect()
+        outputs = _latest_outputs(store, {r["job_uuid"] for r in rows})
+    samples = []
+    for r in rows:
+        doc = outputs.get(r["job_uuid"], {}).get((r["structure_id"], r["task_type"]))
+        if doc is not None and doc.get("forces") is not None:
+            samples.append(replace(_sample(doc, head, 1.0), tag=r["structure_id"]))
+    return samples

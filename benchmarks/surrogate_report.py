@@ -1,0 +1,114 @@
+"""Compare a surrogate campaign with its teacher-only twin (used by ``surrogate_campaign.py``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NEAR = 0.05  # eV/atom: the near-hull set whose recall is the target
+
+
+def _docs(results: Any, campaign: str, stage: str, task_type: str) -> dict[str, dict]:
+    found = results.query(
+        {"campaign": campaign, "stage": stage, "task_type": task_type}, properties={"_id": 0}
+    )
+    return {d["structure_id"]: d for d in found}
+
+
+def _end(docs: dict[str, dict]) -> datetime | None:
+    times = [datetime.fromisoformat(d["created_at"]) for d in docs.values() if d.get("created_at")]
+    return max(times) if times else None
+
+
+def part_times(results: Any, name: str) -> dict[str, float]:
+    """Wall seconds of each part of the surrogate run, from its documents' creation times (the
+    stages run one after another; each part ends with its last document)."""
+    ends = {}
+    for part, stages in {
+        "labelling": [("label", "relax"), ("label-frames", "static"), ("label-frames", "relax")],
+        "fine-tuning": [("finetune", "surrogate")],
+        "student screen": [("screen", "relax"), ("screen-hull", "stability")],
+        "teacher check": [("check", "surrogate"), ("check", "relax"), ("hull", "stability")],
+    }.items():
+        found = {}
+        for stage, task_type in stages:
+            found.update({f"{stage}/{k}": v for k, v in _docs(results, name, stage, task_type).items()})
+        ends[part] = _end(found)
+    out, previous = {}, None
+    for part, end in ends.items():
+        if end is not None and previous is not None:
+            out[part] = (end - previous).total_seconds()
+        previous = end or previous
+    return out
+
+
+def report(name: str, timing: Any, out: Path | None) -> dict[str, Any]:
+    from mlipflows.store import RESULTS, get_job_store
+
+    store = get_job_store()
+    results = store.additional_stores[RESULTS]
+    results.connect()
+    teacher = _docs(results, f"{name}-teacher", "hull", "stability")
+    surrogate = _docs(results, name, "hull", "stability")
+    both = [
+        sid
+        for sid in teacher
+        if sid in surrogate
+        and teacher[sid].get("e_above_hull") is not None
+        and surrogate[sid].get("e_above_hull") is not None
+    ]
+    t_near = {sid for sid in both if teacher[sid]["e_above_hull"] <= NEAR}
+    s_near = {sid for sid in both if surrogate[sid]["e_above_hull"] <= NEAR}
+    hits = t_near & s_near
+    diff = np.array([surrogate[s]["e_above_hull"] - teacher[s]["e_above_hull"] for s in both])
+    student_diff = np.array(
+        [
+            surrogate[s]["student_e_above_hull"] - teacher[s]["e_above_hull"]
+            for s in both
+            if surrogate[s].get("student_e_above_hull") is not None
+        ]
+    )
+    check = next(iter(_docs(results, name, "check", "surrogate").values()), {})
+    tune = next(iter(_docs(results, name, "finetune", "surrogate").values()), {})
+    checked = _docs(results, name, "check", "relax")
+    teacher_relax = _docs(results, f"{name}-teacher", "relax", "relax")
+    pairs = [(checked[s]["n_steps"], teacher_relax[s]["n_steps"]) for s in checked if s in teacher_relax]
+    steps_check = sum(p[0] for p in pairs)
+    steps_teacher = sum(p[1] for p in pairs)
+    t = timing.data
+    metrics: dict[str, Any] = {
+        "campaign": name,
+        "n_candidates": len(both),
+        "teacher_near_hull": len(t_near),
+        "surrogate_near_hull": len(s_near),
+        "recall": len(hits) / len(t_near) if t_near else None,
+        "precision": len(hits) / len(s_near) if s_near else None,
+        "missed": sorted(t_near - s_near),
+        "e_above_hull_mae": float(np.mean(np.abs(diff))) if len(diff) else None,
+        "student_only_e_above_hull_mae": float(np.mean(np.abs(student_diff))) if len(student_diff) else None,
+        "decided_by_teacher": sum(1 for s in both if surrogate[s].get("decided_by") == "teacher"),
+        "margin": check.get("margin"),
+        "measured_margin": check.get("measured_margin"),
+        "n_labelled": check.get("n_labelled"),
+        "n_checked": check.get("n_checked"),
+        "finetune": {
+            k: tune.get(k) for k in ("n_train_labels", "n_replay", "epochs_run", "validation", "forgetting")
+        },
+        "teacher_steps_checked_from_student": steps_check,
+        "teacher_steps_same_from_scratch": steps_teacher,
+        "teacher_steps_saved": 1 - steps_check / steps_teacher if steps_teacher else None,
+        "parts_wall_s": part_times(results, name),
+        "timing": t,
+    }
+    if "teacher" in t and "surrogate" in t:
+        metrics["speedup"] = t["teacher"]["cpu_s"] / t["surrogate"]["cpu_s"]
+        metrics["speedup_wall"] = t["teacher"]["wall_s"] / t["surrogate"]["wall_s"]
+    print(json.dumps({k: v for k, v in metrics.items() if k != "missed"}, indent=2))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(metrics, indent=2))
+    return metrics

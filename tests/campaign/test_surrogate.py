@@ -1,0 +1,183 @@
+"""Surrogate campaigns: a fine-tuned student screens, the teacher (Morse here) decides near the hull."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from jobflow import run_locally
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from mlipflows.campaign import load_spec
+from mlipflows.campaign.run import plan_campaign
+from mlipflows.campaign.surrogate import choose_budget, descriptors
+from mlipflows.io import Candidate
+from mlipflows.prototypes import get_prototype
+from mlipflows.store import RESULTS, get_job_store
+
+ELEMENTS = {"A": ["Li", "Na", "K"], "B": ["F", "Cl", "Br"]}
+
+SPEC = """\
+name: surr
+model: morse
+chunk_size: 8
+relax: {{fmax: 0.05, max_steps: 150}}
+candidates:
+  prototypes:
+    - prototype: rocksalt
+      sites: {{A: [Li, Na, K], B: [F, Cl, Br]}}
+    - prototype: cscl
+      sites: {{A: [Li, Na, K], B: [F, Cl, Br]}}
+    - prototype: zincblende
+      sites: {{A: [Li, Na, K], B: [F, Cl, Br]}}
+hull: {{mode: mlip}}
+surrogate:
+  student: {student}
+  budget: 10
+  threshold: 0.05
+  min_margin: 0.05
+  calibration_fraction: 0.3
+  replay_size: 8
+  epochs: 3
+  max_time_s: 60
+  lr: 0.002
+"""
+
+
+def _labelled(structures: list, tag: str) -> list:
+    """Morse energies, forces and stresses of ``structures`` as training samples."""
+    import torch
+
+    from mlipflows.engine import Batch
+    from mlipflows.potentials import load_potential
+    from mlipflows.training.data import Sample
+
+    pot = load_potential("morse")
+    out = []
+    for s in structures:
+        res = pot.evaluate(Batch.from_structures([s]), compute_stress=True)
+        with torch.no_grad():
+            out.append(
+                Sample(
+                    AseAtomsAdaptor.get_atoms(s),
+                    float(res.energy[0]),
+                    res.forces.numpy().astype(float),
+                    res.stress[0].numpy().astype(float) / 160.21766208,
+                    head="morse",
+                    tag=tag,
+                )
+            )
+    return out
+
+
+@pytest.fixture
+def base_student(tmp_path: Path) -> Path:
+    """A tiny MPNICE student of Morse on rattled alkali halides, with its replay and held-out files."""
+    from mlipflows.training import DatasetSpec, TrainConfig, train
+    from mlipflows.training.data import write_extxyz
+
+    rng = np.random.default_rng(0)
+    structures = []
+    for proto in ("rocksalt", "cscl", "zincblende", "fcc"):
+        for a in ELEMENTS["A"]:
+            for b in ELEMENTS["B"]:
+                deco = {"A": a} if proto == "fcc" else {"A": a, "B": b}
+                s = get_prototype(proto).build(deco)
+                s.apply_strain(float(rng.normal(scale=0.03)))
+                s.perturb(0.05)
+                structures.append(s)
+    samples = _labelled(structures, "base")
+    folder = tmp_path / "student"
+    replay = write_extxyz(samples[::2], folder / "tiny-replay.extxyz.gz")
+    write_extxyz(samples[1::2], folder / "tiny-heldout.extxyz.gz")
+    config = TrainConfig(
+        name="tiny",
+        architecture="mpnice",
+        model={"n_channels": 8, "n_blocks": 1, "cutoff": 5.0, "electrostatics": False, "hidden": 16},
+        datasets=[DatasetSpec(path=replay, head="morse", validation_fraction=0.2)],
+        loss={"energy": 100.0, "forces": 1.0, "stress": 100.0},
+        epochs=3,
+        batch_size=4,
+        output=folder / "tiny.pt",
+    )
+    train(config, show_progress=False)
+    return folder / "tiny.pt"
+
+
+def _stage(results, stage: str, task_type: str) -> list[dict]:
+    return list(results.query({"campaign": "surr", "stage": stage, "task_type": task_type}))
+
+
+def test_budget_spreads_over_composition_and_structure() -> None:
+    cands = [
+        Candidate(f"{p}-{a}{b}", get_prototype(p).build({"A": a, "B": b}), "p")
+        for p in ("rocksalt", "cscl")
+        for a in ELEMENTS["A"]
+        for b in ELEMENTS["B"]
+    ]
+    x = descriptors([c.structure for c in cands])
+    assert x.shape[0] == 18 and np.isfinite(x).all()
+    # same composition, different prototype: the structure block tells them apart
+    assert not np.allclose(x[0], x[9])
+    picked = [cands[k].structure_id for k in choose_budget(cands, 6, seed=0)]
+    assert len(set(picked)) == 6
+    assert {p.split("-")[0] for p in picked} == {"rocksalt", "cscl"}
+    assert len({p.split("-")[1][:2] for p in picked}) >= 2  # more than one A element
+
+
+def test_surrogate_campaign_teacher_decides_near_the_hull(tmp_path: Path, base_student: Path) -> None:
+    spec_path = tmp_path / "surr.yaml"
+    spec_path.write_text(SPEC.format(student=base_student))
+    spec = load_spec(spec_path)
+    store = get_job_store()
+    plan = plan_campaign(spec, store)
+    assert plan.n_to_relax > 27  # teacher labels + student screen of every candidate and reference
+    run_locally(plan.flow, store=store, log=False, ensure_success=True)
+    results = store.additional_stores[RESULTS]
+    results.connect()
+
+    tune = _stage(results, "finetune", "surrogate")[0]
+    assert Path(tune["checkpoint"]).is_file()
+    assert tune["n_replay"] == 8 and tune["n_calibration_candidates"] >= 1
+    assert tune["forgetting"]["before"]["n"] == tune["forgetting"]["after"]["n"] > 0
+    check = _stage(results, "check", "surrogate")[0]
+    assert check["margin"] >= 0.05
+
+    labelled = {d["structure_id"] for d in _stage(results, "label", "relax") if "candidate" in d["tags"]}
+    assert len(labelled) == 10
+    frames = {d["structure_id"] for d in _stage(results, "label-frames", "static")}
+    assert frames == {f"{sid}~0" for sid in labelled}
+    screened = _stage(results, "screen", "relax")
+    assert len([d for d in screened if "candidate" in d["tags"]]) == 27
+    student_hull = {d["structure_id"]: d for d in _stage(results, "screen-hull", "stability")}
+    hull = {d["structure_id"]: d for d in _stage(results, "hull", "stability")}
+    assert len(hull) == 27
+    morse = "morse"
+    for sid, doc in hull.items():
+        near = student_hull[sid]["e_above_hull"] <= 0.05 + check["margin"]
+        if sid in labelled or near:
+            assert doc["decided_by"] == "teacher", sid
+            assert doc["model"]["name"] == morse
+        else:
+            assert doc["decided_by"] == "student"
+            assert doc["model"]["name"] != morse
+        assert doc["student_e_above_hull"] == pytest.approx(student_hull[sid]["e_above_hull"])
+    checked = {d["structure_id"] for d in _stage(results, "check", "relax")}
+    assert checked == {sid for sid in hull if sid not in labelled and hull[sid]["decided_by"] == "teacher"}
+
+    # resume: nothing relaxes again, the fine-tuned student is reused
+    again = plan_campaign(load_spec(spec_path), store)
+    assert again.n_to_relax == 0
+    run_locally(again.flow, store=store, log=False, ensure_success=True)
+    assert len(_stage(results, "hull", "stability")) == 27
+
+    # the report counts each candidate once and shows who decided, with the parity plot
+    from mlipflows.report import build_report, collect
+
+    data = collect(store, "surr")
+    assert data.n_candidates == 27
+    assert data.surrogate.n_teacher + data.surrogate.n_student == 27
+    page = build_report(store, "surr", tmp_path / "report").read_text()
+    assert 'id="surrogate"' in page and "re-relaxed by the teacher" in page
+    assert (tmp_path / "report" / "surrogate_parity.svg").is_file()

@@ -109,13 +109,33 @@ def _element_props(symbol: str) -> list[float]:
 
 
 def choose_budget(candidates: Sequence[Candidate], k: int, seed: int) -> list[int]:
-    """Indices of ``k`` candidates spread over composition and structure (farthest points)."""
-    from mlipflows.training.replay import farthest_point_sampling
-
+    """Indices of ``k`` candidates spread over composition and structure: farthest-point
+    sampling on :func:`descriptors`, which first takes, element by element, the candidate
+    farthest from those already chosen among the ones holding that element, so that every
+    element of the campaign is labelled at least once (plain FPS favours the extremes)."""
     x = descriptors([c.structure for c in candidates])
     scale = x.std(0)
-    # farthest_point_sampling standardises columns; undo it for the block weights above
-    return sorted(farthest_point_sampling(x * np.where(scale > 0, 1.0, 0.0), k, seed))
+    z = (x - x.mean(0)) / np.where(scale > 0, scale, 1.0)
+    k = min(k, len(candidates))
+    holders: dict[str, list[int]] = {}
+    for i, c in enumerate(candidates):
+        for el in c.structure.composition.elements:
+            holders.setdefault(el.symbol, []).append(i)
+    dist = np.full(len(candidates), np.inf)
+    chosen: list[int] = []
+
+    def take(i: int) -> None:
+        chosen.append(i)
+        np.minimum(dist, np.linalg.norm(z - z[i], axis=1), out=dist)
+
+    take(int(np.random.default_rng(seed).integers(len(candidates))))
+    for el in sorted(holders):
+        if len(chosen) >= k or any(i in holders[el] for i in chosen):
+            continue
+        take(max(holders[el], key=lambda i: dist[i]))
+    while len(chosen) < k:
+        take(int(np.argmax(dist)))
+    return sorted(chosen)
 
 
 def is_calibration(structure_id: str, fraction: float) -> bool:

@@ -25,20 +25,48 @@ def models() -> None:
     from mlipflows.potentials import REGISTRY, load_potential
 
     table = Table(title="mlipflows models")
-    for col in ("name", "elements", "cutoff (Å)", "source", "loads offline", "description"):
+    for col in ("name", "elements", "cutoff (Å)", "source", "loads offline", "measured error", "description"):
         table.add_column(col, overflow="fold")
     for name, entry in REGISTRY.items():
         try:
             pot = load_potential(name)
-            row = [name, str(len(pot.elements)), f"{pot.cutoff:.1f}", entry.source, "yes"]
+            row = [
+                name,
+                str(len(pot.elements)),
+                f"{pot.cutoff:.1f}",
+                entry.source,
+                "yes",
+                measured_error(pot),
+            ]
         except Exception as exc:  # a broken install must not hide the other models
-            row = [name, "?", "?", entry.source, f"no: {exc}"]
+            row = [name, "?", "?", entry.source, f"no: {exc}", "–"]
         table.add_row(*row, entry.description)
     console.print(table)
     console.print(
         "Any model also loads as NAME+d3 (Grimme D3(BJ) dispersion, PBE parameters) or "
         "NAME+d3:XC; a checkpoint path or package.module:factory loads a custom model."
     )
+
+
+def measured_error(pot: object) -> str:
+    """What a checkpoint of ours says about its own error: held out against its teacher (a
+    distilled student) or on its validation split; "–" for models that are not ours."""
+    from mlipflows.models.potential import ModelPotential
+
+    if not isinstance(pot, ModelPotential):
+        return "–"
+    import torch
+
+    meta = torch.load(pot.card.source, map_location="cpu", weights_only=True).get("metadata", {})
+    held = (meta.get("heldout") or {}).get("all")
+    row, what = (
+        (held, f"vs {meta.get('teacher')}, {held['n']} held out")
+        if held
+        else (meta.get("validation"), "validation")
+    )
+    if not row:
+        return "–"
+    return f"E {row['energy_mae_mev_atom']:.1f} meV/atom, F {row['force_mae_ev_a']:.3f} eV/Å ({what})"
 
 
 def _relax_files(

@@ -11,6 +11,19 @@ from jobflow import JobStore
 from mlipflows.campaign.funnel import MANIFEST, gate_of, stage_docs
 from mlipflows.store import RESULTS, store_errors
 
+SUMMARY = "surrogate"  # a surrogate stage's summary document (not a structure's result)
+# stages without manifests, in run order: a surrogate campaign's (see campaign.surrogate), then
+# every campaign's relax and hull
+BASE = (
+    ("label", "relax"),
+    ("label-frames", "static"),
+    ("screen", "relax"),
+    ("screen-hull", "hull"),
+    ("check", "relax"),
+    ("relax", "relax"),
+    ("hull", "hull"),
+)
+
 
 @dataclass
 class StageStatus:
@@ -53,18 +66,18 @@ def campaign_status(store: JobStore, campaign: str) -> list[StageStatus]:
         results.connect()
         base = list(
             results.query(
-                {"campaign": campaign, "stage": {"$in": ["relax", "hull"]}},
+                {"campaign": campaign, "stage": {"$in": [stage for stage, _ in BASE]}},
                 properties=["stage", "settings_digest", "created_at"],
             )
         )
         manifests = list(results.query({"campaign": campaign, "task_type": MANIFEST}, properties={"_id": 0}))
         out = []
-        for stage, kind in (("relax", "relax"), ("hull", "hull")):
+        for stage, kind in BASE:
             mine = [d for d in base if d.get("stage") == stage]
             if not mine:
                 continue
             digest = max(mine, key=lambda d: str(d.get("created_at", "")))["settings_digest"]
-            docs = stage_docs(results, campaign, stage, digest)
+            docs = [d for d in stage_docs(results, campaign, stage, digest) if d.get("task_type") != SUMMARY]
             out.append(
                 StageStatus(
                     stage, kind, len(docs), settings_digest=digest, state="done", **_counts(docs, kind)

@@ -284,7 +284,7 @@ def surrogate_flow(
             parts.append(tuned)
     screen_hull = screen_hull_job(plan)
     screen_hull.name = f"student hull {plan.campaign}"
-    check = check_job(plan, hull_digest)
+    check = check_job(plan)
     check.name = f"teacher check {plan.campaign}"
     final = final_hull_job(plan, hull_digest)
     final.name = f"hull {plan.campaign}"

@@ -192,7 +192,7 @@ def calibration_errors(plan: SurrogatePlan, label: dict[str, dict], screen: dict
 
 
 @job(config=JobConfig(expose_store=True))
-def check_job(plan: SurrogatePlan, hull_digest: str) -> Response:
+def check_job(plan: SurrogatePlan) -> Response:
     """The margin, then the teacher's re-relaxation of everything within it (stage ``check``)."""
     from pymatgen.core import Structure
 

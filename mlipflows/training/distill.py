@@ -8,8 +8,9 @@ result (campaign ``distil-<teacher>``), so a student can be rebuilt or refreshed
 * ``prototypes``: elemental and binary prototype decorations over the teacher's elements, with
   radii-scaled lattices (i.e. away from equilibrium);
 * ``perturbed``: a rattled (0.02–0.15 Å), strained (2 % normal) copy of every structure above;
-* ``frames``: relaxation-trajectory frames: the same rattled copies relaxed by the teacher for 4
-  and 16 FIRE steps (a truncated relaxation is the trajectory's frame at that step).
+* ``frames``: relaxation-trajectory frames: one in six of the rattled copies relaxed by the
+  teacher for 6 FIRE steps (a truncated relaxation is the trajectory's frame at that step; each
+  step costs as much as a static label, so frames are sampled, not taken for every copy).
 
 One in ten structures (by a hash of its id, so stable across refreshes) is tagged
 ``distil-test`` and never trained on: the held-out set of ``mlipflows model-errors`` and of
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 SOURCES = ("wbm", "mp-elastic", "mp-binary", "prototypes", "perturbed", "frames")
 TRAIN_TAG = "distil-train"
 TEST_TAG = "distil-test"
-FRAME_STEPS = (4, 16)
+FRAME_STEPS = (6,)
+FRAME_SHARE = 6  # one rattled start in this many is relaxed for a frame (a step costs a static)
 UNARY = ("fcc", "bcc", "hcp", "diamond")
 BINARY = ("rocksalt", "cscl", "zincblende", "wurtzite", "fluorite", "rutile")
 
@@ -130,7 +132,8 @@ def base_pool(
         if {el.symbol for el in c.structure.composition.elements} <= allowed
     ]
     shaken = perturbed(given, seed + 1)
-    return given + shaken, [Candidate(c.structure_id[:-2] + "~f", c.structure, "frames") for c in shaken]
+    starts = [c for c in shaken if hashlib.sha1(c.structure_id.encode()).digest()[1] % FRAME_SHARE == 0]
+    return given + shaken, [Candidate(c.structure_id[:-2] + "~f", c.structure, "frames") for c in starts]
 
 
 def _stored_ids(store: Any, campaign: str) -> set[str]:

@@ -124,7 +124,9 @@ def test_budget_spreads_over_composition_and_structure() -> None:
     assert len(set(picked)) == 6
     assert {p.split("-")[0] for p in picked} == {"rocksalt", "cscl"}
     # every element of the campaign is labelled at least once
-    covered = {el.symbol for c in cands if c.structure_id in picked for el in c.structure.composition.elements}
+    covered = {
+        el.symbol for c in cands if c.structure_id in picked for el in c.structure.composition.elements
+    }
     assert covered == {"Li", "Na", "K", "F", "Cl", "Br"}
 
 
@@ -183,3 +185,11 @@ def test_surrogate_campaign_teacher_decides_near_the_hull(tmp_path: Path, base_s
     page = build_report(store, "surr", tmp_path / "report").read_text()
     assert 'id="surrogate"' in page and "re-relaxed by the teacher" in page
     assert (tmp_path / "report" / "surrogate_parity.svg").is_file()
+
+    # status lists the surrogate stages in run order with their counts
+    from mlipflows.campaign.status import campaign_status
+
+    stages = {s.stage: s for s in campaign_status(store, "surr")}
+    assert list(stages) == ["label", "label-frames", "screen", "screen-hull", "check", "hull"]
+    assert stages["screen-hull"].selected == 27 and stages["hull"].selected == 27
+    assert stages["check"].selected == len(checked)

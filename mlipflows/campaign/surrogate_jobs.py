@@ -102,8 +102,11 @@ def fine_tune_student(plan: SurrogatePlan, store: Any) -> dict[str, Any]:
     base, content = load_model(base_path)
     source = base.heads[0]
     labels = write_extxyz(train, plan.checkpoint.with_name(f"{plan.checkpoint.stem}-labels.extxyz.gz"))
-    elements = sorted({sym for x in train for sym in x.atoms.get_chemical_symbols()})
-    e0 = teacher_isolated_energies(load_potential(plan.teacher, device=plan.device), elements)
+    same_teacher = content["metadata"].get("teacher") == plan.teacher
+    e0 = None
+    if not same_teacher:  # another level of theory: the new head's E0 are this teacher's atoms
+        elements = sorted({sym for x in train for sym in x.atoms.get_chemical_symbols()})
+        e0 = {NEW_HEAD: teacher_isolated_energies(load_potential(plan.teacher, device=plan.device), elements)}
     config = FineTuneConfig(
         name=f"{plan.campaign}-student",
         checkpoint=base_path,
@@ -114,7 +117,8 @@ def fine_tune_student(plan: SurrogatePlan, store: Any) -> dict[str, Any]:
         replay_size=s["replay_size"] if replay_path else 0,
         replay_selection="mace",
         replay_validation_fraction=0.1,
-        e0={NEW_HEAD: e0},
+        e0=e0,
+        refit_baseline=not same_teacher,  # same teacher: keep the base head's E0 and scale
         loss=content["training"].get("loss", {}),
         epochs=s["epochs"],
         max_time_s=s["max_time_s"],

@@ -68,6 +68,11 @@ class FineTuneConfig(TrainConfig):
         0.0, ge=0.0, lt=1.0, description="replay held out: early stopping sees old and new data"
     )
     element_filter: Literal["subset", "overlap", "none"] = "subset"
+    refit_baseline: bool = Field(
+        True,
+        description="refit the new head's E0 and scale on the new data; off when the new data are the "
+        "source head's level of theory (a student fine-tuned on its own teacher's labels)",
+    )
     single_head_output: Path | None = Field(None, description="also write the new head alone here")
 
 
@@ -283,8 +288,8 @@ def fine_tune(config: FineTuneConfig, show_progress: bool = True) -> FineTuneRes
     replay_val = [replay[int(k)] for k in order[:n_val]]
     replay = [replay[int(k)] for k in order[n_val:]]
     model = add_head(base, config.new_head, source)
-    # new head only (the others see no data); fixed E0 when given (e.g. the teacher's isolated atoms)
-    fit_baseline(model, new_train, config.e0, config.fit_shift)
+    if config.refit_baseline:  # new head only (the others see no data); fixed E0 when given
+        fit_baseline(model, new_train, config.e0, config.fit_shift)
     result = train(config, show_progress, model=model, splits=(new_train + replay, new_val + replay_val))
     single = None
     if config.single_head_output is not None:

@@ -104,6 +104,21 @@ def ranking(student: str, spec_path: Path) -> dict[str, Any]:
     }
 
 
+def element_table(heldout: dict[str, Any]) -> str:
+    """Markdown: held-out errors per element, elements with too few structures marked."""
+    lines = [
+        "| element | structures | E MAE (meV/atom) | F MAE (eV/Å) | σ MAE (GPa) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for el, row in sorted(heldout["per_element"].items(), key=lambda kv: -kv[1]["energy_mae_mev_atom"]):
+        mark = " (few)" if row["few"] else ""
+        lines.append(
+            f"| {el}{mark} | {row['n']} | {row['energy_mae_mev_atom']:.1f} | "
+            f"{row['force_mae_ev_a']:.3f} | {row['stress_mae_gpa']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("student")
@@ -111,6 +126,7 @@ def main() -> None:
     parser.add_argument("--campaign", type=Path, default=None, help="spec the teacher already ran")
     parser.add_argument("--work", type=Path, default=None, help="MLIPFLOWS_HOME holding the teacher's run")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--table", type=Path, default=None, help="write the per-element table (markdown)")
     args = parser.parse_args()
     if args.work:
         os.environ["MLIPFLOWS_HOME"] = str(args.work)
@@ -131,6 +147,8 @@ def main() -> None:
         },
         "speed": speed(args.student, args.teacher),
     }
+    if args.table and numbers["heldout"]:
+        args.table.write_text(element_table(numbers["heldout"]))
     if args.campaign is not None:
         numbers["ranking"] = ranking(args.student, args.campaign)
         print(json.dumps(numbers["ranking"], indent=2))

@@ -105,7 +105,9 @@ def base_student(tmp_path: Path) -> Path:
     from mlipflows.models.checkpoint import load_model, save_checkpoint
 
     model, content = load_model(folder / "tiny.pt")  # a student of Morse, as `distill` records it
-    save_checkpoint(model, folder / "tiny.pt", dict(content["metadata"], teacher="morse"), content["training"])
+    save_checkpoint(
+        model, folder / "tiny.pt", dict(content["metadata"], teacher="morse"), content["training"]
+    )
     return folder / "tiny.pt"
 
 

@@ -37,13 +37,16 @@ class CampaignPlan:
     n_relax_chunks: int = 0
 
 
-def _stored_ids(store: JobStore, campaign: str, digest: str, retry_failed: bool) -> set[str]:
-    """Structures whose relaxation is stored for these settings (failed ones too, unless retried)."""
+def _stored_ids(
+    store: JobStore, campaign: str, digest: str, retry_failed: bool, stage: str = "relax"
+) -> set[str]:
+    """Structures whose ``stage`` result is stored for these settings (failed ones too, unless
+    retried)."""
     from mlipflows.campaign.funnel import stage_docs
 
     results = store.additional_stores[RESULTS]
     results.connect()
-    docs = stage_docs(results, campaign, "relax", digest)
+    docs = stage_docs(results, campaign, stage, digest)
     return {d["structure_id"] for d in docs if not (retry_failed and d.get("state") == "failed")}
 
 

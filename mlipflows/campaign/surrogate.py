@@ -28,7 +28,6 @@ Funnel stages after it select from ``hull`` as in any campaign.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +40,7 @@ from pymatgen.core import Element, Structure
 
 from mlipflows.io import Candidate
 from mlipflows.makers.base import ChunkSettings, settings_digest
-from mlipflows.store import RESULTS
 
-log = logging.getLogger(__name__)
-
-STAGES = ("label", "label-frames", "finetune", "screen", "screen-hull", "check")
 FRAME_STEPS = 8
 
 
@@ -75,8 +70,8 @@ def descriptors(structures: Sequence[Structure]) -> np.ndarray:
     Composition: the fraction of each element of the campaign, and the mean and spread of
     electronegativity, row, group and atomic radius. Structure: mean and spread of the first-
     shell coordination, packing (volume per atom over the nearest-neighbour distance cubed) and
-    atoms per formula unit. Blocks are scaled so that each weighs the same after the per-column
-    standardisation of :func:`~mlipflows.training.replay.farthest_point_sampling`.
+    atoms per formula unit. Each column is standardised, then each block scaled so that the
+    three blocks weigh the same in Euclidean distance.
     """
     elements = sorted({el.symbol for s in structures for el in s.composition.elements})
     col = {el: k for k, el in enumerate(elements)}
@@ -93,8 +88,10 @@ def descriptors(structures: Sequence[Structure]) -> np.ndarray:
         spread = np.sqrt(w @ (p - mean) ** 2)
         rows.append([*fractions, *mean, *spread, *_structure_features(s)])
     x = np.asarray(rows, dtype=float)
+    spread = x.std(0)
+    x = (x - x.mean(0)) / np.where(spread > 0, spread, 1.0)
     n_el = len(elements)
-    # equal weight per block: each standardised column counts 1, so divide by √(columns)
+    # equal weight per block: each standardised column counts 1, so divide by √(its columns)
     x[:, :n_el] /= np.sqrt(max(n_el, 1))
     x[:, n_el : n_el + 8] /= np.sqrt(8)
     x[:, n_el + 8 :] /= np.sqrt(4)
@@ -113,9 +110,7 @@ def choose_budget(candidates: Sequence[Candidate], k: int, seed: int) -> list[in
     sampling on :func:`descriptors`, which first takes, element by element, the candidate
     farthest from those already chosen among the ones holding that element, so that every
     element of the campaign is labelled at least once (plain FPS favours the extremes)."""
-    x = descriptors([c.structure for c in candidates])
-    scale = x.std(0)
-    z = (x - x.mean(0)) / np.where(scale > 0, scale, 1.0)
+    z = descriptors([c.structure for c in candidates])
     k = min(k, len(candidates))
     holders: dict[str, list[int]] = {}
     for i, c in enumerate(candidates):
@@ -202,15 +197,6 @@ def surrogate_digests(spec: Any, teacher_checksum: str, student_checksum: str, r
     }
 
 
-def _stored(store: Any, campaign: str, stage: str, digest: str, retry_failed: bool) -> set[str]:
-    from mlipflows.campaign.funnel import stage_docs
-
-    results = store.additional_stores[RESULTS]
-    results.connect()
-    docs = stage_docs(results, campaign, stage, digest)
-    return {d["structure_id"] for d in docs if not (retry_failed and d.get("state") == "failed")}
-
-
 def surrogate_flow(
     plan: SurrogatePlan,
     candidates: Sequence[Candidate],
@@ -222,6 +208,7 @@ def surrogate_flow(
 ) -> tuple[Flow, int]:
     """The six surrogate stages as one linear flow; and how many teacher/student relaxations
     it starts with (the check stage adds its own when it runs)."""
+    from mlipflows.campaign.run import _stored_ids
     from mlipflows.campaign.surrogate_jobs import check_job, final_hull_job, finetune_job, screen_hull_job
     from mlipflows.engine import RelaxSettings
     from mlipflows.makers import RelaxMaker, StaticMaker
@@ -236,7 +223,7 @@ def surrogate_flow(
 
     def relax_jobs(stage: str, model: str, items: Sequence[Candidate], tag: str, cell_filter: str) -> None:
         nonlocal n_todo
-        done = _stored(store, plan.campaign, stage, plan.digests[stage], retry_failed)
+        done = _stored_ids(store, plan.campaign, plan.digests[stage], retry_failed, stage)
         todo = [c for c in items if c.structure_id not in done]
         if not todo:
             return
@@ -248,40 +235,32 @@ def surrogate_flow(
         ids = [c.structure_id for c in todo]
         parts.extend(chunk_jobs([c.structure for c in todo], ids, plan.chunk_size, maker))
 
-    labelling = [(chosen, CANDIDATE_TAG, relax.cell_filter), (bulk_refs, REFERENCE_TAG, relax.cell_filter)]
-    for model, stage in ((plan.teacher, "label"), (plan.checkpoint_name, "screen")):
-        items = (
-            labelling
-            if stage == "label"
-            else [(candidates, CANDIDATE_TAG, relax.cell_filter), *labelling[1:]]
-        )
-        for group, tag, cell_filter in items:
-            relax_jobs(stage, model, group, tag, cell_filter)
-        relax_jobs(stage, model, dimer_refs, REFERENCE_TAG, "fixed")
-        if stage == "label":
-            done = _stored(store, plan.campaign, "label-frames", plan.digests["label-frames"], retry_failed)
-            starts = [c for c in chosen if f"{c.structure_id}~0" not in done]
-            frames = [c for c in chosen if f"{c.structure_id}~{FRAME_STEPS}" not in done]
-            chunk = plan.chunk("label-frames", plan.teacher, ["label-frame"])
-            parts.extend(
-                chunk_jobs(
-                    [c.structure for c in starts],
-                    [f"{c.structure_id}~0" for c in starts],
-                    plan.chunk_size,
-                    StaticMaker(name=f"label starts {plan.campaign}", chunk=chunk),
-                )
-            )
-            short = RelaxMaker(
-                name=f"label frames {plan.campaign}",
-                chunk=chunk,
-                relax=RelaxSettings(**{**plan.relax, "max_steps": FRAME_STEPS}),
-            )
-            ids = [f"{c.structure_id}~{FRAME_STEPS}" for c in frames]
-            parts.extend(chunk_jobs([c.structure for c in frames], ids, plan.chunk_size, short))
-            n_todo += len(starts) + len(frames)
-            tuned = finetune_job(plan)
-            tuned.name = f"fine-tune student {plan.campaign}"
-            parts.append(tuned)
+    # the teacher: the budget, every reference, and each chosen candidate's start and frame
+    relax_jobs("label", plan.teacher, chosen, CANDIDATE_TAG, relax.cell_filter)
+    relax_jobs("label", plan.teacher, bulk_refs, REFERENCE_TAG, relax.cell_filter)
+    relax_jobs("label", plan.teacher, dimer_refs, REFERENCE_TAG, "fixed")
+    done = _stored_ids(store, plan.campaign, plan.digests["label-frames"], retry_failed, "label-frames")
+    starts = [c for c in chosen if f"{c.structure_id}~0" not in done]
+    frames = [c for c in chosen if f"{c.structure_id}~{FRAME_STEPS}" not in done]
+    chunk = plan.chunk("label-frames", plan.teacher, ["label-frame"])
+    static = StaticMaker(name=f"label starts {plan.campaign}", chunk=chunk)
+    ids = [f"{c.structure_id}~0" for c in starts]
+    parts.extend(chunk_jobs([c.structure for c in starts], ids, plan.chunk_size, static))
+    short = RelaxMaker(
+        name=f"label frames {plan.campaign}",
+        chunk=chunk,
+        relax=RelaxSettings(**{**plan.relax, "max_steps": FRAME_STEPS}),
+    )
+    ids = [f"{c.structure_id}~{FRAME_STEPS}" for c in frames]
+    parts.extend(chunk_jobs([c.structure for c in frames], ids, plan.chunk_size, short))
+    n_todo += len(starts) + len(frames)
+    tuned = finetune_job(plan)
+    tuned.name = f"fine-tune student {plan.campaign}"
+    parts.append(tuned)
+    # the student: every candidate and reference
+    relax_jobs("screen", plan.checkpoint_name, candidates, CANDIDATE_TAG, relax.cell_filter)
+    relax_jobs("screen", plan.checkpoint_name, bulk_refs, REFERENCE_TAG, relax.cell_filter)
+    relax_jobs("screen", plan.checkpoint_name, dimer_refs, REFERENCE_TAG, "fixed")
     screen_hull = screen_hull_job(plan)
     screen_hull.name = f"student hull {plan.campaign}"
     check = check_job(plan)

@@ -217,23 +217,6 @@ def fixed_e0(teacher: str, head: str, device: str = "cpu") -> dict[str, dict[str
     return {head: teacher_isolated_energies(pot, sorted(pot.elements))}
 
 
-def dataset_spec(teacher: str, validation_fraction: float = 0.05) -> Any:
-    from mlipflows.training.config import DatasetSpec
-    from mlipflows.training.store_data import StoreQuery
-
-    return DatasetSpec(
-        store=StoreQuery(campaign=campaign_name(teacher), model=teacher, tag=TRAIN_TAG),
-        head=teacher,
-        validation_fraction=validation_fraction,
-    )
-
-
-def student_path(name: str) -> Path:
-    from mlipflows.models.checkpoint import PACKAGED
-
-    return PACKAGED / f"{name}.pt"
-
-
 def export_pool(
     teacher: str, checkpoint: Path, head: str, test_tag: str = TEST_TAG, store: Any = None
 ) -> dict:

@@ -106,7 +106,15 @@ def _train(
     quiet: bool,
 ) -> dict[str, Any]:
     from mlipflows.training import DatasetSpec, TrainConfig, train
-    from mlipflows.training.distill import TEST_TAG, TRAIN_TAG, campaign_name, export_pool, fixed_e0
+    from mlipflows.training.distill import (
+        TEST_TAG,
+        TRAIN_TAG,
+        campaign_name,
+        export_pool,
+        fixed_e0,
+        pool_samples,
+        split_samples,
+    )
     from mlipflows.training.replay import FineTuneConfig, fine_tune
     from mlipflows.training.store_data import StoreQuery
 
@@ -142,12 +150,13 @@ def _train(
         )
         result = fine_tune(config, show_progress=not quiet).train
     else:
+        e0 = fixed_e0(teacher, head)
         config = TrainConfig(
             name=out.stem,
             architecture=architecture,
             model={"n_channels": channels, "n_blocks": blocks, "cutoff": 5.0, "electrostatics": False},
             datasets=[DatasetSpec(store=query, head=head, validation_fraction=0.05)],
-            e0=fixed_e0(teacher, head),
+            e0=e0,
             loss=loss,
             epochs=epochs,
             max_time_s=max_time,
@@ -157,7 +166,9 @@ def _train(
             threads=threads,
             output=out,
         )
-        result = train(config, show_progress=not quiet)
+        # the base pool is read here, not by the trainer, so implausible labels are dropped first
+        splits = split_samples(pool_samples(teacher, "train", head=head, e0=e0[head]), 0.05) if base else None
+        result = train(config, show_progress=not quiet, splits=splits)
     summary: dict[str, Any] = {
         "checkpoint": str(out),
         "best_epoch": result.best_epoch,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from typer.testing import CliRunner
 
@@ -9,7 +10,8 @@ from mlipflows.cli import app
 from mlipflows.engine import Batch
 from mlipflows.potentials import load_potential
 from mlipflows.prototypes import get_prototype
-from mlipflows.training.distill import is_test, teacher_isolated_energies
+from mlipflows.training.data import Sample
+from mlipflows.training.distill import is_test, plausible, teacher_isolated_energies
 
 runner = CliRunner()
 
@@ -19,6 +21,20 @@ def test_held_out_split_is_stable_and_about_a_tenth() -> None:
     share = sum(is_test(i) for i in ids) / len(ids)
     assert 0.07 < share < 0.13
     assert [is_test(i) for i in ids[:50]] == [is_test(i) for i in ids[:50]]
+
+
+def test_implausible_teacher_labels_are_dropped() -> None:
+    from ase import Atoms
+
+    atoms = Atoms("NaCl", positions=[[0, 0, 0], [2.8, 0, 0]], cell=[5.6, 5.6, 5.6], pbc=True)
+    e0 = {"Na": -1.0, "Cl": -2.0}
+    forces = np.zeros((2, 3))
+    good = Sample(atoms=atoms, energy=-9.0, forces=forces, stress=np.zeros((3, 3)))
+    assert plausible(good, e0)
+    assert not plausible(Sample(atoms=atoms, energy=-2.5, forces=forces), e0)  # above isolated atoms
+    assert not plausible(Sample(atoms=atoms, energy=-9.0, forces=forces + 40.0), e0)
+    assert not plausible(Sample(atoms=atoms, energy=-9.0, forces=forces, stress=np.eye(3) * 2.5), e0)
+    assert not plausible(Sample(atoms=atoms, energy=float("nan"), forces=forces), e0)
 
 
 def test_distill_labels_trains_and_ships_a_student(tmp_path) -> None:

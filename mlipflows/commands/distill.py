@@ -157,6 +157,7 @@ def _train(
             model={"n_channels": channels, "n_blocks": blocks, "cutoff": 5.0, "electrostatics": False},
             datasets=[DatasetSpec(store=query, head=head, validation_fraction=0.05)],
             e0=e0,
+            fit_shift="element",
             loss=loss,
             epochs=epochs,
             max_time_s=max_time,

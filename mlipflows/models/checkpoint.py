@@ -83,11 +83,15 @@ def model_from_content(content: dict[str, Any]) -> EnergyModel:
     if saved:
         model = model.to(saved[0])
     missing, unexpected = model.load_state_dict(content["state_dict"], strict=False)
+    missing = [k for k in missing if k not in ADDED_BUFFERS]  # older checkpoints: zeros are exact
     if missing or unexpected:
         raise ModelLoadError(
             f"checkpoint weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     return model.eval()
+
+
+ADDED_BUFFERS = {"readout.shift_z"}
 
 
 def load_model(path: str | Path) -> tuple[EnergyModel, dict[str, Any]]:

@@ -3,12 +3,15 @@
 Atomic energy of atom i in a structure labelled with head h (Batatia et al., MACE multi-head
 fine-tuning, use one readout per level of theory):
 
-    ε_i = E0[h, Z_i] + scale[h] · (y_h(x_i) - y_h(x_i^iso)) + shift[h] · c_i / c̄
+    ε_i = E0[h, Z_i] + scale[h] · (y_h(x_i) - y_h(x_i^iso)) + (shift[h] + shift_Z[h, Z_i]) · c_i / c̄
 
 y_h is the network output for head h, x_i the atom's final features and x_i^iso the features
 the same model gives an atom of element Z_i with no neighbours, no charge and no potential.
 c_i = Σ_j u(r_ij / r_c) is the smooth coordination number (0 for a lone atom) and c̄ the mean
-coordination of the training set, so the shift is a per-neighbour baseline. Both correction
+coordination of the training set, so the shift is a per-neighbour baseline (shift_Z: one per
+element, for E0 fixed at isolated atoms, where the network would otherwise have to learn each
+element's whole cohesive energy from its neighbours, since any per-element constant in y
+cancels against the lone atom's). Both correction
 terms vanish for a lone atom, which therefore returns exactly E0[h, Z] (up to the model's
 explicit terms, which also vanish there: ZBL and Coulomb need a partner).
 """
@@ -45,6 +48,7 @@ class MultiHeadReadout(nn.Module):
         self.register_buffer("e0", torch.zeros(n, max_z + 1))
         self.register_buffer("scale", torch.ones(n))
         self.register_buffer("shift", torch.zeros(n))
+        self.register_buffer("shift_z", torch.zeros(n, max_z + 1))
         self.register_buffer("mean_coordination", torch.ones(()))
 
     def head_index(self, name: str | None) -> int:
@@ -77,4 +81,5 @@ class MultiHeadReadout(nn.Module):
         dtype = features.dtype
         e0 = self.e0.to(dtype)[atom_head, atomic_numbers]
         per_neighbour = coordination / self.mean_coordination.to(dtype)
-        return e0 + self.scale.to(dtype)[atom_head] * y + self.shift.to(dtype)[atom_head] * per_neighbour
+        shift = self.shift.to(dtype)[atom_head] + self.shift_z.to(dtype)[atom_head, atomic_numbers]
+        return e0 + self.scale.to(dtype)[atom_head] * y + shift * per_neighbour

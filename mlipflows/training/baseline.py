@@ -5,7 +5,11 @@
   shift on Σ_i c_i / c̄ (c_i the smooth coordination). That joint fit is off by default: on
   mlearn Si it returned E0 = -7.9 eV and +2.8 eV per neighbour, a strongly repulsive
   coordination baseline that made an unstressed model expand diamond Si to a = 8 Å. Fixed E0
-  values (e.g. isolated-atom DFT energies) can be given instead.
+  values (e.g. isolated-atom DFT energies) can be given instead; with them, ``fit_shift =
+  "element"`` fits one per-neighbour shift per element (ridge least squares of the energy above
+  the isolated atoms on Σ_{i of element Z} c_i / c̄): the bulk of each element's cohesive
+  energy, which a network anchored at isolated atoms otherwise learns slowly (a student of
+  SevenNet-0 over 89 elements sat at 140 meV/atom after 7 epochs without it).
 * scale (per head) = RMS of the reference force components, so the network learns O(1) numbers.
 * c̄ = mean smooth coordination of the training structures (message normalisation).
 """
@@ -25,15 +29,20 @@ from mlipflows.models.readout import smooth_coordination
 from mlipflows.training.data import Sample
 
 
-def coordinations(samples: Sequence[Sample], cutoff: float) -> list[float]:
-    """Σ_i c_i of every sample (smooth coordination summed over atoms)."""
+def atom_coordinations(samples: Sequence[Sample], cutoff: float) -> list[np.ndarray]:
+    """c_i of every atom of every sample (smooth coordination)."""
     out = []
     for s in samples:
         batch = Batch.from_atoms([s.atoms], dtype=torch.float64)
         g = neighbor_list(batch, cutoff)
         r = g.edge_vectors(batch.positions, batch.cell).norm(dim=1)
-        out.append(float(smooth_coordination(r, g.edge_index, len(s.atoms), cutoff).sum()))
+        out.append(smooth_coordination(r, g.edge_index, len(s.atoms), cutoff).numpy())
     return out
+
+
+def coordinations(samples: Sequence[Sample], cutoff: float) -> list[float]:
+    """Σ_i c_i of every sample (smooth coordination summed over atoms)."""
+    return [float(c.sum()) for c in atom_coordinations(samples, cutoff)]
 
 
 def mean_coordination(samples: Sequence[Sample], cutoff: float) -> float:
@@ -46,12 +55,13 @@ def fit_baseline(
     model: EnergyModel,
     samples: Sequence[Sample],
     fixed_e0: dict[str, dict[str, float]] | None = None,
-    fit_shift: bool = False,
+    fit_shift: bool | str = False,
 ) -> dict[str, dict[str, float]]:
     """Set ``model.readout`` E0, shift and scale from ``samples``; returns the E0 table (eV)."""
     readout = model.readout
     c_bar = float(readout.mean_coordination)
-    coord = np.array(coordinations(samples, model.cutoff)) / c_bar
+    per_atom = atom_coordinations(samples, model.cutoff)
+    coord = np.array([c.sum() for c in per_atom]) / c_bar
     table: dict[str, dict[str, float]] = {}
     for h, head in enumerate(readout.heads):
         idx = [k for k, s in enumerate(samples) if s.head == head]
@@ -62,9 +72,12 @@ def fit_baseline(
         energy = np.array([samples[k].energy for k in idx])
         given = (fixed_e0 or {}).get(head)
         shift = 0.0
+        shift_z = np.zeros(len(elements))
         if given:
             e0 = np.array([given[Element.from_Z(int(z)).symbol] for z in elements])
-            if fit_shift:
+            if fit_shift == "element":
+                shift_z = _element_shifts(samples, idx, per_atom, elements, energy - counts @ e0) * c_bar
+            elif fit_shift:
                 rest = energy - counts @ e0
                 shift = float(np.linalg.lstsq(coord[idx, None], rest, rcond=None)[0][0])
         elif fit_shift:
@@ -78,7 +91,28 @@ def fit_baseline(
         with torch.no_grad():
             for z, value in zip(elements, e0, strict=True):
                 readout.e0[h, int(z)] = float(value)
+            readout.shift_z[h].zero_()
+            for z, value in zip(elements, shift_z, strict=True):
+                readout.shift_z[h, int(z)] = float(value)
             readout.shift[h] = shift
             readout.scale[h] = max(rms, 1e-2)
         table[head] = {Element.from_Z(int(z)).symbol: float(v) for z, v in zip(elements, e0, strict=True)}
     return table
+
+
+def _element_shifts(
+    samples: Sequence[Sample],
+    idx: list[int],
+    per_atom: list[np.ndarray],
+    elements: list[int],
+    rest: np.ndarray,
+) -> np.ndarray:
+    """Per element, the energy per unit of coordination fitting ``rest`` (the caller multiplies
+    by c̄): ridge least squares, so an element seen in few structures keeps a shift near zero."""
+    design = np.zeros((len(idx), len(elements)))
+    column = {z: k for k, z in enumerate(elements)}
+    for row, k in enumerate(idx):
+        for z, c in zip(samples[k].atoms.numbers, per_atom[k], strict=True):
+            design[row, column[int(z)]] += c
+    ridge = 1e-6 * max(float(np.mean(np.sum(design**2, axis=0))), 1e-12)
+    return np.linalg.solve(design.T @ design + ridge * np.eye(len(elements)), design.T @ rest)

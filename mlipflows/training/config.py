@@ -74,8 +74,10 @@ class TrainConfig(BaseModel):
     e0: dict[str, dict[str, float]] | None = Field(
         None, description="fixed isolated-atom energies per head {head: {element: eV}}; default least squares"
     )
-    fit_shift: bool = Field(
-        False, description="also fit a per-neighbour energy shift (see training.baseline)"
+    fit_shift: bool | Literal["element"] = Field(
+        False,
+        description="also fit a per-neighbour energy shift: one (true) or one per element ('element'; "
+        "see training.baseline)",
     )
     epochs: int = Field(100, ge=1)
     max_steps: int | None = Field(None, ge=1)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from mlipflows.models.mpnice import MPNICE
 from mlipflows.training import DatasetSpec, Sample, TrainConfig, read_extxyz, read_mlearn, train
-from mlipflows.training.baseline import coordinations, fit_baseline
+from mlipflows.training.baseline import atom_coordinations, coordinations, fit_baseline
 
 SMALL = Path(__file__).parents[1] / "data" / "training" / "si_mlearn_small.json.gz"
 TINY = {"n_channels": 8, "n_angular": 4, "n_charge_features": 4, "n_radial": 4, "hidden": 8, "n_blocks": 1}
@@ -57,6 +57,33 @@ def test_least_squares_baseline_recovers_e0_and_shift():
     assert table["a"] == pytest.approx(e0, abs=1e-8) and table["b"] == pytest.approx(e0, abs=1e-8)
     assert model.readout.shift.tolist() == pytest.approx([-0.25, 0.1], abs=1e-8)
     assert model.readout.scale.tolist() == pytest.approx([0.5, 0.5])
+
+
+def test_element_shifts_fit_cohesive_energy_and_keep_the_isolated_atoms():
+    """With E0 fixed at the isolated atoms, one per-neighbour shift per element is fitted back
+    (to the ridge's precision) and a lone atom still returns exactly its E0."""
+    from ase import Atoms
+
+    from mlipflows.engine import Batch
+    from mlipflows.models.potential import predict
+
+    atoms = [bulk("NaCl", "rocksalt", a, cubic=True) for a in (5.4, 5.6, 5.9)]
+    atoms += [bulk("Na", "bcc", 4.2) * (2, 1, 1), bulk("Cl", "fcc", 4.5), bulk("Na", "fcc", 5.0)]
+    e0 = {"Na": -1.3, "Cl": -0.4}
+    per_neighbour = {"Na": -0.12, "Cl": -0.05}  # eV per unit of coordination
+    model = MPNICE(elements=["Na", "Cl"], heads=["a"], cutoff=4.0, **TINY)
+    c_bar = float(model.readout.mean_coordination)
+    samples = []
+    for a, c in zip(atoms, atom_coordinations([Sample(a, 0.0) for a in atoms], 4.0), strict=True):
+        symbols = a.get_chemical_symbols()
+        energy = sum(e0[s] + per_neighbour[s] * ci for s, ci in zip(symbols, c, strict=True))
+        samples.append(Sample(a, energy, np.zeros((len(a), 3)) + 0.5, head="a"))
+    table = fit_baseline(model, samples, fixed_e0={"a": e0}, fit_shift="element")
+    assert table["a"] == pytest.approx(e0)
+    fitted = model.readout.shift_z[0, [11, 17]].tolist()
+    assert fitted == pytest.approx([per_neighbour["Na"] * c_bar, per_neighbour["Cl"] * c_bar], rel=1e-2)
+    lone = Batch.from_atoms([Atoms("Na", positions=[[0, 0, 0]], pbc=False)], dtype=torch.float64)
+    assert float(predict(model.double(), lone).energy[0]) == pytest.approx(e0["Na"], abs=1e-6)
 
 
 def _config(tmp_path: Path, **kw: object) -> TrainConfig:

@@ -84,6 +84,14 @@ REGISTRY: dict[str, RegistryEntry] = {
             "our MPNICE-style model, small, trained on mlearn Si (PBE; Zuo et al. 2020); Si only",
         ),
         RegistryEntry(
+            "mpnice-sevennet-0",
+            _packaged("mpnice-sevennet-0"),
+            "mlipflows/data/models/mpnice-sevennet-0.pt (`mlipflows distill --label`; analysis/models/)",
+            "our MPNICE-style student of SevenNet-0 (no electrostatics), distilled on SevenNet-0's labels "
+            "of WBM/MP structures, prototypes, rattled copies and relaxation frames; the base of "
+            "surrogate campaigns",
+        ),
+        RegistryEntry(
             "geodite-si-mlearn",
             _packaged("geodite-si-mlearn"),
             "mlipflows/data/models/geodite-si-mlearn.pt (analysis/models/geodite-si-mlearn.yaml)",

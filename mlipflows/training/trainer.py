@@ -234,7 +234,10 @@ def train(
     metadata = {
         "name": config.name or Path(config.output).stem,
         "version": "1",
-        "trained_on": [str(d.path) for d in config.datasets],
+        "trained_on": [
+            str(d.path) if d.path else f"store: {d.store.model_dump(exclude_none=True)}"
+            for d in config.datasets
+        ],
         "n_train": len(train_set),
         "n_validation": len(val_set),
         "best_epoch": result.best_epoch,

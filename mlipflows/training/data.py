@@ -86,6 +86,19 @@ def read_mlearn(path: str | Path, head: str = "default", weight: float = 1.0) ->
     return out
 
 
+def _read_frames(path: Path) -> list[Atoms]:
+    """All frames; a ``.gz`` file is decompressed once in memory, because ASE's reader seeks
+    back and forth and every seek in a gzip stream decompresses it again from the start (the
+    14k-frame replay pool of the shipped student took over 10 minutes that way)."""
+    if path.suffix != ".gz":
+        return read(path, index=":")
+    import gzip
+    import io
+
+    with gzip.open(path, "rt") as handle:
+        return read(io.StringIO(handle.read()), index=":", format="extxyz")
+
+
 def read_extxyz(path: str | Path, head: str = "default", weight: float = 1.0) -> list[Sample]:
     """Samples of an extended-XYZ file with energy/forces/stress as ASE writes them
     (``info['charge']`` is read as the net charge when present)."""
@@ -93,7 +106,7 @@ def read_extxyz(path: str | Path, head: str = "default", weight: float = 1.0) ->
     if not path.is_file():
         raise DataNotFoundError(f"{path}: no such extxyz file")
     out = []
-    for k, atoms in enumerate(read(path, index=":")):
+    for k, atoms in enumerate(_read_frames(path)):
         try:
             energy = atoms.get_potential_energy()
         except RuntimeError as exc:

@@ -112,11 +112,11 @@ def _train(
         campaign_name,
         export_pool,
         fixed_e0,
-        pool_samples,
-        split_samples,
+        plausible,
     )
     from mlipflows.training.replay import FineTuneConfig, fine_tune
     from mlipflows.training.store_data import StoreQuery
+    from mlipflows.training.trainer import load_splits
 
     base = campaign is None
     head = teacher
@@ -167,8 +167,7 @@ def _train(
             threads=threads,
             output=out,
         )
-        # the base pool is read here, not by the trainer, so implausible labels are dropped first
-        splits = split_samples(pool_samples(teacher, "train", head=head, e0=e0[head]), 0.05) if base else None
+        splits = load_splits(config, keep=lambda s: plausible(s, e0[head])) if base else None
         result = train(config, show_progress=not quiet, splits=splits)
     summary: dict[str, Any] = {
         "checkpoint": str(out),

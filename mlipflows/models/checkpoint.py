@@ -65,6 +65,10 @@ def save_checkpoint(
     return path
 
 
+# buffers added after checkpoints were shipped; an older file lacks them and their zeros are exact
+ADDED_BUFFERS = {"readout.shift_z"}
+
+
 def model_from_content(content: dict[str, Any]) -> EnergyModel:
     """Rebuild the model of a loaded checkpoint dict (saved precision, CPU, eval mode)."""
     if content.get("format") != FORMAT:
@@ -83,15 +87,12 @@ def model_from_content(content: dict[str, Any]) -> EnergyModel:
     if saved:
         model = model.to(saved[0])
     missing, unexpected = model.load_state_dict(content["state_dict"], strict=False)
-    missing = [k for k in missing if k not in ADDED_BUFFERS]  # older checkpoints: zeros are exact
+    missing = [k for k in missing if k not in ADDED_BUFFERS]
     if missing or unexpected:
         raise ModelLoadError(
             f"checkpoint weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     return model.eval()
-
-
-ADDED_BUFFERS = {"readout.shift_z"}
 
 
 def load_model(path: str | Path) -> tuple[EnergyModel, dict[str, Any]]:

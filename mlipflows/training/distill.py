@@ -237,13 +237,6 @@ def pool_samples(
     return kept
 
 
-def split_samples(samples: Sequence[Any], fraction: float, seed: int = 0) -> tuple[list, list]:
-    """(train, validation): a seeded random ``fraction`` held out for early stopping."""
-    order = np.random.default_rng(seed).permutation(len(samples))
-    n_val = max(round(fraction * len(samples)), 1)
-    return [samples[k] for k in order[n_val:]], [samples[k] for k in order[:n_val]]
-
-
 def fixed_e0(teacher: str, head: str, device: str = "cpu") -> dict[str, dict[str, float]]:
     """``TrainConfig.e0`` for a student of ``teacher``: the teacher's isolated-atom energies."""
     from mlipflows.potentials import load_potential

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,12 +50,15 @@ class TrainResult:
     stopped: str = "epochs"
 
 
-def load_splits(config: TrainConfig) -> tuple[list[Sample], list[Sample]]:
-    """Training and validation samples of every data set (seeded random split)."""
+def load_splits(
+    config: TrainConfig, keep: Callable[[Sample], bool] | None = None
+) -> tuple[list[Sample], list[Sample]]:
+    """Training and validation samples of every data set (seeded random split), only those
+    ``keep`` accepts when it is given."""
     rng = np.random.default_rng(config.seed)
     train, val = [], []
     for spec in config.datasets:
-        samples = read_spec(spec)
+        samples = [s for s in read_spec(spec) if keep is None or keep(s)]
         if spec.validation_path is not None:
             train += samples
             val += read_dataset(spec.validation_path, spec.format, spec.head, spec.weight)

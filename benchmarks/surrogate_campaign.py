@@ -11,6 +11,9 @@ torch thread they equal the wall time of an idle machine).
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/surrogate_campaign.py \\
         workflows/surrogate-binaries.yaml --work /tmp/surrogate --phase all \\
         --out analysis/surrogate/binaries.json
+
+The two halves may run at once in two work folders (one process per embedded store): give
+the report the teacher's folder with ``--teacher-work``.
 """
 
 from __future__ import annotations
@@ -83,6 +86,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="MLIPFLOWS_HOME of both runs")
     parser.add_argument("--phase", choices=["teacher", "surrogate", "report", "all"], default="all")
     parser.add_argument("--out", type=Path, default=None, help="metrics JSON")
+    parser.add_argument(
+        "--teacher-work",
+        type=Path,
+        default=None,
+        help="report: the teacher-only half ran with this --work (so both halves can run at once)",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     os.environ["MLIPFLOWS_HOME"] = str(args.work)
@@ -98,7 +107,7 @@ def main() -> None:
     if args.phase in ("report", "all"):
         from surrogate_report import report  # benchmarks/ is on sys.path when run as a script
 
-        report(name, timing, args.out)
+        report(name, timing, args.out, args.teacher_work)
 
 
 if __name__ == "__main__":

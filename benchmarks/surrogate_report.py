@@ -46,13 +46,33 @@ def part_times(results: Any, name: str) -> dict[str, float]:
     return out
 
 
-def report(name: str, timing: Any, out: Path | None) -> dict[str, Any]:
+def _results_store(home: Path | None) -> Any:
+    """The ``results`` store of the embedded store under ``home`` (None: ``$MLIPFLOWS_HOME``)."""
+    import os
+
     from mlipflows.store import RESULTS, get_job_store
 
-    store = get_job_store()
-    results = store.additional_stores[RESULTS]
+    before = os.environ.get("MLIPFLOWS_HOME")
+    if home is not None:
+        os.environ["MLIPFLOWS_HOME"] = str(home)
+    try:
+        results = get_job_store().additional_stores[RESULTS]
+    finally:
+        if before is not None:
+            os.environ["MLIPFLOWS_HOME"] = before
     results.connect()
-    teacher = _docs(results, f"{name}-teacher", "hull", "stability")
+    return results
+
+
+def report(name: str, timing: Any, out: Path | None, teacher_work: Path | None = None) -> dict[str, Any]:
+    """Recall, error, steps and time of the surrogate run against its teacher-only twin.
+
+    ``teacher_work``: the work folder of the teacher-only half when it ran apart (two
+    processes at once must not share one embedded store); its timing file is read from there.
+    """
+    results = _results_store(None)
+    teacher_results = results if teacher_work is None else _results_store(teacher_work)
+    teacher = _docs(teacher_results, f"{name}-teacher", "hull", "stability")
     surrogate = _docs(results, name, "hull", "stability")
     both = [
         sid
@@ -75,11 +95,13 @@ def report(name: str, timing: Any, out: Path | None) -> dict[str, Any]:
     check = next(iter(_docs(results, name, "check", "surrogate").values()), {})
     tune = next(iter(_docs(results, name, "finetune", "surrogate").values()), {})
     checked = _docs(results, name, "check", "relax")
-    teacher_relax = _docs(results, f"{name}-teacher", "relax", "relax")
+    teacher_relax = _docs(teacher_results, f"{name}-teacher", "relax", "relax")
     pairs = [(checked[s]["n_steps"], teacher_relax[s]["n_steps"]) for s in checked if s in teacher_relax]
     steps_check = sum(p[0] for p in pairs)
     steps_teacher = sum(p[1] for p in pairs)
-    t = timing.data
+    t = dict(timing.data)
+    if teacher_work is not None:
+        t["teacher"] = json.loads((teacher_work / f"{name}-timing.json").read_text())["teacher"]
     metrics: dict[str, Any] = {
         "campaign": name,
         "n_candidates": len(both),

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from mlipflows.campaign.surrogate import COSTLY_CHECK
+
 
 @dataclass
 class SurrogateSummary:
@@ -106,8 +108,18 @@ def surrogate_html(summary: SurrogateSummary, figure: str | None) -> str:
                 f"{after['energy_mae_mev_atom']:.1f} meV/atom</li>"
             )
     img = f'<img src="{esc(figure)}" alt="student vs teacher parity">' if figure else ""
+    costly = ""
+    screened = summary.n_teacher + summary.n_student
+    if screened and summary.n_checked / screened > COSTLY_CHECK:
+        costly = (
+            f'<p class="banner">The margin sent {summary.n_checked / screened:.0%} of the candidates back '
+            "to the teacher: on this chemistry the student is too far from the teacher for the "
+            "surrogate to save time. A better student (mlipflows distill, longer or on a GPU) "
+            "narrows the margin.</p>"
+        )
     return (
-        '<section id="surrogate"><h2>Surrogate screen</h2><ul>'
+        '<section id="surrogate"><h2>Surrogate screen</h2>'
+        f"{costly}<ul>"
         f"<li>{summary.n_labelled} candidates labelled by the teacher first; "
         f"{summary.n_checked} re-relaxed by the teacher after the student's screen</li>"
         f"<li>margin {margin} eV/atom{esc(calib)}</li>"

@@ -42,6 +42,9 @@ from mlipflows.io import Candidate
 from mlipflows.makers.base import ChunkSettings, settings_digest
 
 FRAME_STEPS = 8
+# above this share of candidates re-relaxed by the teacher the check alone costs about half a
+# teacher-only campaign; with labelling and fine-tuning on top the surrogate saves little or nothing
+COSTLY_CHECK = 0.5
 
 
 # ---- choosing what the teacher labels ---------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from jobflow import CURRENT_JOB, Flow, JobConfig, Response, job
 
-from mlipflows.campaign.surrogate import SurrogatePlan, is_calibration
+from mlipflows.campaign.surrogate import COSTLY_CHECK, SurrogatePlan, is_calibration
 from mlipflows.store import RESULTS, write_results
 
 log = logging.getLogger(__name__)
@@ -227,6 +227,16 @@ def check_job(plan: SurrogatePlan) -> Response:
         e = doc.get("e_above_hull")
         if doc["state"] != "successful" or e is None or e <= limit:
             wanted.append(sid)
+    n_candidates = sum(1 for d in student_hull.values() if CANDIDATE_TAG in d.get("tags", []))
+    if n_candidates and len(wanted) > COSTLY_CHECK * n_candidates:
+        log.warning(
+            "%s: a margin of %.3f eV/atom sends %d of %d candidates to the teacher; the student is "
+            "too far from the teacher on this chemistry for the surrogate to save time",
+            plan.campaign,
+            margin,
+            len(wanted),
+            n_candidates,
+        )
     done = set(_docs(store, plan, "check", "relax"))
     todo = sorted(set(wanted) - done)
     summary = _write_summary(
@@ -240,7 +250,7 @@ def check_job(plan: SurrogatePlan) -> Response:
             "n_calibration": len(errs),
             "calibration_mae": float(np.mean(np.abs(errs))) if errs else None,
             "calibration_errors": errs,
-            "n_candidates": sum(1 for d in student_hull.values() if CANDIDATE_TAG in d.get("tags", [])),
+            "n_candidates": n_candidates,
             "n_checked": len(wanted),
             "n_labelled": len(plan.budget_ids),
         },

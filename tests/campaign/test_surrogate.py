@@ -199,3 +199,50 @@ def test_surrogate_campaign_teacher_decides_near_the_hull(tmp_path: Path, base_s
     assert list(stages) == ["label", "label-frames", "screen", "screen-hull", "check", "hull"]
     assert stages["screen-hull"].selected == 27 and stages["hull"].selected == 27
     assert stages["check"].selected == len(checked)
+
+
+def test_side_by_side_benchmark_halves_in_two_stores(
+    tmp_path: Path, base_student: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`benchmarks/surrogate_campaign.py`: teacher and surrogate halves in two work folders (so
+    they can run at once), compared by the report with ``--teacher-work``."""
+    import json
+    import sys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "benchmarks"))
+    import surrogate_campaign
+
+    spec = tmp_path / "surr.yaml"
+    spec.write_text(SPEC.format(student=base_student))
+    out = tmp_path / "metrics.json"
+
+    def run(*argv: str) -> None:
+        monkeypatch.setattr(sys, "argv", ["surrogate_campaign.py", str(spec), *argv])
+        surrogate_campaign.main()
+
+    run("--work", str(tmp_path / "teacher"), "--phase", "teacher")
+    run("--work", str(tmp_path / "surrogate"), "--phase", "surrogate")
+    nowhere = str(tmp_path / "none")
+    with pytest.raises(FileNotFoundError):  # the teacher's timing is read from --teacher-work
+        run("--work", str(tmp_path / "surrogate"), "--phase", "report", "--teacher-work", nowhere)
+    run(
+        "--work", str(tmp_path / "surrogate"), "--phase", "report",
+        "--teacher-work", str(tmp_path / "teacher"), "--out", str(out),
+    )  # fmt: skip
+    metrics = json.loads(out.read_text())
+    assert metrics["n_candidates"] == 27
+    assert 0 < metrics["recall"] <= 1 and metrics["teacher_near_hull"] > 0
+    teacher_time = json.loads((tmp_path / "teacher" / "surr-timing.json").read_text())["teacher"]
+    assert metrics["timing"]["teacher"] == teacher_time
+    own = json.loads((tmp_path / "surrogate" / "surr-timing.json").read_text())
+    assert "teacher" not in own
+    assert metrics["speedup"] == pytest.approx(teacher_time["cpu_s"] / own["surrogate"]["cpu_s"])
+
+
+def test_report_warns_when_the_check_sends_most_candidates_back() -> None:
+    from mlipflows.report_surrogate import SurrogateSummary, surrogate_html
+
+    costly = SurrogateSummary(margin=1.15, threshold=0.05, n_checked=830, n_teacher=850, n_student=150)
+    assert "83% of the candidates back" in surrogate_html(costly, None)
+    cheap = SurrogateSummary(margin=0.1, threshold=0.05, n_checked=200, n_teacher=220, n_student=780)
+    assert "banner" not in surrogate_html(cheap, None)

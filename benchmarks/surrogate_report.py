@@ -46,6 +46,23 @@ def part_times(results: Any, name: str) -> dict[str, float]:
     return out
 
 
+def best_margins(student: dict[str, float], teacher: dict[str, float], recalls=(0.9, 0.95, 0.98)) -> dict:
+    """What the best margin for this student would have done: for each recall of the teacher's
+    near-hull set, the smallest student ``e_above_hull`` limit reaching it (known only after the
+    teacher-only run) and the share of candidates under that limit (those the teacher would have
+    had to check). It bounds what any margin rule can save with this student."""
+    both = [s for s in teacher if s in student]
+    near = np.array([student[s] for s in both if teacher[s] <= NEAR])
+    everyone = np.array([student[s] for s in both])
+    out = {}
+    for r in recalls:
+        if not len(near):
+            break
+        limit = float(np.quantile(near, r, method="inverted_cdf"))
+        out[str(r)] = {"student_limit": limit, "share_checked": float(np.mean(everyone <= limit))}
+    return out
+
+
 def _results_store(home: Path | None) -> Any:
     """The ``results`` store of the embedded store under ``home`` (None: ``$MLIPFLOWS_HOME``)."""
     import os
@@ -110,6 +127,14 @@ def report(name: str, timing: Any, out: Path | None, teacher_work: Path | None =
         "recall": len(hits) / len(t_near) if t_near else None,
         "precision": len(hits) / len(s_near) if s_near else None,
         "missed": sorted(t_near - s_near),
+        "best_margins": best_margins(
+            {
+                s: surrogate[s]["student_e_above_hull"]
+                for s in both
+                if surrogate[s].get("student_e_above_hull") is not None
+            },
+            {s: teacher[s]["e_above_hull"] for s in both},
+        ),
         "e_above_hull_mae": float(np.mean(np.abs(diff))) if len(diff) else None,
         "student_only_e_above_hull_mae": float(np.mean(np.abs(student_diff))) if len(student_diff) else None,
         "decided_by_teacher": sum(1 for s in both if surrogate[s].get("decided_by") == "teacher"),

@@ -232,6 +232,7 @@ def test_side_by_side_benchmark_halves_in_two_stores(
     metrics = json.loads(out.read_text())
     assert metrics["n_candidates"] == 27
     assert 0 < metrics["recall"] <= 1 and metrics["teacher_near_hull"] > 0
+    assert 0 < metrics["best_margins"]["0.95"]["share_checked"] <= 1
     teacher_time = json.loads((tmp_path / "teacher" / "surr-timing.json").read_text())["teacher"]
     assert metrics["timing"]["teacher"] == teacher_time
     own = json.loads((tmp_path / "surrogate" / "surr-timing.json").read_text())
@@ -246,3 +247,14 @@ def test_report_warns_when_the_check_sends_most_candidates_back() -> None:
     assert "83% of the candidates back" in surrogate_html(costly, None)
     cheap = SurrogateSummary(margin=0.1, threshold=0.05, n_checked=200, n_teacher=220, n_student=780)
     assert "banner" not in surrogate_html(cheap, None)
+
+
+def test_best_margins_bound_what_any_margin_could_save(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "benchmarks"))
+    from surrogate_report import best_margins
+
+    teacher = {"a": 0.0, "b": 0.04, "c": 0.3, "d": 0.5, "e": 0.9}
+    student = {"a": 0.02, "b": 0.35, "c": 0.2, "d": 0.6, "e": 0.4}
+    out = best_margins(student, teacher, recalls=(0.5, 1.0))
+    assert out["0.5"] == {"student_limit": 0.02, "share_checked": 0.2}  # a alone
+    assert out["1.0"] == {"student_limit": 0.35, "share_checked": 0.6}  # b needs a, b and c

@@ -239,6 +239,18 @@ def test_side_by_side_benchmark_halves_in_two_stores(
     assert "teacher" not in own
     assert metrics["speedup"] == pytest.approx(teacher_time["cpu_s"] / own["surrogate"]["cpu_s"])
 
+    # teacher single points at the student's geometries: never below the teacher's own minimum
+    import surrogate_rescore
+
+    rescored = tmp_path / "rescore.json"
+    halves = ["--work", str(tmp_path / "surrogate"), "--teacher-work", str(tmp_path / "teacher")]
+    monkeypatch.setattr(sys, "argv", ["surrogate_rescore.py", "surr", *halves, "--out", str(rescored)])
+    surrogate_rescore.main()
+    rescore = json.loads(rescored.read_text())
+    assert rescore["n_statics"] >= 27
+    assert rescore["static_minus_relaxed_ev_atom"]["q5"] > -0.05
+    assert set(rescore["best_margins_teacher_static"]) == {"0.9", "0.95", "0.98"}
+
 
 def test_report_warns_when_the_check_sends_most_candidates_back() -> None:
     from mlipflows.report_surrogate import SurrogateSummary, surrogate_html

@@ -24,6 +24,7 @@ import os
 import resource
 import time
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,10 @@ class Timing:
         self.path = path
         self.data: dict[str, dict[str, float]] = json.loads(path.read_text()) if path.is_file() else {}
 
-    def add(self, part: str, wall: float, cpu: float) -> None:
-        entry = self.data.setdefault(part, {"wall_s": 0.0, "cpu_s": 0.0, "runs": 0})
+    def add(self, part: str, wall: float, cpu: float, started: datetime) -> None:
+        entry = self.data.setdefault(
+            part, {"wall_s": 0.0, "cpu_s": 0.0, "runs": 0, "started_at": started.isoformat()}
+        )
         entry["wall_s"] += wall
         entry["cpu_s"] += cpu
         entry["runs"] += 1
@@ -72,11 +75,11 @@ def run_campaign(path: Path, timing: Timing, part: str) -> dict[str, Any]:
 
     spec = load_spec(path)
     store = get_job_store()
-    t0, c0 = time.perf_counter(), cpu_seconds()
+    started, t0, c0 = datetime.now(UTC), time.perf_counter(), cpu_seconds()
     plan = plan_campaign(spec, store)
     if plan.n_to_relax or spec.surrogate is not None:
         run_locally(plan.flow, store=store, log=False, ensure_success=True)
-    timing.add(part, time.perf_counter() - t0, cpu_seconds() - c0)
+    timing.add(part, time.perf_counter() - t0, cpu_seconds() - c0, started)
     return {"candidates": len(plan.candidates), "relaxed_now": plan.n_to_relax, "skipped": plan.n_skipped}
 
 
@@ -93,6 +96,8 @@ def main() -> None:
         help="report: the teacher-only half ran with this --work (so both halves can run at once)",
     )
     args = parser.parse_args()
+    if args.teacher_work is not None and args.phase in ("teacher", "all"):
+        parser.error("--teacher-work names the teacher half's own --work; it is for --phase report")
     args.work.mkdir(parents=True, exist_ok=True)
     os.environ["MLIPFLOWS_HOME"] = str(args.work)
     import torch

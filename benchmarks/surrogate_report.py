@@ -24,42 +24,65 @@ def _end(docs: dict[str, dict]) -> datetime | None:
     return max(times) if times else None
 
 
-def part_times(results: Any, name: str) -> dict[str, float]:
+PARTS = {
+    "labelling": [("label", "relax"), ("label-frames", "static"), ("label-frames", "relax")],
+    "fine-tuning": [("finetune", "surrogate")],
+    "student screen": [("screen", "relax"), ("screen-hull", "stability")],
+    "teacher check": [("check", "surrogate"), ("check", "relax"), ("hull", "stability")],
+}
+
+
+def part_times(results: Any, name: str, start: datetime | None, total_wall: float | None) -> dict[str, float]:
     """Wall seconds of each part of the surrogate run, from its documents' creation times (the
-    stages run one after another; each part ends with its last document)."""
+    stages run one after another; each part ends with its last document, the first starts at
+    ``start``). Runs timed before ``started_at`` was recorded have no start: their labelling is
+    the total wall time less the other parts (so it includes the set-up)."""
     ends = {}
-    for part, stages in {
-        "labelling": [("label", "relax"), ("label-frames", "static"), ("label-frames", "relax")],
-        "fine-tuning": [("finetune", "surrogate")],
-        "student screen": [("screen", "relax"), ("screen-hull", "stability")],
-        "teacher check": [("check", "surrogate"), ("check", "relax"), ("hull", "stability")],
-    }.items():
+    for part, stages in PARTS.items():
         found = {}
         for stage, task_type in stages:
             found.update({f"{stage}/{k}": v for k, v in _docs(results, name, stage, task_type).items()})
         ends[part] = _end(found)
-    out, previous = {}, None
+    out, previous = {}, start
     for part, end in ends.items():
         if end is not None and previous is not None:
             out[part] = (end - previous).total_seconds()
         previous = end or previous
+    if start is None and total_wall is not None and ends["labelling"] is not None:
+        out = {"labelling": total_wall - sum(out.values()), **out}
     return out
 
 
-def best_margins(student: dict[str, float], teacher: dict[str, float], recalls=(0.9, 0.95, 0.98)) -> dict:
-    """What the best margin for this student would have done: for each recall of the teacher's
-    near-hull set, the smallest student ``e_above_hull`` limit reaching it (known only after the
-    teacher-only run) and the share of candidates under that limit (those the teacher would have
-    had to check). It bounds what any margin rule can save with this student."""
-    both = [s for s in teacher if s in student]
-    near = np.array([student[s] for s in both if teacher[s] <= NEAR])
-    everyone = np.array([student[s] for s in both])
+def best_margins(
+    student: dict[str, float],
+    teacher: dict[str, float],
+    labelled: set[str] | frozenset[str] = frozenset(),
+    recalls: tuple[float, ...] = (0.9, 0.95, 0.98),
+) -> dict[str, dict[str, float]]:
+    """What the best margin for this student would have done, known only after the teacher-only
+    run: for each recall of the teacher's near-hull set, the smallest student ``e_above_hull``
+    limit reaching it and the share of the unlabelled candidates the check would then re-relax.
+
+    It follows the check's rule: labelled candidates are decided by the teacher before the check
+    (their near-hull ones are found for free), a candidate the student failed on is always
+    checked, and every other one is checked when its student value is within the limit. So no
+    margin rule (measured, ensemble or fixed) sends fewer to the teacher at that recall with
+    this student. ``student``: candidate → student value, None or absent when the student failed.
+    """
+    near = [s for s in teacher if teacher[s] <= NEAR]
+    scored_near = sorted(student[s] for s in near if s not in labelled and student.get(s) is not None)
+    free = sum(1 for s in near if s in labelled or student.get(s) is None)
+    pool = [s for s in teacher if s not in labelled]
+    failed = sum(1 for s in pool if student.get(s) is None)
+    scored = np.array([student[s] for s in pool if student.get(s) is not None])
     out = {}
     for r in recalls:
-        if not len(near):
-            break
-        limit = float(np.quantile(near, r, method="inverted_cdf"))
-        out[str(r)] = {"student_limit": limit, "share_checked": float(np.mean(everyone <= limit))}
+        need = int(np.ceil(r * len(near) - 1e-9)) - free
+        if not near or not pool or need > len(scored_near):
+            continue
+        limit = scored_near[need - 1] if need > 0 else -np.inf
+        share = (int(np.sum(scored <= limit)) + failed) / len(pool)
+        out[str(r)] = {"student_limit": float(limit), "margin": float(limit - NEAR), "share_checked": share}
     return out
 
 
@@ -69,13 +92,17 @@ def _results_store(home: Path | None) -> Any:
 
     from mlipflows.store import RESULTS, get_job_store
 
+    if home is not None and os.environ.get("MLIPFLOWS_STORE_URI"):
+        raise SystemExit("--teacher-work reads an embedded store: unset MLIPFLOWS_STORE_URI")
     before = os.environ.get("MLIPFLOWS_HOME")
     if home is not None:
         os.environ["MLIPFLOWS_HOME"] = str(home)
     try:
         results = get_job_store().additional_stores[RESULTS]
     finally:
-        if before is not None:
+        if before is None:
+            os.environ.pop("MLIPFLOWS_HOME", None)
+        else:
             os.environ["MLIPFLOWS_HOME"] = before
     results.connect()
     return results
@@ -119,6 +146,8 @@ def report(name: str, timing: Any, out: Path | None, teacher_work: Path | None =
     t = dict(timing.data)
     if teacher_work is not None:
         t["teacher"] = json.loads((teacher_work / f"{name}-timing.json").read_text())["teacher"]
+    own = t.get("surrogate", {})
+    started = datetime.fromisoformat(own["started_at"]) if "started_at" in own else None
     metrics: dict[str, Any] = {
         "campaign": name,
         "n_candidates": len(both),
@@ -128,12 +157,9 @@ def report(name: str, timing: Any, out: Path | None, teacher_work: Path | None =
         "precision": len(hits) / len(s_near) if s_near else None,
         "missed": sorted(t_near - s_near),
         "best_margins": best_margins(
-            {
-                s: surrogate[s]["student_e_above_hull"]
-                for s in both
-                if surrogate[s].get("student_e_above_hull") is not None
-            },
+            {s: surrogate[s].get("student_e_above_hull") for s in both},
             {s: teacher[s]["e_above_hull"] for s in both},
+            labelled=set(_docs(results, name, "label", "relax")),
         ),
         "e_above_hull_mae": float(np.mean(np.abs(diff))) if len(diff) else None,
         "student_only_e_above_hull_mae": float(np.mean(np.abs(student_diff))) if len(student_diff) else None,
@@ -148,7 +174,12 @@ def report(name: str, timing: Any, out: Path | None, teacher_work: Path | None =
         "teacher_steps_checked_from_student": steps_check,
         "teacher_steps_same_from_scratch": steps_teacher,
         "teacher_steps_saved": 1 - steps_check / steps_teacher if steps_teacher else None,
-        "parts_wall_s": part_times(results, name),
+        "parts_wall_s": part_times(
+            results,
+            name,
+            started,
+            own["wall_s"] if own.get("runs") == 1 else None,
+        ),
         "timing": t,
     }
     if "teacher" in t and "surrogate" in t:

@@ -232,7 +232,11 @@ def test_side_by_side_benchmark_halves_in_two_stores(
     metrics = json.loads(out.read_text())
     assert metrics["n_candidates"] == 27
     assert 0 < metrics["recall"] <= 1 and metrics["teacher_near_hull"] > 0
-    assert 0 < metrics["best_margins"]["0.95"]["share_checked"] <= 1
+    _assert_best_margin_holds(metrics["best_margins"]["0.95"], tmp_path, 0.95)
+    parts = metrics["parts_wall_s"]
+    assert list(parts) == ["labelling", "fine-tuning", "student screen", "teacher check"]
+    assert min(parts.values()) >= 0
+    assert sum(parts.values()) <= metrics["timing"]["surrogate"]["wall_s"] + 1
     teacher_time = json.loads((tmp_path / "teacher" / "surr-timing.json").read_text())["teacher"]
     assert metrics["timing"]["teacher"] == teacher_time
     own = json.loads((tmp_path / "surrogate" / "surr-timing.json").read_text())
@@ -247,9 +251,56 @@ def test_side_by_side_benchmark_halves_in_two_stores(
     monkeypatch.setattr(sys, "argv", ["surrogate_rescore.py", "surr", *halves, "--out", str(rescored)])
     surrogate_rescore.main()
     rescore = json.loads(rescored.read_text())
-    assert rescore["n_statics"] >= 27
+    both = _two_halves(tmp_path)
+    relaxed_by_both = [
+        s for s, (t, st) in both.items() if t["state"] == "successful" and st["state"] == "successful"
+    ]
+    assert rescore["n_statics"] == len(relaxed_by_both) >= 27  # candidates and references
     assert rescore["static_minus_relaxed_ev_atom"]["q5"] > -0.05
     assert set(rescore["best_margins_teacher_static"]) == {"0.9", "0.95", "0.98"}
+
+
+def _two_halves(tmp_path: Path) -> dict[str, tuple[dict, dict]]:
+    """structure_id → (teacher-only hull document, student screen document) of the side by side."""
+    from surrogate_report import _docs, _results_store
+
+    teacher = _docs(_results_store(tmp_path / "teacher"), "surr-teacher", "hull", "stability")
+    screen = _docs(_results_store(tmp_path / "surrogate"), "surr", "screen", "relax")
+    return {s: (teacher[s], screen[s]) for s in teacher if s in screen}
+
+
+def _assert_best_margin_holds(best: dict, tmp_path: Path, recall: float) -> None:
+    """Recount, from the stores, what the best limit checks and finds (labelled candidates
+    are the teacher's already; the others are checked when the student is within the limit)."""
+    from surrogate_report import _docs, _results_store
+
+    surrogate = _results_store(tmp_path / "surrogate")
+    hull = _docs(surrogate, "surr", "hull", "stability")
+    teacher = _docs(_results_store(tmp_path / "teacher"), "surr-teacher", "hull", "stability")
+    labelled = set(_docs(surrogate, "surr", "label", "relax"))
+    student = {s: hull[s].get("student_e_above_hull") for s in teacher if s in hull}
+    checked = {
+        s for s, e in student.items() if s not in labelled and (e is None or e <= best["student_limit"])
+    }
+    near = {s for s in student if teacher[s]["e_above_hull"] <= 0.05}
+    assert len(near & (checked | labelled)) >= recall * len(near)
+    assert best["share_checked"] == pytest.approx(len(checked) / len(set(student) - labelled))
+    assert best["margin"] == pytest.approx(best["student_limit"] - 0.05)
+
+
+def test_check_warns_when_the_margin_sends_most_candidates_back(
+    tmp_path: Path, base_student: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec_path = tmp_path / "surr.yaml"
+    spec_path.write_text(SPEC.format(student=base_student) + "  margin: 10.0\n")
+    store = get_job_store()
+    plan = plan_campaign(load_spec(spec_path), store)
+    with caplog.at_level("WARNING", logger="mlipflows"):
+        run_locally(plan.flow, store=store, log=False, ensure_success=True)
+    results = store.additional_stores[RESULTS]
+    results.connect()
+    assert len(_stage(results, "check", "relax")) == 27 - 10  # every unlabelled candidate
+    assert "a margin of 10.000 eV/atom sends 17 of 27 candidates to the teacher" in caplog.text
 
 
 def test_report_warns_when_the_check_sends_most_candidates_back() -> None:
@@ -268,5 +319,9 @@ def test_best_margins_bound_what_any_margin_could_save(monkeypatch: pytest.Monke
     teacher = {"a": 0.0, "b": 0.04, "c": 0.3, "d": 0.5, "e": 0.9}
     student = {"a": 0.02, "b": 0.35, "c": 0.2, "d": 0.6, "e": 0.4}
     out = best_margins(student, teacher, recalls=(0.5, 1.0))
-    assert out["0.5"] == {"student_limit": 0.02, "share_checked": 0.2}  # a alone
-    assert out["1.0"] == {"student_limit": 0.35, "share_checked": 0.6}  # b needs a, b and c
+    assert out["0.5"] == pytest.approx({"student_limit": 0.02, "margin": -0.03, "share_checked": 0.2})
+    assert out["1.0"] == pytest.approx({"student_limit": 0.35, "margin": 0.3, "share_checked": 0.6})
+    # b labelled (found before the check), e failed in the student (always checked): a suffices
+    student["e"] = None
+    out = best_margins(student, teacher, labelled={"b"}, recalls=(1.0,))
+    assert out["1.0"] == pytest.approx({"student_limit": 0.02, "margin": -0.03, "share_checked": 0.5})

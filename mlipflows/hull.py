@@ -62,6 +62,15 @@ class RelaxedEntry:
         return self.structure
 
 
+# Without another compound in the hull, e_above_hull only compares a candidate with its
+# elements (and its own polymorphs): a ternary screened this way looks far more stable than it is.
+NO_COMPETITOR = (
+    "no compound of another composition in its chemical system or sub-systems is in the hull "
+    "(only elements and polymorphs): e_above_hull is a lower bound; add compounds to "
+    "hull.references or use hull mode dft"
+)
+
+
 @dataclass
 class Stability:
     """Where one candidate sits relative to its hull."""
@@ -251,6 +260,7 @@ def _stabilities(
                 for c in members
             ]
         )
+        compounds = {e.composition.reduced_formula for e in pool if len(e.composition.elements) > 1}
         for c in members:
             energy = energies[c.structure_id] if energies else c.energy
             n = c.composition.num_atoms
@@ -266,5 +276,7 @@ def _stabilities(
             st.decomposition = _decomposition(decomp)
             if not c.converged:
                 st.warnings.append("relaxation did not converge; energy is from the last step")
+            if not compounds - {c.composition.reduced_formula}:
+                st.warnings.append(NO_COMPETITOR)
             results.append(st)
     return HullResult(results, pools)

@@ -11,7 +11,7 @@ from jobflow import CURRENT_JOB, Flow, Job, JobConfig, JobOrder, Maker, job
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
-from mlipflows.hull import RelaxedEntry, Stability, dft_reference_hull, mlip_hull
+from mlipflows.hull import NO_COMPETITOR, RelaxedEntry, Stability, dft_reference_hull, mlip_hull
 from mlipflows.io import Candidate
 from mlipflows.makers.base import ChunkSettings, result_uuid, store_flat
 from mlipflows.makers.relax import RelaxMaker, relax_flow
@@ -111,6 +111,16 @@ def build_stability(
         entries: list[ComputedEntry] = [MontyDecoder().process_decoded(e) for e in reference_entries]
         hull = dft_reference_hull(good, entries)
     stabilities = hull.stabilities
+    alone = [s.structure_id for s in stabilities if NO_COMPETITOR in s.warnings]
+    if alone:
+        log.warning(
+            "%d of %d candidates have no compound of another composition in their hull (only "
+            "elements and polymorphs), so their e_above_hull is a lower bound: %s; add compounds "
+            "to hull.references (or use hull mode dft) for a real screen",
+            len(alone),
+            len(stabilities),
+            ", ".join(alone[:10]),
+        )
     by_id = {d["structure_id"]: d for d in candidates}
     where = (stage, digest) if digest is not None else (None, None)
     out_docs = [_document(by_id[s.structure_id], s, mode, where) for s in stabilities]

@@ -17,7 +17,7 @@ from mlipflows.energies import (
     mp_like_entry,
     mp_parameters,
 )
-from mlipflows.hull import RelaxedEntry, dft_reference_hull, mlip_hull
+from mlipflows.hull import NO_COMPETITOR, RelaxedEntry, dft_reference_hull, mlip_hull
 from mlipflows.prototypes import get_prototype
 
 WBM = Path(__file__).parents[1] / "data" / "wbm" / "wbm-subset-40.json.gz"
@@ -45,6 +45,28 @@ def test_mlip_hull_by_hand():
     assert not result["MgO2"].is_stable
     parts = {p["formula"]: p["fraction"] for p in result["MgO2"].decomposition}
     assert parts == pytest.approx({"MgO": 2 / 3, "O2": 1 / 3})
+
+
+def test_a_hull_of_elements_only_is_flagged_as_a_lower_bound():
+    """A perovskite against its elements alone looks stable; a binary competitor shows it is not."""
+    elements = [
+        _entry("Sr", "fcc", {"A": "Sr"}, -1.6),
+        _entry("Ti", "hcp", {"A": "Ti"}, -7.8),
+        _entry("O", "fcc", {"A": "O"}, -4.9),
+    ]
+    perovskite = _entry("SrTiO3", "perovskite", {"A": "Sr", "B": "Ti", "X": "O"}, -6.2)
+    (alone,) = mlip_hull([perovskite], elements).stabilities
+    assert alone.e_above_hull == pytest.approx(0.0) and NO_COMPETITOR in alone.warnings
+
+    tio2 = _entry("TiO2", "fluorite", {"A": "Ti", "B": "O"}, -8.5)  # Ef -2.63: SrTiO3 (-1.38) is above
+    (st,) = mlip_hull([perovskite], [*elements, tio2]).stabilities
+    assert st.e_above_hull > 0.1 and NO_COMPETITOR not in st.warnings
+    # polymorphs of one composition are no competitors; another composition is
+    sro = _entry("SrO", "rocksalt", {"A": "Sr", "B": "O"}, -5.5)
+    by_id = {s.structure_id: s for s in mlip_hull([sro], elements).stabilities}
+    assert NO_COMPETITOR in by_id["SrO"].warnings
+    sro2 = _entry("SrO-cscl", "cscl", {"A": "Sr", "B": "O"}, -5.4)
+    assert all(NO_COMPETITOR in s.warnings for s in mlip_hull([sro, sro2], elements).stabilities)
 
 
 def test_missing_elemental_reference_is_reported():

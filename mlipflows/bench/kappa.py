@@ -20,6 +20,7 @@ DFT references: phononDB PBE without NAC, via the k_SRME repository (``data/``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,8 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 
-from mlipflows.bench import stored_error
-from mlipflows.errors import DataNotFoundError
+from mlipflows.bench import NOT_RUN, stored_error
+from mlipflows.errors import DataNotFoundError, MlipflowsError
 from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.kappa import KappaMaker
 from mlipflows.makers.phonons import phonon_relax_settings
@@ -210,3 +211,66 @@ def evaluate(records: list[PhononDbRecord], docs: dict[str, dict[str, Any]]) -> 
             }
         )
     return pd.DataFrame(rows)
+
+
+# what must be equal for a row of an earlier table to stand for a run of this command
+TABLE_MATCH_KEYS = ("checksum", "protocol", "displacement", "dtype", "phono3py", "transport")
+# the reason material_metrics gives a material with no stored document
+NOT_RUN_REASON = f"failed: {NOT_RUN}"
+
+
+class TableMismatchError(MlipflowsError):
+    """An earlier per-material table was made by another model, protocol or κ code."""
+
+
+def table_rows(paths: list[Path], expected: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-material rows of earlier ``bench kappa`` tables, by material id.
+
+    A table is only reused when its ``-metrics.json`` (written next to it) records the same
+    weights, protocol, displacement, dtype and κ code as ``expected``: that is what lets runs
+    on different machines or sessions (``--ids`` shards) be combined into one benchmark.
+    Materials a table holds as not run are left out, so they are run again.
+
+    Raises:
+        TableMismatchError: a table has no metrics file or was made with other settings.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        path = Path(path).expanduser()
+        meta_path = path.with_name(f"{path.stem}-metrics.json")
+        if not path.is_file() or not meta_path.is_file():
+            raise TableMismatchError(
+                f"{path}: a per-material table of `mlipflows bench kappa` and its {meta_path.name} are "
+                "both needed (the metrics file says which weights and protocol made the rows)"
+            )
+        meta = json.loads(meta_path.read_text())
+        differ = [
+            f"{k} {meta.get(k)!r} (this run: {expected[k]!r})"
+            for k in TABLE_MATCH_KEYS
+            if meta.get(k) != expected[k]
+        ]
+        if differ:
+            raise TableMismatchError(
+                f"{path} was made with other settings, so its κ cannot stand for this run: "
+                + "; ".join(differ)
+            )
+        frame = pd.read_csv(path, dtype={"material_id": str})
+        for row in frame.to_dict("records"):
+            if row.get("srme_reason") == NOT_RUN_REASON:
+                continue
+            rows[row["material_id"]] = {k: _none_if_nan(v) for k, v in row.items()}
+    return rows
+
+
+def merge_table_rows(frame: pd.DataFrame, reused: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """``frame`` (from :func:`evaluate`) with the rows of materials it did not run taken from ``reused``."""
+    rows = []
+    for row in frame.to_dict("records"):
+        earlier = reused.get(row["material_id"])
+        ran = row.get("srme_reason") != NOT_RUN_REASON
+        rows.append(row if ran or earlier is None else {k: earlier.get(k) for k in frame.columns})
+    return pd.DataFrame(rows, columns=frame.columns)
+
+
+def _none_if_nan(value: Any) -> Any:
+    return None if isinstance(value, float) and not np.isfinite(value) else value

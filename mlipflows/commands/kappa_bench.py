@@ -31,17 +31,32 @@ def kappa(
     displacement: Annotated[
         float, typer.Option(help="Å; the protocol's 0.03 by default (see analysis/kappa)")
     ] = 0.03,
+    from_table: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="an earlier table of this command (repeatable): its materials are not run again, "
+            "when its -metrics.json has the same weights, protocol, displacement, dtype and κ code"
+        ),
+    ] = None,
+    stored_only: Annotated[
+        bool,
+        typer.Option(help="compute nothing: write the table of the selected materials that have a result"),
+    ] = False,
 ) -> None:
     """κ_SRME, κ_SRE, κ_SRD vs phononDB PBE (resumable: reuses stored κ of the same weights)."""
     import phono3py
 
     from mlipflows.bench.kappa import (
+        NOT_RUN_REASON,
         PROTOCOL,
         PROTOCOL_DISPLACEMENT,
+        TableMismatchError,
         evaluate,
         load_phonondb,
+        merge_table_rows,
         protocol_maker,
         stored_documents,
+        table_rows,
     )
     from mlipflows.commands.ui import console, err_console, run_with_progress
     from mlipflows.errors import DataNotFoundError
@@ -62,37 +77,60 @@ def kappa(
         raise typer.Exit(2)
     store = get_job_store(uri)
     potential = check_model(model, device, dtype)
+    settings = {
+        "model": model,
+        "checksum": potential.card.checksum,
+        "protocol": PROTOCOL if standard else f"{PROTOCOL}, displacement {displacement} Å",
+        "phono3py": phono3py.__version__,
+        "transport": "phono3py smm19 (Wigner, κ_P + κ_C)",
+        "displacement": displacement,
+        "dtype": dtype,
+    }
+    try:
+        reused = table_rows(from_table or [], settings)
+    except TableMismatchError as exc:
+        err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
     done = stored_documents(store, potential.card.checksum, displacement)
-    todo = [r for r in records if r.material_id not in done]
-    err_console.print(f"{len(records)} phononDB materials, {len(todo)} to run with {model}")
+    reused = {k: v for k, v in reused.items() if k not in done}
+    todo = [r for r in records if r.material_id not in done and r.material_id not in reused]
+    n_reused = sum(r.material_id in reused for r in records)
+    err_console.print(
+        f"{len(records)} phononDB materials: {len(records) - len(todo) - n_reused} stored, "
+        f"{n_reused} from earlier tables, {len(todo)} "
+        + ("not run (--stored-only)" if stored_only else f"to run with {model}")
+    )
     maker = protocol_maker(model, device, dtype, batch_atoms, displacement)
     t0 = time.perf_counter()
-    for r in todo:  # one job per material: each is stored as soon as it finishes
+    for r in [] if stored_only else todo:  # one job per material: each is stored as soon as it finishes
         job = maker.make([r.structure], [r.material_id], [r.fc3_supercell], [r.fc2_supercell], [r.q_mesh])
         job.name = f"kappa {r.material_id} {r.name}"
         err_console.print(
             f"{r.material_id} {r.name}: fc3 {r.fc3_supercell}, fc2 {r.fc2_supercell}, mesh {r.q_mesh}"
         )
         run_with_progress(job, 1, store)
-    if todo:
+    if todo and not stored_only:
         done = stored_documents(store, potential.card.checksum, displacement)
-    frame = evaluate(records, done)
+    frame = merge_table_rows(evaluate(records, done), reused)
+    if stored_only:
+        frame = frame[frame["srme_reason"] != NOT_RUN_REASON].reset_index(drop=True)
+        if frame.empty:
+            err_console.print(
+                "[red]error[/red] none of the selected materials has a result yet: nothing to write"
+            )
+            raise typer.Exit(1)
     metrics = aggregate(frame.to_dict("records"))
+    metrics.update(settings)
     metrics.update(
         {
-            "model": model,
-            "checksum": potential.card.checksum,
-            "protocol": PROTOCOL if standard else f"{PROTOCOL}, displacement {displacement} Å",
-            "phono3py": phono3py.__version__,
-            "transport": "phono3py smm19 (Wigner, κ_P + κ_C)",
-            "displacement": displacement,
             "device": device,
-            "dtype": dtype,
+            "from_tables": [str(p) for p in from_table or []],
+            "n_from_tables": int(frame["material_id"].isin(list(reused)).sum()),
             "run_wall_s": round(time.perf_counter() - t0, 1),
         }
     )
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{potential.name}-n{len(records)}" + ("" if standard else f"-d{displacement:g}")
+    stem = f"{potential.name}-n{len(frame)}" + ("" if standard else f"-d{displacement:g}")
     stem += "" if dtype == "float32" else f"-{dtype}"
     frame.to_csv(out / f"{stem}.csv", index=False)
     (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))

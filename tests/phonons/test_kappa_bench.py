@@ -100,3 +100,88 @@ def test_reused_results_are_those_of_the_same_displacement(isolated_home):
     assert stored_documents(fresh, "abc", 0.01)["mp-1639"]["kappa_tot_avg"] == [0.0]
     assert stored_documents(fresh, "abc", 0.03)["mp-1639"]["kappa_tot_avg"] == [1.0]
     assert stored_documents(fresh, "abc", 0.02) == {}
+
+
+def _write_table(tmp_path, frame, **settings) -> Path:
+    import json
+
+    import phono3py
+
+    meta = {
+        "checksum": "abc",
+        "protocol": "phonondb-v2",
+        "displacement": 0.03,
+        "dtype": "float32",
+        "phono3py": phono3py.__version__,
+        "transport": "phono3py smm19 (Wigner, κ_P + κ_C)",
+        **settings,
+    }
+    path = tmp_path / f"shard-n{len(frame)}.csv"
+    frame.to_csv(path, index=False)
+    (tmp_path / f"shard-n{len(frame)}-metrics.json").write_text(json.dumps(meta))
+    return path
+
+
+def test_rows_of_an_earlier_table_stand_for_a_run_only_with_the_same_settings(tmp_path):
+    import phono3py
+    import pytest
+
+    from mlipflows.bench.kappa import TableMismatchError, merge_table_rows, table_rows
+
+    records = load_phonondb(DATA)
+    bn = next(r for r in records if r.name == "BN")
+    table = _write_table(tmp_path, evaluate(records, {bn.material_id: _doc_from_reference(bn, 1.5)}))
+    settings = {
+        "checksum": "abc",
+        "protocol": "phonondb-v2",
+        "displacement": 0.03,
+        "dtype": "float32",
+        "phono3py": phono3py.__version__,
+        "transport": "phono3py smm19 (Wigner, κ_P + κ_C)",
+    }
+    reused = table_rows([table], settings)
+    assert list(reused) == ["mp-1639"]  # SrO was not run in that table: it must run again
+    merged = merge_table_rows(evaluate(records, {}), reused).set_index("formula")
+    assert abs(merged.loc["BN", "srme"] - 0.4) < 1e-9 and merged.loc["BN", "kappa_pred"] > 0
+    assert merged.loc["SrO", "srme_reason"] == "failed: not run"
+    # a material run now wins over the table's row
+    now = merge_table_rows(evaluate(records, {bn.material_id: _doc_from_reference(bn)}), reused)
+    assert abs(now.set_index("formula").loc["BN", "srme"]) < 1e-12
+    for key, other in (("checksum", "xyz"), ("displacement", 0.01), ("phono3py", "3.30.0")):
+        with pytest.raises(TableMismatchError, match=key):
+            table_rows([table], {**settings, key: other})
+    (tmp_path / "shard-n2-metrics.json").unlink()
+    with pytest.raises(TableMismatchError, match="metrics"):
+        table_rows([table], settings)
+
+
+def test_bench_kappa_combines_earlier_tables_without_running(tmp_path, isolated_home):
+    import json
+
+    from mlipflows.potentials import load_potential
+
+    records = load_phonondb(DATA)
+    bn, sro = sorted(records, key=lambda r: r.name)
+    checksum = load_potential("morse").card.checksum
+    shards = []
+    for k, (record, scale) in enumerate(((bn, 1.0), (sro, 1.5))):
+        folder = tmp_path / f"machine{k}"
+        folder.mkdir()
+        shard = evaluate([record], {record.material_id: _doc_from_reference(record, scale)})
+        shards.append(_write_table(folder, shard, checksum=checksum))
+    out = tmp_path / "out"
+    args = ["bench", "kappa", "--model", "morse", "--data", str(DATA), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--stored-only", "--from-table", str(shards[0])])
+    assert result.exit_code == 0, result.output
+    assert "1 from earlier tables" in result.output and "morse-n1.csv" in result.output
+    result = CliRunner().invoke(
+        app, [*args, "--stored-only", "--from-table", str(shards[0]), "--from-table", str(shards[1])]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "morse-n2-metrics.json").read_text())
+    assert metrics["n_materials"] == 2 and metrics["n_from_tables"] == 2
+    assert abs(metrics["kappa_srme"] - 0.2) < 1e-9  # (0 + 0.4) / 2
+    clash = CliRunner().invoke(app, [*args, "--displacement", "0.01", "--from-table", str(shards[0])])
+    assert clash.exit_code == 2 and "displacement" in clash.output
+    empty = CliRunner().invoke(app, [*args, "--stored-only"])
+    assert empty.exit_code == 1 and "nothing to write" in empty.output

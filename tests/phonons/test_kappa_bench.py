@@ -102,20 +102,25 @@ def test_reused_results_are_those_of_the_same_displacement(isolated_home):
     assert stored_documents(fresh, "abc", 0.02) == {}
 
 
-def _write_table(tmp_path, frame, **settings) -> Path:
-    import json
-
+def _settings(**changed) -> dict:
+    """The settings a `bench kappa` table records, as this machine's run would record them."""
     import phono3py
 
-    meta = {
+    return {
         "checksum": "abc",
         "protocol": "phonondb-v2",
         "displacement": 0.03,
         "dtype": "float32",
         "phono3py": phono3py.__version__,
         "transport": "phono3py smm19 (Wigner, κ_P + κ_C)",
-        **settings,
+        **changed,
     }
+
+
+def _write_table(tmp_path, frame, **changed) -> Path:
+    import json
+
+    meta = _settings(**changed)
     path = tmp_path / f"shard-n{len(frame)}.csv"
     frame.to_csv(path, index=False)
     (tmp_path / f"shard-n{len(frame)}-metrics.json").write_text(json.dumps(meta))
@@ -123,7 +128,6 @@ def _write_table(tmp_path, frame, **settings) -> Path:
 
 
 def test_rows_of_an_earlier_table_stand_for_a_run_only_with_the_same_settings(tmp_path):
-    import phono3py
     import pytest
 
     from mlipflows.bench.kappa import TableMismatchError, merge_table_rows, table_rows
@@ -131,14 +135,7 @@ def test_rows_of_an_earlier_table_stand_for_a_run_only_with_the_same_settings(tm
     records = load_phonondb(DATA)
     bn = next(r for r in records if r.name == "BN")
     table = _write_table(tmp_path, evaluate(records, {bn.material_id: _doc_from_reference(bn, 1.5)}))
-    settings = {
-        "checksum": "abc",
-        "protocol": "phonondb-v2",
-        "displacement": 0.03,
-        "dtype": "float32",
-        "phono3py": phono3py.__version__,
-        "transport": "phono3py smm19 (Wigner, κ_P + κ_C)",
-    }
+    settings = _settings()
     reused = table_rows([table], settings)
     assert list(reused) == ["mp-1639"]  # SrO was not run in that table: it must run again
     merged = merge_table_rows(evaluate(records, {}), reused).set_index("formula")

@@ -31,3 +31,7 @@ class StoreConfigError(MlipflowsError):
 
 class DataNotFoundError(MlipflowsError):
     """A reference data set the command needs is not at the path given."""
+
+
+class TableMismatchError(MlipflowsError):
+    """An earlier benchmark table was made with another model, protocol or code version."""

@@ -30,7 +30,7 @@ import pandas as pd
 from pymatgen.core import Structure
 
 from mlipflows.bench import NOT_RUN, stored_error
-from mlipflows.errors import DataNotFoundError, MlipflowsError
+from mlipflows.errors import DataNotFoundError, TableMismatchError
 from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.kappa import KappaMaker
 from mlipflows.makers.phonons import phonon_relax_settings
@@ -217,10 +217,6 @@ def evaluate(records: list[PhononDbRecord], docs: dict[str, dict[str, Any]]) -> 
 TABLE_MATCH_KEYS = ("checksum", "protocol", "displacement", "dtype", "phono3py", "transport")
 # the reason material_metrics gives a material with no stored document
 NOT_RUN_REASON = f"failed: {NOT_RUN}"
-
-
-class TableMismatchError(MlipflowsError):
-    """An earlier per-material table was made by another model, protocol or κ code."""
 
 
 def table_rows(paths: list[Path], expected: dict[str, Any]) -> dict[str, dict[str, Any]]:

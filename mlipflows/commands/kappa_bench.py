@@ -50,7 +50,6 @@ def kappa(
         NOT_RUN_REASON,
         PROTOCOL,
         PROTOCOL_DISPLACEMENT,
-        TableMismatchError,
         evaluate,
         load_phonondb,
         merge_table_rows,
@@ -59,7 +58,7 @@ def kappa(
         table_rows,
     )
     from mlipflows.commands.ui import console, err_console, run_with_progress
-    from mlipflows.errors import DataNotFoundError
+    from mlipflows.errors import DataNotFoundError, TableMismatchError
     from mlipflows.metrics.phonons import aggregate
     from mlipflows.store import get_job_store
 

@@ -130,7 +130,8 @@ def _write_table(tmp_path, frame, **changed) -> Path:
 def test_rows_of_an_earlier_table_stand_for_a_run_only_with_the_same_settings(tmp_path):
     import pytest
 
-    from mlipflows.bench.kappa import TableMismatchError, merge_table_rows, table_rows
+    from mlipflows.bench.kappa import merge_table_rows, table_rows
+    from mlipflows.errors import TableMismatchError
 
     records = load_phonondb(DATA)
     bn = next(r for r in records if r.name == "BN")

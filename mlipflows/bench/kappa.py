@@ -111,6 +111,22 @@ def load_phonondb(path: Path, limit: int | None = None, ids: list[str] | None = 
     return records[:limit] if limit is not None else records
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` → (K, N), 1 ≤ K ≤ N; a ValueError says what a shard looks like."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: write K/N, e.g. 2/4 for the second of four shards") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {text!r}: K must be between 1 and N")
+    return k, n
+
+
+def shard_of(records: list[PhononDbRecord], k: int, n: int) -> list[PhononDbRecord]:
+    """Every N-th material from the K-th (1-based): cheap and expensive ones spread over the shards."""
+    return records[k - 1 :: n]
+
+
 def protocol_maker(
     model: str,
     device: str = "cpu",

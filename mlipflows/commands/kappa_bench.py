@@ -38,6 +38,13 @@ def kappa(
             "when its -metrics.json has the same weights, protocol, displacement, dtype and κ code"
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="K/N: only the K-th of N interleaved shards of the selected materials (one per machine; "
+            "combine their tables with --from-table)"
+        ),
+    ] = None,
     stored_only: Annotated[
         bool,
         typer.Option(help="compute nothing: write the table of the selected materials that have a result"),
@@ -53,7 +60,9 @@ def kappa(
         evaluate,
         load_phonondb,
         merge_table_rows,
+        parse_shard,
         protocol_maker,
+        shard_of,
         stored_documents,
         table_rows,
     )
@@ -74,6 +83,15 @@ def kappa(
         wanted = " ".join(ids or [])
         err_console.print(f"[red]error[/red] no phononDB material in {data} matches --ids {wanted}")
         raise typer.Exit(2)
+    if shard is not None:
+        try:
+            k, n = parse_shard(shard)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        if len(records) < n:
+            err_console.print(f"[red]error[/red] {n} shards of {len(records)} materials: some would be empty")
+            raise typer.Exit(2)
+        records = shard_of(records, k, n)
     store = get_job_store(uri)
     potential = check_model(model, device, dtype)
     settings = {
@@ -131,6 +149,7 @@ def kappa(
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{potential.name}-n{len(frame)}" + ("" if standard else f"-d{displacement:g}")
     stem += "" if dtype == "float32" else f"-{dtype}"
+    stem += "" if shard is None else f"-shard{k}of{n}"  # shards may share one output folder
     frame.to_csv(out / f"{stem}.csv", index=False)
     (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
     shown = frame[["material_id", "formula", "kappa_dft", "kappa_pred", "srd", "srme", "srme_reason"]]

@@ -183,3 +183,29 @@ def test_bench_kappa_combines_earlier_tables_without_running(tmp_path, isolated_
     assert clash.exit_code == 2 and "displacement" in clash.output
     empty = CliRunner().invoke(app, [*args, "--stored-only"])
     assert empty.exit_code == 1 and "nothing to write" in empty.output
+
+
+def test_shards_cover_the_materials_once_and_name_their_tables(tmp_path, isolated_home):
+    import pytest
+
+    from mlipflows.bench.kappa import parse_shard, shard_of
+    from mlipflows.potentials import load_potential
+
+    records = load_phonondb(DATA)
+    parts = [shard_of(records, k, 2) for k in (1, 2)]
+    assert sorted(r.material_id for part in parts for r in part) == sorted(r.material_id for r in records)
+    assert all(len(part) == 1 for part in parts)
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("0/2", "3/2", "2", "a/b"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+    second = parts[1][0]
+    doc = {second.material_id: _doc_from_reference(second)}
+    table = _write_table(tmp_path, evaluate([second], doc), checksum=load_potential("morse").card.checksum)
+    args = ["bench", "kappa", "--model", "morse", "--data", str(DATA), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*args, "--shard", "2/2", "--stored-only", "--from-table", str(table)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "morse-n1-shard2of2.csv").is_file()
+    assert CliRunner().invoke(app, [*args, "--shard", "3/2"]).exit_code == 2
+    too_many = CliRunner().invoke(app, [*args, "--shard", "1/3"])
+    assert too_many.exit_code == 2 and "some would be empty" in too_many.output

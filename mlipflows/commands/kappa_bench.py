@@ -85,13 +85,15 @@ def kappa(
         raise typer.Exit(2)
     if shard is not None:
         try:
-            k, n = parse_shard(shard)
+            shard_k, shard_n = parse_shard(shard)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-        if len(records) < n:
-            err_console.print(f"[red]error[/red] {n} shards of {len(records)} materials: some would be empty")
+        if len(records) < shard_n:
+            err_console.print(
+                f"[red]error[/red] {shard_n} shards of {len(records)} materials: some would be empty"
+            )
             raise typer.Exit(2)
-        records = shard_of(records, k, n)
+        records = shard_of(records, shard_k, shard_n)
     store = get_job_store(uri)
     potential = check_model(model, device, dtype)
     settings = {
@@ -109,7 +111,7 @@ def kappa(
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
     done = stored_documents(store, potential.card.checksum, displacement)
-    reused = {k: v for k, v in reused.items() if k not in done}
+    reused = {mp_id: row for mp_id, row in reused.items() if mp_id not in done}
     todo = [r for r in records if r.material_id not in done and r.material_id not in reused]
     n_reused = sum(r.material_id in reused for r in records)
     err_console.print(
@@ -149,7 +151,7 @@ def kappa(
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{potential.name}-n{len(frame)}" + ("" if standard else f"-d{displacement:g}")
     stem += "" if dtype == "float32" else f"-{dtype}"
-    stem += "" if shard is None else f"-shard{k}of{n}"  # shards may share one output folder
+    stem += "" if shard is None else f"-shard{shard_k}of{shard_n}"  # shards may share one output folder
     frame.to_csv(out / f"{stem}.csv", index=False)
     (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
     shown = frame[["material_id", "formula", "kappa_dft", "kappa_pred", "srd", "srme", "srme_reason"]]

@@ -358,6 +358,16 @@ def ensure_indexes(store: JobStore) -> list[str]:
     return list(INDEXED_FIELDS)
 
 
+def stored_results(
+    store: JobStore, criteria: dict[str, Any], properties: list[str] | dict[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """The flat result documents matching ``criteria`` (what a rerun or a benchmark can reuse)."""
+    results = store.additional_stores[RESULTS]
+    with store_errors(store, "reading stored results"):
+        results.connect()
+        return list(results.query(criteria, properties=properties or {"_id": 0}))
+
+
 def write_results(store: JobStore, documents: list[dict[str, Any]]) -> None:
     """Write flat result documents (JSON types only) in bulk (one call), upserting by ``uuid``."""
     results = store.additional_stores.get(RESULTS)

@@ -30,6 +30,7 @@ from pymatgen.core import Structure
 
 from mlipflows.bench import state_counts, stored_error, stored_state
 from mlipflows.errors import DataNotFoundError
+from mlipflows.store import stored_results
 
 TENSOR_FILE = "mp_val_clean.json.gz"
 MATCALC_FILE = "mp-binary-pbe-elasticity-2025.1.json.gz"
@@ -130,10 +131,8 @@ def _record(row: dict[str, Any]) -> ElasticRecord:
 
 def stored_documents(store: JobStore, campaign: str, checksum: str) -> dict[str, dict]:
     """Full elastic documents (with tensors) already stored for ``campaign`` and these weights."""
-    results = store.additional_stores["results"]
-    results.connect()
     crit = {"campaign": campaign, "model.checksum": checksum, "task_type": "elastic"}
-    return {d["structure_id"]: d for d in results.query(crit, properties={"_id": 0})}
+    return {d["structure_id"]: d for d in stored_results(store, crit)}
 
 
 def evaluate(records: list[ElasticRecord], docs: dict[str, dict]) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from mlipflows.energies import (
 )
 from mlipflows.errors import DataNotFoundError
 from mlipflows.metrics.discovery import regression_metrics
+from mlipflows.store import stored_results
 
 WBM_FILE = "wbm-random-pbe52-equilibrium-2025.1.json.gz"
 CAMPAIGN = "bench-wbm-formation"
@@ -124,10 +125,8 @@ def summarize(frame: pd.DataFrame) -> dict:
 
 
 def stored_documents(store: JobStore, checksum: str) -> dict[str, dict]:
-    results = store.additional_stores["results"]
-    results.connect()
     crit = {"campaign": CAMPAIGN, "model.checksum": checksum, "task_type": "relax"}
-    return {d["structure_id"]: d for d in results.query(crit, properties={"_id": 0})}
+    return {d["structure_id"]: d for d in stored_results(store, crit)}
 
 
 def parity_plot(frame: pd.DataFrame, model: str, metrics: dict, path: Path) -> None:

@@ -35,6 +35,7 @@ from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.kappa import KappaMaker
 from mlipflows.makers.phonons import phonon_relax_settings
 from mlipflows.metrics.phonons import KappaPrediction, KappaReference, material_metrics
+from mlipflows.store import stored_results
 
 STRUCTURES_FILE = "phononDB-PBE-structures.extxyz"
 KAPPA_FILE = "kappas_phononDB_PBE_noNAC.json.gz"
@@ -160,14 +161,13 @@ def protocol_maker(
 def stored_documents(store: Any, checksum: str, displacement: float) -> dict[str, dict]:
     """Full κ documents (per-mode κ from the data store) of earlier runs of this protocol, by id."""
     store.connect()  # get_output reads the job documents
-    results = store.additional_stores["results"]
     crit = {
         "campaign": CAMPAIGN,
         "model.checksum": checksum,
         "task_type": "kappa",
         "settings.displacement": displacement,
     }
-    rows = list(results.query(crit, properties=["structure_id", "job_uuid"]))
+    rows = stored_results(store, crit, properties=["structure_id", "job_uuid"])
     docs: dict[str, dict] = {}
     for job_uuid in {r["job_uuid"] for r in rows if r.get("job_uuid")}:
         try:

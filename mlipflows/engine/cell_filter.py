@@ -31,11 +31,6 @@ def expm_frechet(a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_exp(block)[..., :n, n:]
 
 
-def deformation_gradient(cell: torch.Tensor, orig_cell: torch.Tensor) -> torch.Tensor:
-    """F with cell = orig_cell @ Fᵀ, batched (S, 3, 3)."""
-    return torch.linalg.solve(orig_cell, cell).transpose(1, 2)
-
-
 def cell_forces(
     stress: torch.Tensor,
     volume: torch.Tensor,

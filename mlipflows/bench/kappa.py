@@ -286,3 +286,54 @@ def merge_table_rows(frame: pd.DataFrame, reused: dict[str, dict[str, Any]]) -> 
 
 def _none_if_nan(value: Any) -> Any:
     return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def parity_plot(frame: pd.DataFrame, model: str, metrics: dict[str, Any], path: Path) -> None:
+    """κ MLIP vs κ DFT (W/m·K, log-log) with a factor-2 band; materials without κ are listed.
+
+    κ spans four decades across the 103 materials, so only log axes show every material;
+    censored ones (imaginary modes, broken symmetry, failures) have no κ and are named below
+    the axes with their reason instead of being hidden.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = frame.dropna(subset=["kappa_pred"])
+    ok = ok[ok["kappa_pred"] > 0]
+    censored = frame[~frame.index.isin(ok.index)]
+    fig, ax = plt.subplots(figsize=(5.2, 5.4))
+    lo, hi = 0.1, 3000.0
+    if len(ok):
+        values = np.concatenate([ok["kappa_dft"], ok["kappa_pred"]])
+        lo, hi = min(lo, float(values.min()) / 1.5), max(hi, float(values.max()) * 1.5)
+    line = np.array([lo, hi])
+    ax.fill_between(line, line / 2, line * 2, color="0.9", label="within a factor of 2")
+    ax.plot(line, line, "k--", lw=1)
+    ax.scatter(ok["kappa_dft"], ok["kappa_pred"], s=14, alpha=0.8, label=f"{model} (n={len(ok)})")
+    for row in ok.itertuples():
+        if abs(row.srd) > 2 / 3:  # off by more than a factor of 2: name it
+            ax.annotate(
+                row.formula,
+                (row.kappa_dft, row.kappa_pred),
+                fontsize=6,
+                xytext=(2, 2),
+                textcoords="offset points",
+            )
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi))
+    ax.set(xlabel="κ DFT, phononDB PBE (W/m·K)", ylabel=f"κ {model} (W/m·K)")
+    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title(
+        f"κ_SRME {metrics['kappa_srme']:.3f}, κ_SRE {metrics['kappa_sre']:.3f}, "
+        f"κ_SRD {metrics['kappa_srd']:+.3f} ({metrics['n_materials']} materials)",
+        fontsize=9,
+    )
+    if len(censored):
+        names = ", ".join(
+            f"{r.formula} ({str(r.srme_reason).split(' (')[0].split(':')[0]})" for r in censored.itertuples()
+        )
+        fig.text(0.02, 0.01, f"no κ (SRME 2): {names}", fontsize=6, wrap=True, va="bottom")
+    fig.tight_layout(rect=(0, 0.08 if len(censored) else 0, 1, 1))
+    fig.savefig(path, dpi=150)
+    plt.close(fig)

@@ -60,6 +60,7 @@ def kappa(
         evaluate,
         load_phonondb,
         merge_table_rows,
+        parity_plot,
         parse_shard,
         protocol_maker,
         shard_of,
@@ -154,12 +155,13 @@ def kappa(
     stem += "" if shard is None else f"-shard{shard_k}of{shard_n}"  # shards may share one output folder
     frame.to_csv(out / f"{stem}.csv", index=False)
     (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
+    parity_plot(frame, potential.name, metrics, out / f"{stem}-parity.png")
     shown = frame[["material_id", "formula", "kappa_dft", "kappa_pred", "srd", "srme", "srme_reason"]]
     console.print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     console.print(
         f"{potential.name} on {metrics['n_materials']} materials: κ_SRME {metrics['kappa_srme']:.3f}  "
         f"κ_SRE {metrics['kappa_sre']:.3f}  κ_SRD {metrics['kappa_srd']:+.3f}  "
-        f"failure rate {metrics['failure_rate']:.2f}\nwrote {out}/{stem}.csv, -metrics.json"
+        f"failure rate {metrics['failure_rate']:.2f}\nwrote {out}/{stem}.csv, -metrics.json, -parity.png"
     )
 
 

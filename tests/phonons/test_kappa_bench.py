@@ -177,6 +177,7 @@ def test_bench_kappa_combines_earlier_tables_without_running(tmp_path, isolated_
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "morse-n2-metrics.json").read_text())
+    assert (out / "morse-n2-parity.png").stat().st_size > 0
     assert metrics["n_materials"] == 2 and metrics["n_from_tables"] == 2
     assert abs(metrics["kappa_srme"] - 0.2) < 1e-9  # (0 + 0.4) / 2
     clash = CliRunner().invoke(app, [*args, "--displacement", "0.01", "--from-table", str(shards[0])])

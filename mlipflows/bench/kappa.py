@@ -241,7 +241,8 @@ def table_rows(paths: list[Path], expected: dict[str, Any]) -> dict[str, dict[st
     A table is only reused when its ``-metrics.json`` (written next to it) records the same
     weights, protocol, displacement, dtype and κ code as ``expected``: that is what lets runs
     on different machines or sessions (``--ids`` shards) be combined into one benchmark.
-    Materials a table holds as not run are left out, so they are run again.
+    Materials a table holds as not run are left out, so they are run again; a material held by
+    several tables is taken from the first.
 
     Raises:
         TableMismatchError: a table has no metrics file or was made with other settings.
@@ -270,7 +271,8 @@ def table_rows(paths: list[Path], expected: dict[str, Any]) -> dict[str, dict[st
         for row in frame.to_dict("records"):
             if row.get("srme_reason") == NOT_RUN_REASON:
                 continue
-            rows[row["material_id"]] = {k: _none_if_nan(v) for k, v in row.items()}
+            # a material in several tables: the first table given wins (reruns differ in the last digits)
+            rows.setdefault(row["material_id"], {k: _none_if_nan(v) for k, v in row.items()})
     return rows
 
 

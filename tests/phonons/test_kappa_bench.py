@@ -145,6 +145,11 @@ def test_rows_of_an_earlier_table_stand_for_a_run_only_with_the_same_settings(tm
     # a material run now wins over the table's row
     now = merge_table_rows(evaluate(records, {bn.material_id: _doc_from_reference(bn)}), reused)
     assert abs(now.set_index("formula").loc["BN", "srme"]) < 1e-12
+    rerun_dir = tmp_path / "rerun"
+    rerun_dir.mkdir()
+    rerun = _write_table(rerun_dir, evaluate(records, {bn.material_id: _doc_from_reference(bn)}))
+    first = table_rows([table, rerun], settings)["mp-1639"]
+    assert abs(first["srme"] - 0.4) < 1e-9  # the first table given wins
     for key, other in (("checksum", "xyz"), ("displacement", 0.01), ("phono3py", "3.30.0")):
         with pytest.raises(TableMismatchError, match=key):
             table_rows([table], {**settings, key: other})

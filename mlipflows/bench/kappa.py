@@ -240,50 +240,63 @@ def table_rows(paths: list[Path], expected: dict[str, Any]) -> dict[str, dict[st
 
     A table is only reused when its ``-metrics.json`` (written next to it) records the same
     weights, protocol, displacement, dtype and κ code as ``expected``: that is what lets runs
-    on different machines or sessions (``--ids`` shards) be combined into one benchmark.
-    Materials a table holds as not run are left out, so they are run again; a material held by
+    on different machines or sessions (``--shard`` or ``--ids``) be combined into one benchmark.
+    Rows that failed (an error, or not run) are left out, so those materials run again: a
+    failure on one machine (out of memory, a killed job) says nothing about the model. Outcomes
+    of the protocol itself (imaginary modes, broken symmetry) are kept. A material held by
     several tables is taken from the first.
 
     Raises:
-        TableMismatchError: a table has no metrics file or was made with other settings.
+        TableMismatchError: a table or its metrics file is missing or unreadable, or was made
+            with other settings.
     """
     rows: dict[str, dict[str, Any]] = {}
     for path in paths:
-        path = Path(path).expanduser()
-        meta_path = path.with_name(f"{path.stem}-metrics.json")
-        if not path.is_file() or not meta_path.is_file():
-            raise TableMismatchError(
-                f"{path}: a per-material table of `mlipflows bench kappa` and its {meta_path.name} are "
-                "both needed (the metrics file says which weights and protocol made the rows)"
-            )
-        meta = json.loads(meta_path.read_text())
-        differ = [
-            f"{k} {meta.get(k)!r} (this run: {expected[k]!r})"
-            for k in TABLE_MATCH_KEYS
-            if meta.get(k) != expected[k]
-        ]
-        if differ:
-            raise TableMismatchError(
-                f"{path} was made with other settings, so its κ cannot stand for this run: "
-                + "; ".join(differ)
-            )
-        frame = pd.read_csv(path, dtype={"material_id": str})
-        for row in frame.to_dict("records"):
-            if row.get("srme_reason") == NOT_RUN_REASON:
+        for row in _read_table(Path(path).expanduser(), expected).to_dict("records"):
+            if str(row.get("srme_reason")).startswith("failed"):
                 continue
-            # a material in several tables: the first table given wins (reruns differ in the last digits)
             rows.setdefault(row["material_id"], {k: _none_if_nan(v) for k, v in row.items()})
     return rows
 
 
-def merge_table_rows(frame: pd.DataFrame, reused: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """``frame`` (from :func:`evaluate`) with the rows of materials it did not run taken from ``reused``."""
-    rows = []
+def _read_table(path: Path, expected: dict[str, Any]) -> pd.DataFrame:
+    meta_path = path.with_name(f"{path.stem}-metrics.json")
+    for needed in (path, meta_path):
+        if not needed.is_file():
+            raise TableMismatchError(
+                f"{needed} not found: --from-table takes a table written by `mlipflows bench kappa`, "
+                f"with its {meta_path.name} beside it (it says which weights and protocol made the rows)"
+            )
+    try:
+        meta = json.loads(meta_path.read_text())
+        frame = pd.read_csv(path, dtype={"material_id": str})
+    except (ValueError, OSError) as exc:
+        raise TableMismatchError(f"{path} or {meta_path.name} cannot be read: {exc}") from None
+    differ = [
+        f"{k} {meta.get(k)!r} (this run: {expected[k]!r})"
+        for k in TABLE_MATCH_KEYS
+        if meta.get(k) != expected[k]
+    ]
+    if differ:
+        raise TableMismatchError(
+            f"{path} was made with other settings, so its κ cannot stand for this run: " + "; ".join(differ)
+        )
+    missing = {"material_id", "srme", "srd", "sre", "srme_reason"} - set(frame.columns)
+    if missing:
+        raise TableMismatchError(f"{path} lacks the columns {sorted(missing)} of a `bench kappa` table")
+    return frame
+
+
+def merge_table_rows(frame: pd.DataFrame, reused: dict[str, dict[str, Any]]) -> tuple[pd.DataFrame, int]:
+    """``frame`` (from :func:`evaluate`) with the rows of materials it did not run taken from
+    ``reused``, and how many were taken."""
+    rows, n_taken = [], 0
     for row in frame.to_dict("records"):
         earlier = reused.get(row["material_id"])
-        ran = row.get("srme_reason") != NOT_RUN_REASON
-        rows.append(row if ran or earlier is None else {k: earlier.get(k) for k in frame.columns})
-    return pd.DataFrame(rows, columns=frame.columns)
+        if row.get("srme_reason") == NOT_RUN_REASON and earlier is not None:
+            row, n_taken = {k: earlier.get(k) for k in frame.columns}, n_taken + 1
+        rows.append(row)
+    return pd.DataFrame(rows, columns=frame.columns), n_taken
 
 
 def _none_if_nan(value: Any) -> Any:
@@ -302,8 +315,8 @@ def parity_plot(frame: pd.DataFrame, model: str, metrics: dict[str, Any], path: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = frame.dropna(subset=["kappa_pred"])
-    ok = ok[ok["kappa_pred"] > 0]
+    censored_mask = frame["srme_reason"].map(lambda r: isinstance(r, str) and bool(r))
+    ok = frame[~censored_mask & frame["kappa_pred"].gt(0)]
     censored = frame[~frame.index.isin(ok.index)]
     fig, ax = plt.subplots(figsize=(5.2, 5.4))
     lo, hi = 0.1, 3000.0
@@ -332,10 +345,13 @@ def parity_plot(frame: pd.DataFrame, model: str, metrics: dict[str, Any], path: 
         fontsize=9,
     )
     if len(censored):
-        names = ", ".join(
-            f"{r.formula} ({str(r.srme_reason).split(' (')[0].split(':')[0]})" for r in censored.itertuples()
-        )
+        names = ", ".join(f"{r.formula} ({_short(r.srme_reason)})" for r in censored.itertuples())
         fig.text(0.02, 0.01, f"no κ (SRME 2): {names}", fontsize=6, wrap=True, va="bottom")
     fig.tight_layout(rect=(0, 0.08 if len(censored) else 0, 1, 1))
     fig.savefig(path, dpi=150)
     plt.close(fig)
+
+
+def _short(reason: Any, width: int = 40) -> str:
+    text = str(reason or "no κ").split(" (")[0]
+    return text if len(text) <= width else text[: width - 1] + "…"

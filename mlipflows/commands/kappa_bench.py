@@ -131,7 +131,7 @@ def kappa(
         run_with_progress(job, 1, store)
     if todo and not stored_only:
         done = stored_documents(store, potential.card.checksum, displacement)
-    frame = merge_table_rows(evaluate(records, done), reused)
+    frame, n_from_tables = merge_table_rows(evaluate(records, done), reused)
     if stored_only:
         frame = frame[frame["srme_reason"] != NOT_RUN_REASON].reset_index(drop=True)
         if frame.empty:
@@ -145,7 +145,7 @@ def kappa(
         {
             "device": device,
             "from_tables": [str(p) for p in from_table or []],
-            "n_from_tables": int(frame["material_id"].isin(list(reused)).sum()),
+            "n_from_tables": n_from_tables,
             "run_wall_s": round(time.perf_counter() - t0, 1),
         }
     )
@@ -153,6 +153,12 @@ def kappa(
     stem = f"{potential.name}-n{len(frame)}" + ("" if standard else f"-d{displacement:g}")
     stem += "" if dtype == "float32" else f"-{dtype}"
     stem += "" if shard is None else f"-shard{shard_k}of{shard_n}"  # shards may share one output folder
+    if (out / f"{stem}.csv").resolve() in {Path(p).expanduser().resolve() for p in from_table or []}:
+        err_console.print(
+            f"[red]error[/red] {out / stem}.csv is one of the --from-table inputs (nothing new to add?); "
+            "write the combined table to another --out"
+        )
+        raise typer.Exit(2)
     frame.to_csv(out / f"{stem}.csv", index=False)
     (out / f"{stem}-metrics.json").write_text(json.dumps(metrics, indent=2))
     parity_plot(frame, potential.name, metrics, out / f"{stem}-parity.png")

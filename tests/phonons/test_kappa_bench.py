@@ -139,11 +139,14 @@ def test_rows_of_an_earlier_table_stand_for_a_run_only_with_the_same_settings(tm
     settings = _settings()
     reused = table_rows([table], settings)
     assert list(reused) == ["mp-1639"]  # SrO was not run in that table: it must run again
-    merged = merge_table_rows(evaluate(records, {}), reused).set_index("formula")
+    merged, n_taken = merge_table_rows(evaluate(records, {}), reused)
+    merged = merged.set_index("formula")
+    assert n_taken == 1
     assert abs(merged.loc["BN", "srme"] - 0.4) < 1e-9 and merged.loc["BN", "kappa_pred"] > 0
     assert merged.loc["SrO", "srme_reason"] == "failed: not run"
     # a material run now wins over the table's row
-    now = merge_table_rows(evaluate(records, {bn.material_id: _doc_from_reference(bn)}), reused)
+    now, n_taken = merge_table_rows(evaluate(records, {bn.material_id: _doc_from_reference(bn)}), reused)
+    assert n_taken == 0
     assert abs(now.set_index("formula").loc["BN", "srme"]) < 1e-12
     rerun_dir = tmp_path / "rerun"
     rerun_dir.mkdir()
@@ -153,6 +156,14 @@ def test_rows_of_an_earlier_table_stand_for_a_run_only_with_the_same_settings(tm
     for key, other in (("checksum", "xyz"), ("displacement", 0.01), ("phono3py", "3.30.0")):
         with pytest.raises(TableMismatchError, match=key):
             table_rows([table], {**settings, key: other})
+    # a failure on another machine (here: an out-of-memory error) is run again, not reused
+    failed_dir = tmp_path / "failed"
+    failed_dir.mkdir()
+    oom = {bn.material_id: {"state": "failed", "error": "CUDA out of memory"}}
+    assert table_rows([_write_table(failed_dir, evaluate(records, oom))], settings) == {}
+    (tmp_path / "shard-n2.csv").write_text("formula\nBN\n")
+    with pytest.raises(TableMismatchError, match="lacks the columns"):
+        table_rows([table], settings)
     (tmp_path / "shard-n2-metrics.json").unlink()
     with pytest.raises(TableMismatchError, match="metrics"):
         table_rows([table], settings)
@@ -185,6 +196,8 @@ def test_bench_kappa_combines_earlier_tables_without_running(tmp_path, isolated_
     assert (out / "morse-n2-parity.png").stat().st_size > 0
     assert metrics["n_materials"] == 2 and metrics["n_from_tables"] == 2
     assert abs(metrics["kappa_srme"] - 0.2) < 1e-9  # (0 + 0.4) / 2
+    same = CliRunner().invoke(app, [*args, "--stored-only", "--from-table", str(out / "morse-n2.csv")])
+    assert same.exit_code == 2 and "is one of the --from-table inputs" in " ".join(same.output.split())
     clash = CliRunner().invoke(app, [*args, "--displacement", "0.01", "--from-table", str(shards[0])])
     assert clash.exit_code == 2 and "displacement" in clash.output
     empty = CliRunner().invoke(app, [*args, "--stored-only"])

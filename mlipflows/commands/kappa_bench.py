@@ -120,16 +120,17 @@ def kappa(
         f"{n_reused} from earlier tables, {len(todo)} "
         + ("not run (--stored-only)" if stored_only else f"to run with {model}")
     )
+    to_run = [] if stored_only else todo
     maker = protocol_maker(model, device, dtype, batch_atoms, displacement)
     t0 = time.perf_counter()
-    for r in [] if stored_only else todo:  # one job per material: each is stored as soon as it finishes
+    for r in to_run:  # one job per material: each is stored as soon as it finishes
         job = maker.make([r.structure], [r.material_id], [r.fc3_supercell], [r.fc2_supercell], [r.q_mesh])
         job.name = f"kappa {r.material_id} {r.name}"
         err_console.print(
             f"{r.material_id} {r.name}: fc3 {r.fc3_supercell}, fc2 {r.fc2_supercell}, mesh {r.q_mesh}"
         )
         run_with_progress(job, 1, store)
-    if todo and not stored_only:
+    if to_run:
         done = stored_documents(store, potential.card.checksum, displacement)
     frame, n_from_tables = merge_table_rows(evaluate(records, done), reused)
     if stored_only:

@@ -1,6 +1,6 @@
 """Where one κ_SRME material's time goes, with and without the fc2 stability gate.
 
-Runs phononDB materials through the ``phonondb-v2`` protocol Maker (relaxation, fc2 forces,
+Runs phononDB materials through the ``phonondb-v3`` protocol Maker (relaxation, fc2 forces,
 the gate, fc3 forces, the κ solve) twice, side by side: as the protocol runs it (fc2 first;
 imaginary modes or a broken space group skip fc3 and κ) and with the gate off (fc3 and κ
 computed for every material, as ``phonondb-v1`` did). Prints the wall time of every phase and

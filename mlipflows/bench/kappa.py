@@ -1,6 +1,6 @@
-"""κ_SRME benchmark on the 103 phononDB-PBE materials, protocol ``phonondb-v2``.
+"""κ_SRME benchmark on the 103 phononDB-PBE materials, protocol ``phonondb-v3``.
 
-``phonondb-v2`` is the protocol of the reference code, k_SRME (MPA2suite/k_SRME,
+``phonondb-v3`` is the protocol of the reference code, k_SRME (MPA2suite/k_SRME,
 ``models/*/1_test_srme.py``; Póta et al., arXiv:2408.00755), parameter by parameter (the audit
 is in ``analysis/kappa/README.md``):
 
@@ -13,7 +13,10 @@ is in ``analysis/kappa/README.md``):
   κ and count as SRME = 2, SRD = −2;
 - force constants symmetrized once; κ at 300 K from the Wigner transport equation
   (κ_P + κ_C) with isotope scattering and a 1 m boundary; metrics from
-  :mod:`mlipflows.metrics.phonons`.
+  :mod:`mlipflows.metrics.phonons`;
+- κ_C with SMM19's own velocity operator, as the reference's phono3py 3.x computed it
+  (:mod:`mlipflows.phonons.wigner`); ``phonondb-v2`` used phono3py 4's ``smm19``, whose κ_C is
+  larger (PbTe +29 %), and is otherwise the same.
 
 DFT references: phononDB PBE without NAC, via the k_SRME repository (``data/``).
 """
@@ -35,13 +38,16 @@ from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.kappa import KappaMaker
 from mlipflows.makers.phonons import phonon_relax_settings
 from mlipflows.metrics.phonons import KappaPrediction, KappaReference, material_metrics
+from mlipflows.phonons import wigner
 from mlipflows.store import stored_results
 
 STRUCTURES_FILE = "phononDB-PBE-structures.extxyz"
 KAPPA_FILE = "kappas_phononDB_PBE_noNAC.json.gz"
-PROTOCOL = "phonondb-v2"
+PROTOCOL = "phonondb-v3"
+# what a table's metrics JSON says made κ (tables of another κ code are not combined)
+TRANSPORT = f"Wigner κ_P + κ_C; κ_C: {wigner.CODE}"
 PROTOCOL_DISPLACEMENT = 0.03  # Å, k_SRME's default (phonondb-v1 used 0.01)
-# results are looked up by campaign: phonondb-v1 results (another campaign) are never reused
+# results are looked up by campaign: earlier protocols (other campaigns) are never reused
 CAMPAIGN = f"bench-kappa-{PROTOCOL}"
 TEMPERATURES = [300.0]
 
@@ -135,7 +141,7 @@ def protocol_maker(
     batch_atoms: int | None = None,
     displacement: float = PROTOCOL_DISPLACEMENT,
 ) -> KappaMaker:
-    """The KappaMaker that runs ``phonondb-v2`` (per-material supercells and mesh come with the call)."""
+    """The KappaMaker that runs ``phonondb-v3`` (per-material supercells and mesh come with the call)."""
     return KappaMaker(
         chunk=ChunkSettings(
             model=model,

@@ -1,4 +1,4 @@
-"""`mlipflows bench kappa`: the κ_SRME benchmark (protocol phonondb-v2, the k_SRME code's)."""
+"""`mlipflows bench kappa`: the κ_SRME benchmark (protocol phonondb-v3, the k_SRME code's)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,7 @@ def kappa(
         NOT_RUN_REASON,
         PROTOCOL,
         PROTOCOL_DISPLACEMENT,
+        TRANSPORT,
         evaluate,
         load_phonondb,
         merge_table_rows,
@@ -102,7 +103,7 @@ def kappa(
         "checksum": potential.card.checksum,
         "protocol": PROTOCOL if standard else f"{PROTOCOL}, displacement {displacement} Å",
         "phono3py": phono3py.__version__,
-        "transport": "phono3py smm19 (Wigner, κ_P + κ_C)",
+        "transport": TRANSPORT,
         "displacement": displacement,
         "dtype": dtype,
     }

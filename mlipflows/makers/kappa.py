@@ -18,6 +18,7 @@ from pymatgen.core import Structure
 from mlipflows.engine import BatchBudget
 from mlipflows.makers.base import CHUNK_JOB
 from mlipflows.makers.phonons import PhononChunkMaker, maker_state
+from mlipflows.phonons import wigner
 from mlipflows.phonons.batched import Prepared, supercell_forces
 from mlipflows.phonons.harmonic import SupercellTooLargeError, check_supercell_size, supercell_matrix_for
 from mlipflows.phonons.kappa import (
@@ -82,6 +83,8 @@ class KappaMaker(PhononChunkMaker):
             "relax": self.relax_record(),
             "displacement": self.displacement,
             "transport": self.transport,
+            # κ_C changed code in 2026-12 (phono3py 4's smm19 → SMM19's own velocity operator)
+            "coherence": wigner.CODE if self.transport == "wigner" else None,
             "isotope": self.isotope,
             "symprec": self.symprec,
             "require_stable": self.require_stable,

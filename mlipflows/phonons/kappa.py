@@ -1,10 +1,11 @@
 """Lattice thermal conductivity with phono3py: fc2/fc3 supercells, κ in RTA and Wigner (SMM19).
 
 We generate phono3py's displacements, supply the forces (batched elsewhere) and let phono3py
-do the rest, following Matbench Discovery's κ_SRME protocol (``phonondb-v1``): symmetrized
-fc2 and fc3, ``symmetrize_fc3q=False``, isotope scattering, boundary mean free path 1 m, and the
-Wigner transport equation of Simoncelli, Marzari and Mauri, Nat. Phys. 15, 809 (2019)
-(phono3py ``transport_type="smm19"``: κ_TOT = κ_P (particle, Peierls RTA) + κ_C (coherences)).
+do the rest, following the κ_SRME reference protocol: symmetrized fc2 and fc3,
+``symmetrize_fc3q=False``, isotope scattering, boundary mean free path 1 m, and the Wigner
+transport equation of Simoncelli, Marzari and Mauri, Nat. Phys. 15, 809 (2019): κ_TOT = κ_P
+(particle, Peierls RTA) + κ_C (coherences), with SMM19's own velocity operator as phono3py 3.x
+computed it (:mod:`mlipflows.phonons.wigner`; phono3py 4's ``smm19`` differs).
 
 Units: κ W/(m·K), Voigt order xx, yy, zz, yz, xz, xy; frequencies THz; temperatures K.
 """
@@ -20,6 +21,7 @@ from phono3py import Phono3py
 from pymatgen.core import Structure
 from pymatgen.io.phonopy import get_pmg_structure
 
+from mlipflows.phonons import wigner
 from mlipflows.phonons.harmonic import (
     check_supercell_size,
     imaginary_mode_flags,
@@ -203,7 +205,7 @@ def conductivity(
         fc3_forces: forces on every fc3 supercell, in phono3py's order.
         mesh: q-mesh.
         temperatures: K.
-        transport: "wigner" (κ_P + κ_C, SMM19) or "rta" (κ_P only).
+        transport: "wigner" (κ_P + κ_C, SMM19 as phono3py 3.x computed it) or "rta" (κ_P only).
         isotope: natural-abundance isotope scattering.
         boundary_mfp: boundary mean free path, µm (1e6 = 1 m: effectively bulk).
         symmetrize_level: passes of fc3 symmetrization (1, as phono3py 3.x did).
@@ -220,19 +222,18 @@ def conductivity(
         temperatures=list(temperatures),
         is_isotope=isotope,
         boundary_mfp=boundary_mfp,
-        transport_type="smm19" if transport == "wigner" else None,
+        transport_type=wigner.register() if transport == "wigner" else None,
     )
     tc = ph3.thermal_conductivity
     cv = np.asarray(tc.mode_heat_capacities)
     if transport == "wigner":
-        # phono3py ≥ 4: one band-pair matrix; its diagonal is κ_P, the rest κ_C
-        matrix = np.asarray(tc.mode_kappa_matrix)[0]  # (T, q, band, band, 6)
-        diag = np.einsum("tqbbc->tqbc", matrix)
-        coherence = matrix.copy()
-        n_band = matrix.shape[2]
-        coherence[:, :, np.arange(n_band), np.arange(n_band)] = 0.0
-        kappa_p, kappa_c = np.asarray(tc.kappa_intra)[0], np.asarray(tc.kappa_inter)[0]
-        mode = mode_kappa_total(diag, coherence, cv)
+        # one band-pair matrix (T, q, band, band, 6), grid weights included
+        matrix = np.asarray(tc.mode_kappa_matrix)[0]
+        populations, coherence = wigner.split_populations(matrix, np.asarray(tc.frequencies))
+        n_mesh = float(np.asarray(tc.grid_weights).sum())
+        kappa_p = populations.sum(axis=(1, 2)) / n_mesh
+        kappa_c = coherence.sum(axis=(1, 2, 3)) / n_mesh
+        mode = mode_kappa_total(populations, coherence, cv)
     else:
         kappa_p = np.asarray(tc.kappa)[0]
         kappa_c = np.zeros_like(kappa_p)

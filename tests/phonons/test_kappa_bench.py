@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from mlipflows.bench.kappa import evaluate, load_phonondb
+from mlipflows.bench.kappa import PROTOCOL, TRANSPORT, evaluate, load_phonondb
 from mlipflows.cli import app
 
 DATA = Path(__file__).parents[1] / "data" / "kappa"
@@ -108,11 +108,11 @@ def _settings(**changed) -> dict:
 
     return {
         "checksum": "abc",
-        "protocol": "phonondb-v2",
+        "protocol": PROTOCOL,
         "displacement": 0.03,
         "dtype": "float32",
         "phono3py": phono3py.__version__,
-        "transport": "phono3py smm19 (Wigner, κ_P + κ_C)",
+        "transport": TRANSPORT,
         **changed,
     }
 

@@ -22,8 +22,9 @@ from numpy.typing import NDArray
 from phono3py.conductivity.interband_variant import register_interband_variant
 from phono3py.phonon.heat_capacity_matrix import mode_cv_matrix_smm19
 
-# the phono3py method name is f"{VARIANT}-rta"; "MS-SMM19" was 3.30's name for the same term
-VARIANT = "MS-SMM19"
+# phono3py's method is f"{VARIANT}-rta"; 3.30 called the same term "MS-SMM19", a name we leave
+# free for a plugin that brings 3.30's own code back
+VARIANT = "mlipflows-SMM19"
 # what the stored settings and benchmark tables say produced κ_C
 CODE = "SMM19 velocity operator <d sqrt(D)/dq> (as phono3py 3.x), via phono3py's SMM19 kernel"
 # phono3py 3.30 counted a band pair closer than this (THz) as a population, not a coherence

@@ -83,7 +83,10 @@ class KappaResult:
     Attributes:
         temperatures: (T,) K.
         mesh: q-mesh.
-        kappa_p_rta / kappa_c / kappa_tot: (T, 6) W/(m·K); κ_C is zero for ``transport="rta"``.
+        kappa_p_rta / kappa_c / kappa_tot: (T, 6) W/(m·K). With ``transport="wigner"`` κ_P is
+            the Wigner population term as phono3py 3.x split it (band pairs degenerate to 1e-4
+            THz count as populations), which can exceed the plain RTA κ by a few tenths of a
+            percent; with ``"rta"`` it is phono3py's RTA κ and κ_C is zero.
         kappa_tot_avg: (T,) mean of the xx, yy, zz components of κ_TOT.
         mode_kappa_tot: (T, n_q, n_bands, 6) per-mode κ_P + κ_C (coherences assigned to modes
             as in Matbench Discovery); Σ over q and bands / Σ weights = κ_TOT.

@@ -3,7 +3,7 @@
 SMM19 (Nat. Phys. 15, 809 (2019)) writes κ_C with the velocity operator
 V_ss' = ⟨s|∂√D/∂q|s'⟩ = ⟨s|∂D/∂q|s'⟩ / (ω_s + ω_s'). phono3py ≤ 3.30 computed exactly that
 (``transport_type="MS-SMM19"``), and it is what the κ_SRME references (k_SRME, Matbench
-Discovery) ran. phono3py ≥ 3.31 dropped it; its in-tree ``smm19`` keeps SMM19's heat-capacity
+Discovery) ran. phono3py 4 no longer ships it; its in-tree ``smm19`` keeps SMM19's heat-capacity
 matrix but uses the Hardy velocity matrix of its Green-Kubo variants,
 ⟨s|∂D/∂q|s'⟩ / (2√(ω_s ω_s')), whose square is larger by (ω_s + ω_s')² / (4 ω_s ω_s') ≥ 1,
 so its κ_C is too large wherever coherences matter (PbTe +29 %, with the same force constants).
@@ -34,9 +34,12 @@ DEGENERATE_THZ = 1e-4
 def original_cv_matrix(temps: NDArray[np.double], freqs: NDArray[np.double]) -> NDArray[np.double]:
     """SMM19's heat-capacity matrix, rescaled so that phono3py's |V|² becomes |⟨∂√D/∂q⟩|²."""
     cvm = mode_cv_matrix_smm19(temps, freqs)
-    f_add = np.add.outer(freqs, freqs)
+    # phono3py drops pairs with a mode below its cutoff afterwards; zero them here as well, so
+    # that a zero or imaginary (negative) mode never yields a meaningless ratio
+    positive = np.where(freqs > 0, freqs, 0.0)
+    f_add = np.add.outer(positive, positive)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(f_add > 0, 4 * np.multiply.outer(freqs, freqs) / f_add**2, 0.0)
+        ratio = np.where(f_add > 0, 4 * np.multiply.outer(positive, positive) / f_add**2, 0.0)
     return np.ascontiguousarray(cvm * ratio[None, :, :])
 
 

@@ -35,10 +35,10 @@ def main() -> None:
 
     for r in both.itertuples():
         change = f"{r.change_pct:+.2f} %" if pd.notna(r.change_pct) else "—"
+        old_k, new_k = kappa(r.kappa_pred_old, r.srme_reason_old), kappa(r.kappa_pred_new, r.srme_reason_new)
         print(
-            f"| {r.formula} {r.material_id} | {r.kappa_dft:.2f} | {kappa(r.kappa_pred_old, r.srme_reason_old)} "
-            f"| {r.kappa_c_old:.4f} | {r.srme_old:.3f} | {kappa(r.kappa_pred_new, r.srme_reason_new)} "
-            f"| {r.kappa_c_new:.4f} | {r.srme_new:.3f} | {change} |"
+            f"| {r.formula} {r.material_id} | {r.kappa_dft:.2f} | {old_k} | {r.kappa_c_old:.4f} "
+            f"| {r.srme_old:.3f} | {new_k} | {r.kappa_c_new:.4f} | {r.srme_new:.3f} | {change} |"
         )
     moved = both["change_pct"].abs()
     print(

@@ -107,6 +107,17 @@ def test_original_heat_capacity_matrix_is_smm19_times_the_velocity_ratio():
     assert np.all(ours[0] == 0.0) and np.all(np.isfinite(ours))
 
 
+def test_degenerate_pairs_are_populations_shared_by_both_bands():
+    """phono3py 3.30's split: |Δf| < 1e-4 THz is a population, half to each band of the pair."""
+    freqs = np.array([[1.0, 1.0 + 5e-5, 2.0]])  # one q-point; bands 0 and 1 degenerate
+    matrix = np.zeros((1, 1, 3, 3, 6))
+    matrix[0, 0, :, :, 0] = [[1.0, 0.2, 0.3], [0.2, 2.0, 0.4], [0.3, 0.4, 3.0]]
+    populations, coherence = wigner.split_populations(matrix, freqs)
+    np.testing.assert_allclose(populations[0, 0, :, 0], [1.2, 2.2, 3.0])
+    assert coherence[0, 0, 0, 1, 0] == coherence[0, 0, 1, 0, 0] == 0.0
+    np.testing.assert_allclose(coherence[0, 0, :, :, 0], [[0, 0, 0.3], [0, 0, 0.4], [0.3, 0.4, 0]])
+
+
 def test_mode_kappa_total_splits_coherences_by_heat_capacity():
     """Two bands, one q-point: κ_C(0,1) = κ_C(1,0) = 1 shared as 2·C_b/(C_b + C_b')."""
     kp = np.array([[[[1.0] * 6, [2.0] * 6]]])  # (T=1, q=1, band=2, 6)

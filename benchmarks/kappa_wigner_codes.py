@@ -67,8 +67,6 @@ def reference_kappa(ph3, mesh: list[int], isotope: bool, ref_python: str) -> dic
 
 def phono3py4_kappa(ph3, mesh: list[int], isotope: bool, transport_type: str) -> tuple[float, float]:
     """κ_P, κ_C (xx, yy, zz mean) from ``ph3``'s force constants with phono3py 4."""
-    import numpy as np
-
     from mlipflows.phonons import wigner
 
     ph3.mesh_numbers = mesh
@@ -76,15 +74,8 @@ def phono3py4_kappa(ph3, mesh: list[int], isotope: bool, transport_type: str) ->
     ph3.run_thermal_conductivity(
         temperatures=[300.0], is_isotope=isotope, boundary_mfp=1e6, transport_type=transport_type
     )
-    tc = ph3.thermal_conductivity
-    populations, coherence = wigner.split_populations(
-        np.asarray(tc.mode_kappa_matrix)[0], np.asarray(tc.frequencies)
-    )
-    n = float(np.asarray(tc.grid_weights).sum())
-    return (
-        float(populations.sum(axis=(1, 2))[0, :3].mean() / n),
-        float(coherence.sum(axis=(1, 2, 3))[0, :3].mean() / n),
-    )
+    *_, kappa_p, kappa_c = wigner.parts(ph3.thermal_conductivity)
+    return float(kappa_p[0, :3].mean()), float(kappa_c[0, :3].mean())
 
 
 def golden_si_phono3py():

@@ -230,12 +230,7 @@ def conductivity(
     tc = ph3.thermal_conductivity
     cv = np.asarray(tc.mode_heat_capacities)
     if transport == "wigner":
-        # one band-pair matrix (T, q, band, band, 6), grid weights included
-        matrix = np.asarray(tc.mode_kappa_matrix)[0]
-        populations, coherence = wigner.split_populations(matrix, np.asarray(tc.frequencies))
-        n_mesh = float(np.asarray(tc.grid_weights).sum())
-        kappa_p = populations.sum(axis=(1, 2)) / n_mesh
-        kappa_c = coherence.sum(axis=(1, 2, 3)) / n_mesh
+        populations, coherence, kappa_p, kappa_c = wigner.parts(tc)
         mode = mode_kappa_total(populations, coherence, cv)
     else:
         kappa_p = np.asarray(tc.kappa)[0]

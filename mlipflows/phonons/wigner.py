@@ -17,6 +17,8 @@ everything else (velocities, k-star sums, linewidths, isotopes) stays phono3py's
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from phono3py.conductivity.interband_variant import register_interband_variant
@@ -72,3 +74,23 @@ def split_populations(
     populations = np.where(mask, matrix, 0.0)
     kappa_p = 0.5 * (populations.sum(axis=3) + populations.sum(axis=2))
     return kappa_p, np.where(mask, 0.0, matrix)
+
+
+def parts(
+    tc: Any,
+) -> tuple[NDArray[np.double], NDArray[np.double], NDArray[np.double], NDArray[np.double]]:
+    """Per-mode κ_P, per-pair κ_C and their totals κ_P, κ_C (T, 6) of an inter-band run (first σ).
+
+    Args:
+        tc: ``Phono3py.thermal_conductivity`` after a run with ``transport_type=register()``
+            (or phono3py's own ``"smm19"``).
+    """
+    matrix = np.asarray(tc.mode_kappa_matrix)[0]  # (T, q, band, band, 6), grid weights included
+    populations, coherence = split_populations(matrix, np.asarray(tc.frequencies))
+    n_mesh = float(np.asarray(tc.grid_weights).sum())
+    return (
+        populations,
+        coherence,
+        populations.sum(axis=(1, 2)) / n_mesh,
+        coherence.sum(axis=(1, 2, 3)) / n_mesh,
+    )

@@ -49,6 +49,7 @@ def static(
     budget: BatchBudget | None = None,
     progress: Callable[[int], None] | None = None,
     sanity: SanityLimits | None = SANITY,
+    on_batch: Callable[[list[SystemResult]], None] | None = None,
 ) -> list[SystemResult]:
     """Evaluate every structure once; bad structures come back with ``error`` set.
 
@@ -60,6 +61,8 @@ def static(
         progress: called with the number of structures finished after each batch.
         sanity: limits of the physical sanity checks; a result that fails one comes back with
             ``unphysical`` set (None: no checks).
+        on_batch: called with each batch's finished results as soon as they exist (e.g. to
+            keep them on disk, so a stopped run does not redo them).
     """
     budget = budget or BatchBudget.for_potential(potential)
     results = [SystemResult(index=i, structure=s) for i, s in enumerate(structures)]
@@ -89,6 +92,8 @@ def static(
                 r.trajectory = [r.energy]
                 if guard is not None:
                     r.unphysical = guard.final(r.structure, r.energy, r.max_force, relaxed=False)
+        if on_batch:
+            on_batch([results[i] for i in group])
         if progress:
             progress(len(group))
     return results

@@ -20,6 +20,7 @@ from mlipflows.makers.base import CHUNK_JOB
 from mlipflows.makers.phonons import PhononChunkMaker, maker_state
 from mlipflows.phonons import wigner
 from mlipflows.phonons.batched import Prepared, supercell_forces
+from mlipflows.phonons.force_cache import ForceCache
 from mlipflows.phonons.harmonic import SupercellTooLargeError, check_supercell_size, supercell_matrix_for
 from mlipflows.phonons.kappa import (
     KappaResult,
@@ -62,6 +63,9 @@ class KappaMaker(PhononChunkMaker):
             relaxation, as the reference κ codes do; its document records why.
         symmetrize_level: passes of fc2/fc3 translational + permutation symmetrization (1, as
             phono3py 3.x and the reference κ codes did).
+        resume_forces: keep each batch's supercell forces under ``$MLIPFLOWS_HOME/cache`` until
+            the chunk is done, so a rerun after a stop (wall time, kill) evaluates only the
+            supercells it never finished; numbers are unchanged (bit-identical inputs only).
     """
 
     name: str = "mlipflows kappa"
@@ -76,6 +80,7 @@ class KappaMaker(PhononChunkMaker):
     max_supercell_atoms: int = 300
     require_stable: bool = True
     symmetrize_level: int = 1
+    resume_forces: bool = True
     document_class = KappaDocument
 
     def recorded_settings(self) -> dict[str, Any]:
@@ -149,10 +154,11 @@ class KappaMaker(PhononChunkMaker):
             ph3s.append(ph3)
             cells3.append(c3)
             cells2.append(c2)
-        gates = self._fc2_and_gate(prepared, ph3s, cells2, mesh, potential, budget)
+        cache = ForceCache(potential) if self.resume_forces else None
+        gates = self._fc2_and_gate(prepared, ph3s, cells2, mesh, potential, budget, cache)
         passed = [g is None and p.error is None for p, g in zip(prepared, gates, strict=True)]
         forces3 = supercell_forces(
-            [c if ok else [] for c, ok in zip(cells3, passed, strict=True)], potential, budget
+            [c if ok else [] for c, ok in zip(cells3, passed, strict=True)], potential, budget, cache
         )
         out = []
         for k, (p, ph3, g3) in enumerate(zip(prepared, ph3s, forces3, strict=True)):
@@ -181,6 +187,8 @@ class KappaMaker(PhononChunkMaker):
                 "temperatures": list(self.temperatures),
             }
             out.append((p, ph3, result, error, gates[k], settings))
+        if cache is not None:  # every structure has its outcome: the forces are not needed again
+            cache.discard(s for cells in (*cells3, *cells2) for s in cells)
         return out
 
     def document(
@@ -197,9 +205,10 @@ class KappaMaker(PhononChunkMaker):
         mesh: list[list[int]],
         potential: Potential,
         budget: Any,
+        cache: ForceCache | None,
     ) -> list[StabilityGate | None]:
         """fc2 of every structure from one batched call; why each one must skip fc3 (None: go on)."""
-        forces2 = supercell_forces(cells2, potential, budget)
+        forces2 = supercell_forces(cells2, potential, budget, cache)
         gates: list[StabilityGate | None] = []
         for p, ph3, m, g2 in zip(prepared, ph3s, mesh, forces2, strict=True):
             if p.error is not None or ph3 is None:

@@ -7,6 +7,7 @@ through one :func:`mlipflows.engine.static` call (the engine splits it into budg
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -16,9 +17,12 @@ from pymatgen.core import Structure
 
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
 from mlipflows.engine.symmetry import spacegroup_number
+from mlipflows.phonons.force_cache import ForceCache
 from mlipflows.potentials import Potential
 from mlipflows.progress import report, report_task
 from mlipflows.schemas.phonons import PhononSetup, RelaxSummary
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -151,27 +155,52 @@ class GroupForces(NamedTuple):
 
 
 def supercell_forces(
-    groups: Sequence[Sequence[Structure]], potential: Potential, budget: BatchBudget
+    groups: Sequence[Sequence[Structure]],
+    potential: Potential,
+    budget: BatchBudget,
+    cache: ForceCache | None = None,
 ) -> list[GroupForces]:
     """Forces (eV/Å) on every supercell of every group, from one batched engine call.
 
     Returns one :class:`GroupForces` per group: the forces of all its supercells, or None and
-    the first bad supercell's reason when any of them failed or is unphysical.
+    the first bad supercell's reason when any of them failed or is unphysical. With ``cache``,
+    supercells found there are not evaluated, and each batch's good forces are stored as soon
+    as they exist (a stopped run resumes from them).
     """
     flat = [s for g in groups for s in g]
-    progress = (lambda n: report_task("supercells", n, len(flat))) if flat else None
-    results = static(flat, potential, compute_stress=False, budget=budget, progress=progress) if flat else []
+    cached = [cache.get(s) for s in flat] if cache is not None else [None] * len(flat)
+    todo = [i for i, f in enumerate(cached) if f is None]
+    if len(todo) < len(flat):
+        log.info("%d of %d supercell forces from an interrupted run", len(flat) - len(todo), len(flat))
+
+    def keep(batch: list[SystemResult]) -> None:
+        for r in batch:
+            if r.ok and cache is not None:
+                cache.put(r.structure, np.asarray(r.forces))
+
+    fresh: list[SystemResult] = []
+    if todo:
+        report_task("supercells", len(flat) - len(todo), len(flat))
+        fresh = static(
+            [flat[i] for i in todo],
+            potential,
+            compute_stress=False,
+            budget=budget,
+            progress=lambda n: report_task("supercells", n, len(flat)),
+            on_batch=keep if cache is not None else None,
+        )
+    outcome: list[np.ndarray | SystemResult] = list(cached)  # type: ignore[arg-type]
+    for i, r in zip(todo, fresh, strict=True):
+        outcome[i] = r
     out: list[GroupForces] = []
     start = 0
     for g in groups:
-        part = results[start : start + len(g)]
+        part = outcome[start : start + len(g)]
         start += len(g)
-        bad = next((r for r in part if not r.ok), None)
+        bad = next(((k, r) for k, r in enumerate(part) if isinstance(r, SystemResult) and not r.ok), None)
         if bad is not None:
-            k = bad.index - start + len(g)
-            out.append(
-                GroupForces(None, f"displaced supercell {k} {bad.state}: {bad.reason}", bad.error is None)
-            )
+            k, r = bad
+            out.append(GroupForces(None, f"displaced supercell {k} {r.state}: {r.reason}", r.error is None))
         else:
-            out.append(GroupForces([np.asarray(r.forces) for r in part]))
+            out.append(GroupForces([r if isinstance(r, np.ndarray) else np.asarray(r.forces) for r in part]))
     return out

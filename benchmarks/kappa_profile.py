@@ -39,8 +39,10 @@ def timed(fn: Callable[..., Any], label: str, clock: dict[str, float]) -> Callab
     return wrapper
 
 
-def profile(record: Any, model: str, gate: bool, batch_atoms: int | None) -> tuple[dict[str, float], Any]:
-    """Phase → seconds and the document for one material."""
+def profile(
+    record: Any, model: str, gate: bool, batch_atoms: int | None, max_edges: int | None = None
+) -> tuple[dict[str, float], Any]:
+    """Phase → seconds and the document for one material (``max_edges``: None = the model's)."""
     import mlipflows.makers.kappa as km
     from mlipflows.bench.kappa import protocol_maker
     from mlipflows.potentials import load_potential
@@ -48,6 +50,8 @@ def profile(record: Any, model: str, gate: bool, batch_atoms: int | None) -> tup
     clock: dict[str, float] = defaultdict(float)
     maker = protocol_maker(model, batch_atoms=batch_atoms)
     maker.require_stable = gate
+    maker.chunk.max_edges = max_edges
+    maker.resume_forces = False  # a second run of the material must compute, not read the first's
     saved = {name: getattr(km, name) for name in (*PHASES, "supercell_forces")}
     calls = iter(["fc2 forces", "fc3 forces"])  # compute() asks for fc2, then fc3 forces
     try:

@@ -49,13 +49,16 @@ class Potential(ABC):
     """A warm model that evaluates a whole :class:`Batch` per call.
 
     Subclasses implement :meth:`evaluate`. ``memory_scales_with`` tells the autobatcher whether
-    cost grows with atoms or with edges (atoms × density).
+    cost grows with atoms or with edges (atoms × density). ``cpu_max_edges`` is the edges per
+    call on a CPU beyond which a bigger batch costs more per atom, not less
+    (``benchmarks/cpu_batch_size.py``).
     """
 
     card: ModelCard
     device: torch.device
     dtype: torch.dtype
     memory_scales_with: Literal["n_atoms", "n_edges"] = "n_edges"
+    cpu_max_edges: int = 16_000
 
     @abstractmethod
     def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:

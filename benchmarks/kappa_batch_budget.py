@@ -2,9 +2,10 @@
 
 The old CPU default put up to 50,000 edges in one call (the κ bench ran with 1,024 atoms);
 SevenNet's per-atom cost grows with the batch (``benchmarks/cpu_batch_size.py``), so its
-budget is now 8,000 edges. Runs each material through the ``phonondb-v3`` Maker with both
-budgets, alternating, and prints every phase's seconds, the ratio of the fc3 forces and of
-the total, and both κ (equal up to float32 rounding of the forces).
+budget is now 4,000 edges (8,000 when the table in analysis/kappa was measured). Runs each
+material through the ``phonondb-v3`` Maker with both budgets, alternating, and prints every
+phase's seconds, the ratio of the fc3 forces and of the total, and both κ (equal up to
+float32 rounding of the forces).
 
     OMP_NUM_THREADS=1 python benchmarks/kappa_batch_budget.py --model sevennet-0 --ids mp-22903
 """

@@ -47,9 +47,9 @@ class SevenNetPotential(Potential):
     """
 
     memory_scales_with = "n_edges"
-    # one thread, 64-atom cells: 1.09x the best per-atom cost at 6.7k edges, 1.46x at 13k, 1.82x
-    # at 27k (SevenNet-0; l3i5 1.08x at 13k, 1.71x at 27k): the edge tensors outgrow the caches
-    cpu_max_edges = 8_000
+    # 64-atom cells, quiet machine: the best per-atom cost at ~3.3k edges with one thread and
+    # with two; 1.08-1.19x at 6.7k, 1.5x at 13k, 1.9x at 27k (the edge tensors outgrow the caches)
+    cpu_max_edges = 4_000
 
     def __init__(
         self,

@@ -233,15 +233,15 @@ def test_ase_calculator_matches_batch(structures):
 
 
 def test_cpu_batch_budget_is_the_models_and_batching_never_changes_forces(structures):
-    """SevenNet's CPU batches stop at 8k edges (bigger ones cost more per atom); forces agree to
+    """SevenNet's CPU batches stop at 4k edges (bigger ones cost more per atom); forces agree to
     float32 rounding whatever the batch, so the budget is a speed choice only."""
     from mlipflows.engine import BatchBudget
     from mlipflows.potentials.repulsion import RepulsiveCore
 
     sevennet = load_potential("sevennet-0")
-    assert BatchBudget.for_potential(sevennet).max_edges == sevennet.cpu_max_edges == 8_000
+    assert BatchBudget.for_potential(sevennet).max_edges == sevennet.cpu_max_edges == 4_000
     assert BatchBudget.for_potential(load_potential("morse")).max_edges == 16_000
-    assert BatchBudget.for_potential(RepulsiveCore(sevennet)).max_edges == 8_000  # wrappers keep it
+    assert BatchBudget.for_potential(RepulsiveCore(sevennet)).max_edges == 4_000  # wrappers keep it
 
     together = sevennet.evaluate(Batch.from_structures(structures), compute_stress=False).forces
     alone = torch.cat(

@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -69,10 +71,11 @@ class ForceCache:
         path = self._path(structure)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            with tmp.open("wb") as fh:  # np.save on a path would append .npy to the tmp name
+            # a name of its own: two runs sharing a home may write the same supercell at once
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
                 np.save(fh, np.asarray(forces, dtype=np.float64), allow_pickle=False)
-            tmp.replace(path)
+            os.replace(tmp, path)
         except OSError as exc:
             log.debug("cannot cache supercell forces at %s: %s", path, exc)
 

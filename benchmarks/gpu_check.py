@@ -99,12 +99,14 @@ def agreement(device: str, n: int) -> dict[str, Any]:
             cpu, gpu = load_potential(name, "cpu"), load_potential(name, device)
         except Exception as exc:  # a wheel missing on this machine: report the rest
             out[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            print(f"{name:<22} unavailable: {out[name]['error']}")
             continue
         on_cpu, batched = evaluate(structures, cpu), evaluate(structures, gpu)
         single = evaluate(structures, gpu, one_by_one=True)
         bad = [r.error for r in on_cpu + batched + single if r.error]
         if bad:
             out[name] = {"error": bad[0]}
+            print(f"{name:<22} FAILED: {bad[0]}")
             continue
         row = {"cpu_vs_gpu": worst(on_cpu, batched), "gpu_batched_vs_single": worst(batched, single)}
         row["ok"] = all(v <= TOL[k] for pair in row.values() for k, v in pair.items())

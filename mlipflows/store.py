@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pymongo.errors import PyMongoError
 
 from mlipflows.errors import StoreConfigError
+from mlipflows.home import mlipflows_home
 from mlipflows.schemas import INDEXED_FIELDS
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,6 @@ class StoreSettings(BaseModel):
 class StoreUnavailableError(StoreConfigError):
     """MongoDB did not answer (down, unreachable, wrong credentials); the message names the
     URI with its password hidden."""
-
-
-def mlipflows_home() -> Path:
-    return Path(os.environ.get("MLIPFLOWS_HOME", "~/.mlipflows")).expanduser()
 
 
 def redact_uri(text: str) -> str:

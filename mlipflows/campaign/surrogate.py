@@ -287,8 +287,8 @@ def plan_surrogate(
     retry_failed: bool = False,
 ) -> tuple[Flow, int]:
     """The surrogate part of a campaign's flow (see :func:`surrogate_flow`)."""
+    from mlipflows.home import mlipflows_home
     from mlipflows.potentials import load_potential
-    from mlipflows.store import mlipflows_home
 
     s = spec.surrogate
     relax = spec.relax.model_dump()

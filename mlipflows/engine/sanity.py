@@ -41,6 +41,7 @@ from monty.json import MSONable
 from pymatgen.core import Composition, Structure
 from vesin import NeighborList
 
+from mlipflows.home import mlipflows_home
 from mlipflows.potentials.base import Potential
 
 log = logging.getLogger(__name__)
@@ -158,8 +159,6 @@ _LOCK = threading.Lock()
 
 
 def _cache_file(key: str):
-    from mlipflows.store import mlipflows_home
-
     safe = key.replace(":", "_").replace("/", "_")[:80]
     return mlipflows_home() / "cache" / "elemental-energies" / f"{safe}.json"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
+from mlipflows.home import mlipflows_home
 from mlipflows.potentials import Potential
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ class ForceCache:
     """One model's supercell forces under ``root`` (default ``$MLIPFLOWS_HOME/cache/supercell-forces``)."""
 
     def __init__(self, potential: Potential, root: Path | None = None) -> None:
-        from mlipflows.store import mlipflows_home
 
         model = "-".join(
             [

@@ -152,10 +152,9 @@ def torchsim_model(device: str) -> Any | None:
     except Exception as exc:
         print(f"TorchSim unavailable ({type(exc).__name__}: {exc}); timing ours alone")
         return None
-    from mlipflows.potentials import load_potential
-
-    ours = load_potential("sevennet-0", device)
-    return SevenNetModel(ours.model, device=device, dtype=torch.float32)
+    # its own copy of the same checkpoint: SevenNetModel switches the module it wraps to
+    # batch mode and sevenn's type map, which our potential's copy must not see
+    return SevenNetModel("7net-0", device=device, dtype=torch.float32)
 
 
 def static_throughput(device: str, n: int) -> dict[str, Any]:

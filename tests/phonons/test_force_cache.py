@@ -10,12 +10,12 @@ import torch
 from ase.build import bulk
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from mlipflows.home import mlipflows_home
 from mlipflows.makers.base import ChunkSettings
 from mlipflows.makers.kappa import KappaMaker
 from mlipflows.phonons.force_cache import ForceCache
 from mlipflows.phonons.kappa import kappa_supercells, make_phono3py
 from mlipflows.potentials.morse import MorsePotential
-from mlipflows.store import mlipflows_home
 from tests.phonons.test_phonon_maker import warm_references
 
 EVALUATED: list[int] = []

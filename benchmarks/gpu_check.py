@@ -7,6 +7,9 @@
    TorchSim's ``static`` with its autobatcher; atoms/s and ratios, measured in one run.
 4. relaxation throughput: our engine vs TorchSim's ``optimize`` (FIRE + Fréchet cell filter,
    same fmax and step limit); structures/s, ratios, and the largest |ΔE|/atom between them.
+5. the rest of the CUDA path: one training epoch of each of our architectures on both devices
+   (same seed: the epoch's mean loss must agree), and the ASE calculator with ``+zbl`` (a pair
+   inside the repulsive core) and ``+d3`` on both devices.
 
 TorchSim needs Python >= 3.12 and is not a dependency: parts 3-4 time it when it imports.
 
@@ -258,6 +261,52 @@ def relax_throughput(device: str, n: int, fmax: float = 0.05, steps: int = 500) 
     return row
 
 
+def training_and_wrappers(device: str) -> dict[str, Any]:
+    import tempfile
+
+    from ase.build import bulk
+
+    from mlipflows.potentials.ase_calculator import MlipflowsCalculator
+    from mlipflows.training import DatasetSpec, TrainConfig, train
+
+    data = Path(__file__).parents[1] / "tests" / "data" / "training" / "si_mlearn_small.json.gz"
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in ("mpnice", "geodite", "nequip_lr"):
+            loss = {}
+            for dev in ("cpu", device):
+                cfg = TrainConfig(
+                    architecture=arch,
+                    model={"cutoff": 4.0},
+                    datasets=[DatasetSpec(path=data, head="pbe", validation_fraction=0.34)],
+                    epochs=1,
+                    batch_size=2,
+                    warmup_steps=0,
+                    device=dev,
+                    output=Path(tmp) / f"{arch}-{dev}.pt",
+                )
+                loss[dev] = train(cfg, show_progress=False).history[-1]["train_total"]
+            rel = abs(loss[device] - loss["cpu"]) / abs(loss["cpu"])
+            out[f"train {arch}"] = {"loss": loss, "relative_difference": rel, "ok": rel < 1e-3}
+            print(
+                f"train {arch:<10} epoch-1 loss cpu {loss['cpu']:.6g} gpu {loss[device]:.6g} (rel {rel:.1e})"
+            )
+    cu = bulk("Cu", "fcc", 3.61, cubic=True)
+    cu.positions[1] = cu.positions[0] + [1.2, 0.0, 0.0]  # inside Cu's 1.32 Å core: ZBL acts
+    for spec in ("sevennet-0+zbl", "sevennet-0+d3"):
+        res = {}
+        for dev in ("cpu", device):
+            atoms = cu.copy()
+            atoms.calc = MlipflowsCalculator(spec, device=dev)
+            res[dev] = (atoms.get_potential_energy(), atoms.get_forces())
+        de = abs(res[device][0] - res["cpu"][0]) / len(cu)
+        df = float(np.abs(res[device][1] - res["cpu"][1]).max())
+        ok = de <= TOL["energy_per_atom"] and df <= TOL["forces"]
+        out[spec] = {"energy_per_atom": de, "forces": df, "ok": ok}
+        print(f"ASE {spec:<16} cpu vs gpu E/atom {de:.1e} F {df:.1e}   {'ok' if ok else 'DISAGREE'}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -265,7 +314,7 @@ def main() -> None:
     parser.add_argument("--n-static", type=int, default=512)
     parser.add_argument("--n-relax", type=int, default=256)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
-    parser.add_argument("--parts", default="1234", help="which parts to run, e.g. 34")
+    parser.add_argument("--parts", default="12345", help="which parts to run, e.g. 34")
     args = parser.parse_args()
     if args.device.startswith("cuda"):
         print(f"{torch.cuda.get_device_name()} · torch {torch.__version__}")
@@ -275,6 +324,7 @@ def main() -> None:
         "2": ("relax_agreement", lambda: relax_agreement(args.device, args.n_agree)),
         "3": ("static", lambda: static_throughput(args.device, args.n_static)),
         "4": ("relax", lambda: relax_throughput(args.device, args.n_relax)),
+        "5": ("training_and_wrappers", lambda: training_and_wrappers(args.device)),
     }
     for key in args.parts:
         name, run = parts[key]

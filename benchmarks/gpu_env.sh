@@ -27,16 +27,16 @@ dl() {
 # what importing the engine, the potentials and pymatgen needs beyond the image
 dl "$out/whl" $(pins ase monty orjson palettable phonopy pymatgen pymatgen-core \
     pymatgen-io-validation pymongo ruamel.yaml spglib vesin uncertainties annotated-types \
-    typing-inspection dnspython phonors)  # phono3py's default backend is phonors' Rust
+    typing-inspection dnspython phonors pydantic pydantic-core)  # phonors: phono3py's default
 if [ "$mode" = check ]; then
     # TorchSim imports PyTables at import time; its Warp kernels (nvalchemi, 150 MB) are optional
     dl "$out/whl" torch-sim-atomistic==0.6.2 tables==3.11.1 blosc2==4.15.0 numexpr==2.14.2 \
-        ndindex==1.10.1
+        ndindex==1.10.1 $(pins torch-dftd)  # torch-dftd: the +d3 check
     packages="sevenn chgnet"
     cp .venv/lib/python3*/site-packages/nvidia_smi.py "$out/pure/"  # chgnet imports it; sdist only
 else
     # jobflow/maggma (maggma's Mongo stores import paramiko) and phono3py for the Makers
-    dl "$out/whl" $(pins jobflow maggma montydb mongomock-ng pydantic pydantic-core \
+    dl "$out/whl" $(pins jobflow maggma montydb mongomock-ng \
         pydantic-settings pydash sentinels python-dotenv phono3py seekpath paramiko cryptography \
         bcrypt pynacl invoke cffi pycparser pytz)
     packages="sevenn"

@@ -30,7 +30,9 @@ class MlipflowsCalculator(Calculator):
     ) -> None:
         super().calculate(atoms, properties or ["energy"], system_changes)
         want_stress = bool(self.atoms.pbc.all())
-        out = self.potential.evaluate(Batch.from_atoms([self.atoms]), compute_stress=want_stress)
+        out = self.potential.evaluate(
+            Batch.from_atoms([self.atoms], device=self.potential.device), compute_stress=want_stress
+        )
         energy = float(out.energy[0])
         self.results = {
             "energy": energy,

@@ -125,4 +125,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ModelLoadError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(f"device {device} requested but CUDA is not available; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ModelLoadError(
+            f"device {device} requested but this machine has {torch.cuda.device_count()} GPU(s)"
+        )
     return dev

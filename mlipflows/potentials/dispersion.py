@@ -58,6 +58,7 @@ class DispersionCorrected(Potential):
         )
 
     def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
+        batch = batch.to(self.device)  # D3 is added to the base model's output, on its device
         out = self.base.evaluate(batch, compute_stress=compute_stress)
         energy, forces, stress = self._dispersion(batch.to(dtype=torch.float64), compute_stress)
         return PotentialOutput(

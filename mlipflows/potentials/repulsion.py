@@ -91,6 +91,7 @@ class RepulsiveCore(Potential):
         )
 
     def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
+        batch = batch.to(self.device)  # the core terms meet the base model's output on its device
         out = self.base.evaluate(batch, compute_stress=compute_stress)
         inside = self._systems_inside(batch)
         if not inside:

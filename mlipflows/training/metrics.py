@@ -20,16 +20,17 @@ def residuals(
     """Per sample: energy error per atom (eV), |force errors| (n, 3) eV/Å (empty when
     unlabelled), |stress errors| (3, 3) GPa or None."""
     heads = model.readout.heads
+    device = next(model.parameters()).device
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        batch, t = collate(chunk, heads, dtype=dtype)
+        batch, t = collate(chunk, heads, dtype=dtype, device=device)
         p = predict(model, batch, compute_stress=True, total_charge=t.charge, head=t.head)
-        de = ((p.energy.detach() - t.energy) / t.n_atoms).numpy()
-        df = torch.split((p.forces.detach() - t.forces).abs(), [s.n_atoms for s in chunk])
+        de = ((p.energy.detach() - t.energy) / t.n_atoms).cpu().numpy()
+        df = torch.split((p.forces.detach() - t.forces).abs().cpu(), [s.n_atoms for s in chunk])
         for k, s in enumerate(chunk):
             ds = None
             if s.stress is not None:
-                ds = np.abs(p.stress[k].detach().numpy() - s.stress) * EV_PER_A3_TO_GPA
+                ds = np.abs(p.stress[k].detach().cpu().numpy() - s.stress) * EV_PER_A3_TO_GPA
             yield s, float(de[k]), df[k].numpy() if s.forces is not None else np.zeros((0, 3)), ds
 
 

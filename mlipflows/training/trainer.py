@@ -32,6 +32,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from mlipflows.models.base import EnergyModel, build_model
 from mlipflows.models.checkpoint import save_checkpoint
 from mlipflows.models.potential import predict
+from mlipflows.potentials.base import resolve_device
 from mlipflows.training.baseline import fit_baseline, mean_coordination
 from mlipflows.training.config import TrainConfig
 from mlipflows.training.data import Sample, Targets, collate, read_dataset, read_spec
@@ -99,7 +100,7 @@ def calibrate(model: EnergyModel, train: Sequence[Sample], seed: int, n: int = 1
 def loss_terms(pred: Any, t: Targets, config: TrainConfig) -> dict[str, torch.Tensor]:
     w = t.weight
     e = (w * ((pred.energy - t.energy) / t.n_atoms) ** 2).sum() / w.sum()
-    wf = w[torch.repeat_interleave(torch.arange(len(w)), t.n_atoms.long())] * t.force_mask
+    wf = torch.repeat_interleave(w, t.n_atoms.long()) * t.force_mask
     f = (wf * ((pred.forces - t.forces) ** 2).mean(1)).sum() / wf.sum().clamp_min(1e-12)
     terms = {"energy": e, "forces": f}
     if config.loss.stress > 0 and pred.stress is not None:
@@ -138,7 +139,7 @@ def train(
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     dtype = getattr(torch, config.dtype)
-    device = torch.device(config.device)
+    device = resolve_device(config.device)  # "auto" too; a CUDA-less machine fails here, clearly
     train_set, val_set = splits if splits is not None else load_splits(config)
     if not train_set:
         raise ValueError("no training structures: check the dataset paths and limits")

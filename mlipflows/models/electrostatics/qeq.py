@@ -69,7 +69,11 @@ def solve_qeq(
         a = coupling[idx][:, idx].double() + torch.diag(hardness[idx].double())
         ones = torch.ones((m, 1), dtype=torch.float64, device=chi.device)
         bordered = torch.cat(
-            [torch.cat([a, ones], 1), torch.cat([ones.T, torch.zeros((1, 1), dtype=torch.float64)], 1)], 0
+            [
+                torch.cat([a, ones], 1),
+                torch.cat([ones.T, torch.zeros((1, 1), dtype=torch.float64, device=chi.device)], 1),
+            ],
+            0,
         )
         rhs = torch.cat([-chi[idx].double(), total_charge[s : s + 1].double()])
         sol = torch.linalg.solve(bordered, rhs)

@@ -26,7 +26,12 @@ class BatchBudget:
         """A default budget for the potential's device (GPU: from free memory)."""
         if potential.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(potential.device)
-            edges = int(free * memory_fraction / _BYTES_PER_EDGE)
+            # what our caching allocator holds unused is free to us too: without it, every
+            # budget after the first batch would shrink by the last batch's footprint
+            dev = potential.device
+            free += torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+            per_edge = _BYTES_PER_EDGE * (2 if potential.dtype == torch.float64 else 1)
+            edges = int(free * memory_fraction / per_edge)
             return cls(max_atoms=max(edges // 20, 1024), max_edges=max(edges, 50_000))
         # On a CPU a big batch gains nothing: per-atom cost is flat up to the model's
         # cpu_max_edges and rises beyond (SevenNet-0: 1.8x at 27k edges), and memory with it.

@@ -249,3 +249,21 @@ def test_cpu_batch_budget_is_the_models_and_batching_never_changes_forces(struct
     )
     # measured: ≤ 2.5e-7 eV/Å (float32 sums in another order), on forces up to 1.6 eV/Å
     torch.testing.assert_close(together, alone, rtol=0, atol=2e-6)
+
+
+def test_gpu_batch_budget_counts_the_allocators_spare_memory_and_the_dtype(monkeypatch):
+    """On a GPU the budget comes from free memory: PyTorch's cached-but-unused blocks count as
+    free (else each budget after the first batch shrinks), and float64 needs twice the bytes."""
+    from mlipflows.engine import BatchBudget
+    from mlipflows.engine.autobatch import _BYTES_PER_EDGE
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * gib, 141 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 30 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2 * gib)
+    pot = load_potential("morse")
+    monkeypatch.setattr(pot, "device", torch.device("cuda"))
+    edges = int(38 * gib * 0.6 / _BYTES_PER_EDGE)
+    assert BatchBudget.for_potential(pot) == BatchBudget(max_atoms=edges // 20, max_edges=edges)
+    monkeypatch.setattr(pot, "dtype", torch.float64)
+    assert BatchBudget.for_potential(pot).max_edges == int(38 * gib * 0.6 / (2 * _BYTES_PER_EDGE))

@@ -32,10 +32,13 @@ class BatchBudget:
             free += torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
             per_edge = _BYTES_PER_EDGE * (2 if potential.dtype == torch.float64 else 1)
             edges = int(free * memory_fraction / per_edge)
-            return cls(max_atoms=max(edges // 20, 1024), max_edges=max(edges, 50_000))
-        # On a CPU a big batch gains nothing: per-atom cost is flat up to the model's
-        # cpu_max_edges and rises beyond (SevenNet-0: 1.8x at 27k edges), and memory with it.
-        return cls(max_edges=potential.cpu_max_edges)
+            budget = cls(max_atoms=max(edges // 20, 1024), max_edges=max(edges, 50_000))
+        else:
+            # On a CPU a big batch gains nothing: per-atom cost is flat up to the model's
+            # cpu_max_edges and rises beyond (SevenNet-0: 1.8x at 27k edges), and memory with it.
+            budget = cls(max_edges=potential.cpu_max_edges)
+        cap = potential.max_atoms_per_call
+        return budget if cap is None else cls(min(budget.max_atoms, cap), budget.max_edges)
 
     def fits(self, atoms: int, edges: float, new_atoms: int, new_edges: float, scales: str) -> bool:
         if atoms + new_atoms > self.max_atoms:

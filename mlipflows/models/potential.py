@@ -65,6 +65,7 @@ class ModelPotential(Potential):
             p.requires_grad_(False)
         self.card = card
         self.head = self.model.readout.head_index(head)
+        self.max_atoms_per_call = getattr(self.model, "max_atoms_per_call", None)
 
     def predict(
         self, batch: Batch, compute_stress: bool = True, total_charge: torch.Tensor | None = None

@@ -51,7 +51,8 @@ class Potential(ABC):
     Subclasses implement :meth:`evaluate`. ``memory_scales_with`` tells the autobatcher whether
     cost grows with atoms or with edges (atoms × density). ``cpu_max_edges`` is the edges per
     call on a CPU beyond which a bigger batch costs more per atom, not less
-    (``benchmarks/cpu_batch_size.py``).
+    (``benchmarks/cpu_batch_size.py``). ``max_atoms_per_call`` caps every batch's atoms, on
+    any device, for models whose memory grows as the square of a batch's atoms.
     """
 
     card: ModelCard
@@ -59,6 +60,8 @@ class Potential(ABC):
     dtype: torch.dtype
     memory_scales_with: Literal["n_atoms", "n_edges"] = "n_edges"
     cpu_max_edges: int = 16_000
+    # a model that builds dense per-batch matrices (exact Qeq: N² floats) caps its batches
+    max_atoms_per_call: int | None = None
 
     @abstractmethod
     def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:

@@ -45,7 +45,7 @@ class DispersionCorrected(Potential):
         self.base = base
         self.device, self.dtype = base.device, base.dtype
         self.memory_scales_with = base.memory_scales_with
-        self.cpu_max_edges = base.cpu_max_edges
+        self.cpu_max_edges, self.max_atoms_per_call = base.cpu_max_edges, base.max_atoms_per_call
         card = base.card
         self.card = ModelCard(
             name=f"{card.name}{D3_SUFFIX}" + ("" if xc == "pbe" else f":{xc}"),

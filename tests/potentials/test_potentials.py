@@ -267,3 +267,23 @@ def test_gpu_batch_budget_counts_the_allocators_spare_memory_and_the_dtype(monke
     assert BatchBudget.for_potential(pot) == BatchBudget(max_atoms=edges // 20, max_edges=edges)
     monkeypatch.setattr(pot, "dtype", torch.float64)
     assert BatchBudget.for_potential(pot).max_edges == int(38 * gib * 0.6 / (2 * _BYTES_PER_EDGE))
+
+
+def test_exact_qeq_models_cap_their_batches_on_every_device(monkeypatch):
+    """NequIP-LR solves one dense (N, N) Qeq system per batch: its budget stops at 8,192 atoms
+    even where free GPU memory would allow 64k, and its +zbl wrapper keeps the cap."""
+    from mlipflows.engine import BatchBudget
+    from mlipflows.potentials.repulsion import RepulsiveCore
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (130 * gib, 141 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
+    nequip, sevennet = load_potential("nequip-lr-si-mlearn"), load_potential("sevennet-0")
+    zbl = RepulsiveCore(nequip)
+    assert nequip.max_atoms_per_call == zbl.max_atoms_per_call == 8192
+    assert sevennet.max_atoms_per_call is None
+    for pot in (nequip, zbl, sevennet):
+        monkeypatch.setattr(pot, "device", torch.device("cuda"))
+    assert BatchBudget.for_potential(nequip).max_atoms == BatchBudget.for_potential(zbl).max_atoms == 8192
+    assert BatchBudget.for_potential(sevennet).max_atoms > 50_000

@@ -36,7 +36,7 @@ def _bisect(
         if n == 1:
             reason = f"{potential.name} failed on this structure: {type(exc).__name__}: {exc}"
             return _failed(batch, compute_stress), [reason], exc
-        if isinstance(exc, torch.OutOfMemoryError):
+        if isinstance(exc, torch.cuda.OutOfMemoryError):  # torch.OutOfMemoryError from 2.5 on
             torch.cuda.empty_cache()  # the failed call's blocks, before the halves ask again
         return (*_halves(potential, batch, compute_stress), exc)
     out = _to_float64(out, batch.device)

@@ -19,7 +19,7 @@ class FussyMorse(MorsePotential):
     def evaluate(self, batch, compute_stress=True):
         CALLS.append(batch.n_systems)
         if batch.n_systems > 4:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
         if (batch.atomic_numbers == 18).any():
             raise RuntimeError("simulated model failure on Ar")
         return super().evaluate(batch, compute_stress)

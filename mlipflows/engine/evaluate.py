@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 import torch
 
 from mlipflows.engine.batch import Batch, segment_sum
@@ -15,9 +17,10 @@ def guarded_evaluate(
 
     If the whole call raises (a structure the model cannot take, or a batch too big for the
     device's memory), the batch is bisected and each half retried, down to single systems:
-    only the culprits fail, and a poisoned batch of n costs ~2 log2(n) calls, not n. NaN/inf
-    energies, forces or stresses mark just that system as failed. Raises when no system of the
-    batch could be evaluated (a broken model or set-up, not a bad structure).
+    only the culprits fail. One culprit among n costs ~2 log2(n) calls (n + 1 one by one); a
+    batch too big for memory ends in halves that fit. NaN/inf energies, forces or stresses
+    mark just that system as failed. Raises the first structure's own exception when no
+    system of the batch could be evaluated (a broken model or set-up, not a bad structure).
     """
     out, errors, exc = _bisect(potential, batch, compute_stress)
     if exc is not None and all(e is not None for e in errors):
@@ -28,17 +31,24 @@ def guarded_evaluate(
 def _bisect(
     potential: Potential, batch: Batch, compute_stress: bool
 ) -> tuple[PotentialOutput, list[str | None], Exception | None]:
-    """Outputs with NaN rows where evaluation failed, per-system errors, the batch's exception."""
+    """Outputs with NaN rows where evaluation failed, per-system errors, and the first single
+    system's exception (None when no system raised)."""
     n = batch.n_systems
+    failure: Exception | None = None
     try:
         out = potential.evaluate(batch, compute_stress=compute_stress)
     except (RuntimeError, ValueError, IndexError, KeyError) as exc:
+        # the failed call's tensors live on in the traceback's frames: drop them before any
+        # retry, or an out-of-memory batch's halves find the memory still taken
+        traceback.clear_frames(exc.__traceback__)
+        failure = exc
+    if failure is not None:
         if n == 1:
-            reason = f"{potential.name} failed on this structure: {type(exc).__name__}: {exc}"
-            return _failed(batch, compute_stress), [reason], exc
-        if isinstance(exc, torch.cuda.OutOfMemoryError):  # torch.OutOfMemoryError from 2.5 on
-            torch.cuda.empty_cache()  # the failed call's blocks, before the halves ask again
-        return (*_halves(potential, batch, compute_stress), exc)
+            reason = f"{potential.name} failed on this structure: {type(failure).__name__}: {failure}"
+            return _failed(batch, compute_stress), [reason], failure
+        if isinstance(failure, torch.cuda.OutOfMemoryError):  # torch.OutOfMemoryError from 2.4 on
+            torch.cuda.empty_cache()
+        return _halves(potential, batch, compute_stress)
     out = _to_float64(out, batch.device)
     bad = ~torch.isfinite(out.energy)
     bad |= segment_sum((~torch.isfinite(out.forces)).any(-1).double(), batch.system_idx, n) > 0
@@ -52,19 +62,25 @@ def _bisect(
 
 def _halves(
     potential: Potential, batch: Batch, compute_stress: bool
-) -> tuple[PotentialOutput, list[str | None]]:
+) -> tuple[PotentialOutput, list[str | None], Exception | None]:
     out = _failed(batch, compute_stress)
     errors: list[str | None] = []
+    first: Exception | None = None
+    stress_returned = False
     n = batch.n_systems
     for systems in (list(range(n // 2)), list(range(n // 2, n))):
-        part, part_errors, _ = _bisect(potential, batch.subset(systems), compute_stress)
+        part, part_errors, exc = _bisect(potential, batch.subset(systems), compute_stress)
         idx = torch.as_tensor(systems, device=batch.device)
         out.energy[idx] = part.energy
-        out.forces[batch.atom_mask(systems)] = part.forces  # halves are contiguous, in order
+        out.forces[batch.atom_mask(systems)] = part.forces  # subsets keep the atoms' order
         if out.stress is not None and part.stress is not None:
             out.stress[idx] = part.stress
+            stress_returned = True
         errors += part_errors
-    return out, errors
+        first = first or exc
+    if not stress_returned:  # a model that returns no stress: no NaN stand-in either
+        out = PotentialOutput(energy=out.energy, forces=out.forces, stress=None)
+    return out, errors, first
 
 
 def _failed(batch: Batch, compute_stress: bool) -> PotentialOutput:

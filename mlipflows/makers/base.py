@@ -74,10 +74,10 @@ class ChunkSettings:
 
     def budget(self, potential: Potential) -> BatchBudget:
         default = BatchBudget.for_potential(potential)
-        return BatchBudget(
-            max_atoms=self.max_atoms or default.max_atoms,
-            max_edges=self.max_edges or default.max_edges,
-        )
+        max_atoms = self.max_atoms or default.max_atoms
+        if potential.max_atoms_per_call is not None:  # a model's own memory cap is not a choice
+            max_atoms = min(max_atoms, potential.max_atoms_per_call)
+        return BatchBudget(max_atoms=max_atoms, max_edges=self.max_edges or default.max_edges)
 
 
 def result_uuid(

@@ -122,8 +122,9 @@ class NequIPLR(EnergyModel):
 
     @property
     def max_atoms_per_call(self) -> int | None:
-        """The exact Qeq solves one dense (N, N) system per batch (float64: 8,192 atoms take
-        0.5 GB, 64k atoms 34 GB), so batches stop at 8,192 atoms when it is on."""
+        """The exact Qeq builds one dense (N, N) coupling matrix over the whole batch (float64:
+        0.5 GB at 8,192 atoms before copies and autograd, 34 GB at 64k), so batches stop at
+        8,192 atoms when it is on."""
         return 8192 if self.cfg.electrostatics else None
 
     def __init__(self, **kwargs: Any) -> None:

@@ -69,15 +69,21 @@ class ForceCache:
     def put(self, structure: Structure, forces: np.ndarray) -> None:
         """Store ``forces``; a full or read-only disk only costs a recomputation after a stop."""
         path = self._path(structure)
+        data = np.asarray(forces, dtype=np.float64)
+        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # a name of its own: two runs sharing a home may write the same supercell at once
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+            os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide entries from a shared home's others
             with os.fdopen(fd, "wb") as fh:
-                np.save(fh, np.asarray(forces, dtype=np.float64), allow_pickle=False)
+                np.save(fh, data, allow_pickle=False)
             os.replace(tmp, path)
         except OSError as exc:
             log.debug("cannot cache supercell forces at %s: %s", path, exc)
+            if tmp is not None:  # a half-written file would keep the folder from ever going
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
     def discard(self, structures: Iterable[Structure]) -> None:
         """Forget these supercells (their material is finished: its document holds the result)."""

@@ -121,3 +121,19 @@ def test_runs_sharing_a_home_can_write_the_same_supercell_at_once(caplog):
     assert "cannot cache" not in caplog.text  # one shared temporary name lost writes here
     np.testing.assert_array_equal(cache.get(cell), forces)
     assert [p.name for p in cache.folder.iterdir()] == [cache._path(cell).name]  # no leftovers
+    assert cache._path(cell).stat().st_mode & 0o777 == 0o644  # readable by a shared home's others
+
+
+def test_a_write_that_fails_leaves_no_file_behind(monkeypatch):
+    cell = AseAtomsAdaptor.get_structure(bulk("Cu", "fcc", 3.46) * (2, 2, 2))
+    cache = ForceCache(MorsePotential())
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", disk_full)
+    cache.put(cell, np.zeros((len(cell), 3)))  # only costs a recomputation after a stop
+    assert cache.get(cell) is None
+    assert list(cache.folder.iterdir()) == []
+    cache.discard([cell])
+    assert not cache.folder.exists()

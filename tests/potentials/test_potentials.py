@@ -287,3 +287,7 @@ def test_exact_qeq_models_cap_their_batches_on_every_device(monkeypatch):
         monkeypatch.setattr(pot, "device", torch.device("cuda"))
     assert BatchBudget.for_potential(nequip).max_atoms == BatchBudget.for_potential(zbl).max_atoms == 8192
     assert BatchBudget.for_potential(sevennet).max_atoms > 50_000
+    from mlipflows.makers.base import ChunkSettings
+
+    asked = ChunkSettings(model="nequip-lr-si-mlearn", max_atoms=100_000)
+    assert asked.budget(nequip).max_atoms == 8192  # a chunk's own budget cannot lift the cap

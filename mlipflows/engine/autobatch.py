@@ -22,8 +22,16 @@ class BatchBudget:
     max_edges: int = 50_000
 
     @classmethod
-    def for_potential(cls, potential: Potential, memory_fraction: float = 0.6) -> BatchBudget:
-        """A default budget for the potential's device (GPU: from free memory)."""
+    def for_potential(
+        cls,
+        potential: Potential,
+        memory_fraction: float = 0.6,
+        *,
+        max_atoms: int | None = None,
+        max_edges: int | None = None,
+    ) -> BatchBudget:
+        """The budget for the potential's device (GPU: from free memory); ``max_atoms`` and
+        ``max_edges`` replace the defaults, but never lift the model's ``max_atoms_per_call``."""
         if potential.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(potential.device)
             # what our caching allocator holds unused is free to us too: without it, every
@@ -37,8 +45,10 @@ class BatchBudget:
             # On a CPU a big batch gains nothing: per-atom cost is flat up to the model's
             # cpu_max_edges and rises beyond (SevenNet-0: 1.8x at 27k edges), and memory with it.
             budget = cls(max_edges=potential.cpu_max_edges)
-        cap = potential.max_atoms_per_call
-        return budget if cap is None else cls(min(budget.max_atoms, cap), budget.max_edges)
+        atoms = max_atoms or budget.max_atoms
+        if potential.max_atoms_per_call is not None:  # the model's memory limit, not a choice
+            atoms = min(atoms, potential.max_atoms_per_call)
+        return cls(max_atoms=atoms, max_edges=max_edges or budget.max_edges)
 
     def fits(self, atoms: int, edges: float, new_atoms: int, new_edges: float, scales: str) -> bool:
         if atoms + new_atoms > self.max_atoms:

@@ -73,11 +73,7 @@ class ChunkSettings:
         return load_potential(self.model, device=self.device, dtype=self.dtype)
 
     def budget(self, potential: Potential) -> BatchBudget:
-        default = BatchBudget.for_potential(potential)
-        max_atoms = self.max_atoms or default.max_atoms
-        if potential.max_atoms_per_call is not None:  # a model's own memory cap is not a choice
-            max_atoms = min(max_atoms, potential.max_atoms_per_call)
-        return BatchBudget(max_atoms=max_atoms, max_edges=self.max_edges or default.max_edges)
+        return BatchBudget.for_potential(potential, max_atoms=self.max_atoms, max_edges=self.max_edges)
 
 
 def result_uuid(

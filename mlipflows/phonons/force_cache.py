@@ -32,7 +32,6 @@ class ForceCache:
     """One model's supercell forces under ``root`` (default ``$MLIPFLOWS_HOME/cache/supercell-forces``)."""
 
     def __init__(self, potential: Potential, root: Path | None = None) -> None:
-
         model = "-".join(
             [
                 potential.card.checksum,

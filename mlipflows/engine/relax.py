@@ -21,7 +21,7 @@ from pymatgen.core import Lattice, Structure
 from mlipflows.engine.autobatch import BatchBudget
 from mlipflows.engine.batch import Batch
 from mlipflows.engine.cell_filter import CellMode, cell_forces
-from mlipflows.engine.evaluate import guarded_evaluate
+from mlipflows.engine.evaluate import OutOfMemoryMemo, guarded_evaluate
 from mlipflows.engine.fire import FireParams, fire_step
 from mlipflows.engine.results import SystemResult
 from mlipflows.engine.sanity import SanityGuard, SanityLimits
@@ -236,13 +236,14 @@ def relax(
             # start exactly on the symmetric structure so that round-off cannot break it
             structures[i] = symmetrize_structure(structures[i], o)
     guard = None if settings.sanity is None else SanityGuard(potential, structures, settings.sanity)
+    memo = OutOfMemoryMemo()
 
     while queue or active.n:
         _refill(active, queue, structures, edges, potential, budget, settings.fire, ops)
         if relax_cell and _stop_collapsed(active, results, structures, settings, progress):
             continue
         batch = active.batch()
-        out, errors = guarded_evaluate(potential, batch, compute_stress=relax_cell)
+        out, errors = guarded_evaluate(potential, batch, relax_cell, memo)
         if active.sym is not None:
             r_c = active.sym.cartesian_rotations(active.cell)
             out = PotentialOutput(

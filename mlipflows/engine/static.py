@@ -11,7 +11,7 @@ from pymatgen.core import Structure
 
 from mlipflows.engine.autobatch import BatchBudget
 from mlipflows.engine.batch import Batch
-from mlipflows.engine.evaluate import guarded_evaluate
+from mlipflows.engine.evaluate import OutOfMemoryMemo, guarded_evaluate
 from mlipflows.engine.results import SystemResult
 from mlipflows.engine.sanity import SanityGuard, SanityLimits
 from mlipflows.engine.validate import check_structure, estimate_edges
@@ -74,10 +74,11 @@ def static(
         elif progress:
             progress(1)
     guard = None if sanity is None or not good else SanityGuard(potential, structures, sanity)
+    memo = OutOfMemoryMemo()
     for group in plan_batches(structures, good, potential, budget):
         t0 = time.perf_counter()
         batch = Batch.from_structures([structures[i] for i in group], device=potential.device)
-        out, errors = guarded_evaluate(potential, batch, compute_stress)
+        out, errors = guarded_evaluate(potential, batch, compute_stress, memo)
         forces = torch.split(out.forces.cpu(), batch.n_atoms.tolist())
         dt = time.perf_counter() - t0
         for k, i in enumerate(group):

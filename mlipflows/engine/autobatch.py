@@ -8,11 +8,6 @@ import torch
 
 from mlipflows.potentials.base import Potential
 
-# Per-edge memory of a forward+backward pass of a mid-sized equivariant GNN: SevenNet-0 on CPU
-# peaks at ~65 kB per edge (float32, autograd buffers; 24k edges of Si ≈ 1.5 GB). Sizes GPU
-# batches from free memory and bounds CPU batches (a 250k-edge batch needed > 12 GB).
-_BYTES_PER_EDGE = 65_536
-
 
 @dataclass(frozen=True)
 class BatchBudget:
@@ -38,7 +33,7 @@ class BatchBudget:
             # budget after the first batch would shrink by the last batch's footprint
             dev = potential.device
             free += torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
-            per_edge = _BYTES_PER_EDGE * (2 if potential.dtype == torch.float64 else 1)
+            per_edge = potential.gpu_bytes_per_edge * (2 if potential.dtype == torch.float64 else 1)
             edges = int(free * memory_fraction / per_edge)
             budget = cls(max_atoms=max(edges // 20, 1024), max_edges=max(edges, 50_000))
         else:

@@ -51,8 +51,10 @@ class Potential(ABC):
     Subclasses implement :meth:`evaluate`. ``memory_scales_with`` tells the autobatcher whether
     cost grows with atoms or with edges (atoms × density). ``cpu_max_edges`` is the edges per
     call on a CPU beyond which a bigger batch costs more per atom, not less
-    (``benchmarks/cpu_batch_size.py``). ``max_atoms_per_call`` caps every batch's atoms, on
-    any device, for models whose memory grows as the square of a batch's atoms.
+    (``benchmarks/cpu_batch_size.py``). ``gpu_bytes_per_edge`` is the device memory one edge
+    takes through a forward and backward pass in float32: GPU batches are sized from it and
+    the free memory. ``max_atoms_per_call`` caps every batch's atoms, on any device, for
+    models whose memory grows as the square of a batch's atoms.
     """
 
     card: ModelCard
@@ -60,6 +62,9 @@ class Potential(ABC):
     dtype: torch.dtype
     memory_scales_with: Literal["n_atoms", "n_edges"] = "n_edges"
     cpu_max_edges: int = 16_000
+    # SevenNet-0 on an H200: 113.7-113.9 kB per edge (benchmarks/results/gpu-h200-2026-12-04);
+    # the models we train are lighter, so for them it is a cautious default
+    gpu_bytes_per_edge: int = 116_000
     # a model that builds dense per-batch matrices (exact Qeq: N² floats) caps its batches
     max_atoms_per_call: int | None = None
 

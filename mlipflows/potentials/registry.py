@@ -22,9 +22,15 @@ class RegistryEntry:
 
 def _sevennet(name: str) -> Callable[[torch.device, torch.dtype], Potential]:
     def load(device: torch.device, dtype: torch.dtype) -> Potential:
-        from mlipflows.potentials.sevennet import SevenNetPotential, pretrained_path
+        from mlipflows.potentials.sevennet import (
+            PRETRAINED_GPU_BYTES_PER_EDGE,
+            SevenNetPotential,
+            pretrained_path,
+        )
 
-        return SevenNetPotential(pretrained_path(name), name=name, device=device, dtype=dtype)
+        pot = SevenNetPotential(pretrained_path(name), name=name, device=device, dtype=dtype)
+        pot.gpu_bytes_per_edge = PRETRAINED_GPU_BYTES_PER_EDGE[name]
+        return pot
 
     return load
 

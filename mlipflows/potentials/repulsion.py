@@ -75,6 +75,7 @@ class RepulsiveCore(Potential):
         self.device, self.dtype = base.device, base.dtype
         self.memory_scales_with = base.memory_scales_with
         self.cpu_max_edges, self.max_atoms_per_call = base.cpu_max_edges, base.max_atoms_per_call
+        self.gpu_bytes_per_edge = base.gpu_bytes_per_edge
         self.zbl = ZBLRepulsion(radius_factor=x_on, trainable=False).double().to(base.device)
         self.radii = torch.as_tensor(covalent_radii, dtype=torch.float64, device=base.device)
         tag = f"zbl-core-{x_off:g}-{x_on:g}-{barrier:g}+{barrier_per_atom:g}N-eV"

@@ -22,6 +22,11 @@ from mlipflows.potentials.base import (
     symbols_from_numbers,
 )
 
+# SevenNet-0 measured on an H200 (float32); l3i5 (l_max 3, 5 layers) scaled by its CPU
+# peak-memory ratio to SevenNet-0 on the same batch (272 vs 131 kB per edge: 2.07x), not
+# measured on a GPU
+PRETRAINED_GPU_BYTES_PER_EDGE = {"sevennet-0": 116_000, "sevennet-l3i5": 240_000}
+
 
 def pretrained_path(name: str) -> Path:
     """Path of a checkpoint that ships inside the sevenn wheel (no download)."""

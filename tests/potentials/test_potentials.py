@@ -255,23 +255,28 @@ def test_gpu_batch_budget_counts_the_allocators_spare_memory_and_the_dtype(monke
     """On a GPU the budget comes from free memory: PyTorch's cached-but-unused blocks count as
     free (else each budget after the first batch shrinks), and float64 needs twice the bytes."""
     from mlipflows.engine import BatchBudget
-    from mlipflows.engine.autobatch import _BYTES_PER_EDGE
+    from mlipflows.potentials.repulsion import RepulsiveCore
 
     gib = 2**30
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * gib, 141 * gib))
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 30 * gib)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2 * gib)
     pot = load_potential("morse")
+    pot.gpu_bytes_per_edge = per_edge = 100_000
+    wrapped = RepulsiveCore(pot)  # built on the CPU: it moves its own tensors to the device
     monkeypatch.setattr(pot, "device", torch.device("cuda"))
-    edges = int(38 * gib * 0.6 / _BYTES_PER_EDGE)
+    monkeypatch.setattr(wrapped, "device", torch.device("cuda"))
+    edges = int(38 * gib * 0.6 / per_edge)
     assert BatchBudget.for_potential(pot) == BatchBudget(max_atoms=edges // 20, max_edges=edges)
     monkeypatch.setattr(pot, "dtype", torch.float64)
-    assert BatchBudget.for_potential(pot).max_edges == int(38 * gib * 0.6 / (2 * _BYTES_PER_EDGE))
+    assert BatchBudget.for_potential(pot).max_edges == int(38 * gib * 0.6 / (2 * per_edge))
+    # a wrapper keeps its model's figure
+    assert BatchBudget.for_potential(wrapped).max_edges == edges
 
 
 def test_exact_qeq_models_cap_their_batches_on_every_device(monkeypatch):
     """NequIP-LR solves one dense (N, N) Qeq system per batch: its budget stops at 8,192 atoms
-    even where free GPU memory would allow 64k, and its +zbl wrapper keeps the cap."""
+    even where free GPU memory would allow 36k, and its +zbl wrapper keeps the cap."""
     from mlipflows.engine import BatchBudget
     from mlipflows.potentials.repulsion import RepulsiveCore
 
@@ -286,7 +291,7 @@ def test_exact_qeq_models_cap_their_batches_on_every_device(monkeypatch):
     for pot in (nequip, zbl, sevennet):
         monkeypatch.setattr(pot, "device", torch.device("cuda"))
     assert BatchBudget.for_potential(nequip).max_atoms == BatchBudget.for_potential(zbl).max_atoms == 8192
-    assert BatchBudget.for_potential(sevennet).max_atoms > 50_000
+    assert BatchBudget.for_potential(sevennet).max_atoms > 30_000
     from mlipflows.makers.base import ChunkSettings
 
     asked = ChunkSettings(model="nequip-lr-si-mlearn", max_atoms=100_000)

@@ -68,6 +68,11 @@ class Potential(ABC):
     # a model that builds dense per-batch matrices (exact Qeq: N² floats) caps its batches
     max_atoms_per_call: int | None = None
 
+    def adopt_batching(self, base: Potential) -> None:
+        """Take ``base``'s batching limits: a wrapper (+d3, +zbl) batches as its model does."""
+        self.memory_scales_with, self.cpu_max_edges = base.memory_scales_with, base.cpu_max_edges
+        self.gpu_bytes_per_edge, self.max_atoms_per_call = base.gpu_bytes_per_edge, base.max_atoms_per_call
+
     @abstractmethod
     def evaluate(self, batch: Batch, compute_stress: bool = True) -> PotentialOutput:
         """Energy (eV), forces (eV/Å) and stress (eV/Å³) of every system in ``batch``."""

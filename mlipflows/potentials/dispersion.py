@@ -44,9 +44,7 @@ class DispersionCorrected(Potential):
             raise ValueError(f"no D3(BJ) parameters for functional {xc!r} in torch-dftd") from err
         self.base = base
         self.device, self.dtype = base.device, base.dtype
-        self.memory_scales_with = base.memory_scales_with
-        self.cpu_max_edges, self.max_atoms_per_call = base.cpu_max_edges, base.max_atoms_per_call
-        self.gpu_bytes_per_edge = base.gpu_bytes_per_edge
+        self.adopt_batching(base)
         card = base.card
         self.card = ModelCard(
             name=f"{card.name}{D3_SUFFIX}" + ("" if xc == "pbe" else f":{xc}"),

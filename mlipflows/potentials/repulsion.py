@@ -73,9 +73,7 @@ class RepulsiveCore(Potential):
         self.base, self.x_off, self.x_on = base, float(x_off), float(x_on)
         self.barrier, self.barrier_per_atom = float(barrier), float(barrier_per_atom)
         self.device, self.dtype = base.device, base.dtype
-        self.memory_scales_with = base.memory_scales_with
-        self.cpu_max_edges, self.max_atoms_per_call = base.cpu_max_edges, base.max_atoms_per_call
-        self.gpu_bytes_per_edge = base.gpu_bytes_per_edge
+        self.adopt_batching(base)
         self.zbl = ZBLRepulsion(radius_factor=x_on, trainable=False).double().to(base.device)
         self.radii = torch.as_tensor(covalent_radii, dtype=torch.float64, device=base.device)
         tag = f"zbl-core-{x_off:g}-{x_on:g}-{barrier:g}+{barrier_per_atom:g}N-eV"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from pymatgen.core import Structure
 from mlipflows.errors import StructureReadError
 
 EXTXYZ_SUFFIXES = {".xyz", ".extxyz"}
+VASP_NAMES = ("POSCAR", "CONTCAR")
 # what a folder of structures holds (VASP files are named POSCAR, CONTCAR, *.vasp, *.poscar)
 STRUCTURE_SUFFIXES = {".cif", ".vasp", ".poscar", ".mcif", *EXTXYZ_SUFFIXES}
 VASP_NAMES = ("POSCAR", "CONTCAR")
@@ -78,9 +80,14 @@ def read_structures(path: str | Path) -> list[Candidate]:
         raise StructureReadError(f"{path}: not a readable structure file ({exc})") from exc
     if not structures:
         raise StructureReadError(f"{path}: file contains no structure")
+    disordered = [s for s in structures if not s.is_ordered]
+    if disordered:
+        from mlipflows.engine.validate import disorder_reason
+
+        raise StructureReadError(f"{path}: {disorder_reason(disordered[0])}")
     if len(structures) == 1:
-        return [Candidate(path.stem, structures[0], str(path))]
-    return [Candidate(f"{path.stem}-{k}", s, str(path)) for k, s in enumerate(structures)]
+        return [Candidate(file_id(path), structures[0], str(path))]
+    return [Candidate(f"{file_id(path)}-{k}", s, str(path)) for k, s in enumerate(structures)]
 
 
 def _read_extxyz(path: Path) -> list[Candidate]:
@@ -94,18 +101,63 @@ def _read_extxyz(path: Path) -> list[Candidate]:
     for k, atoms in enumerate(frames):
         if not atoms.pbc.all():
             raise StructureReadError(f"{path} frame {k}: not fully periodic (pbc={atoms.pbc})")
-        sid = atoms.info.get("structure_id") or (path.stem if len(frames) == 1 else f"{path.stem}-{k}")
+        sid = atoms.info.get("structure_id") or (
+            file_id(path) if len(frames) == 1 else f"{file_id(path)}-{k}"
+        )
         out.append(Candidate(str(sid), AseAtomsAdaptor.get_structure(atoms), str(path)))
     return out
 
 
 def read_many(paths: list[str | Path]) -> tuple[list[Candidate], dict[str, str]]:
-    """Read every file; return the structures and ``{path: reason}`` for files that failed."""
+    """Read every file once; return the structures (ids unique) and ``{path: reason}`` for files
+    that failed."""
     loaded: list[Candidate] = []
     failed: dict[str, str] = {}
+    seen: set[Path] = set()
     for p in paths:
+        if Path(p).resolve() in seen:  # the same file named twice (a glob and a name)
+            continue
+        seen.add(Path(p).resolve())
         try:
             loaded.extend(read_structures(p))
         except StructureReadError as exc:
             failed[str(p)] = str(exc)
-    return loaded, failed
+    return unique_ids(loaded), failed
+
+
+def file_id(path: Path) -> str:
+    """A file's structure id: its stem, and for VASP's fixed names (POSCAR, CONTCAR) its folder
+    too ("Si/POSCAR"), since one such file per folder is VASP's layout."""
+    if path.name.upper().startswith(VASP_NAMES) and path.resolve().parent.name:
+        return f"{path.resolve().parent.name}/{path.stem}"
+    return path.stem
+
+
+def unique_ids(candidates: list[Candidate]) -> list[Candidate]:
+    """Qualify ids that files in different folders share with the folders that tell them apart
+    ("a/x", "b/x"): one id per structure, or a result would silently replace another's."""
+    groups: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        groups.setdefault(c.structure_id, []).append(c)
+    for sid, group in groups.items():
+        if len(group) < 2:
+            continue
+        bases = [_id_base(c) for c in group]
+        common = Path(os.path.commonpath(bases))
+        for c, base in zip(group, bases, strict=True):
+            prefix = base.relative_to(common).as_posix()
+            c.structure_id = sid if prefix == "." else f"{prefix}/{sid}"
+    # still shared: same folder and stem ("x.cif", "x.vasp"), or ids set inside the files
+    taken: set[str] = set()
+    for c in candidates:
+        sid, n = c.structure_id, 1
+        while c.structure_id in taken:
+            c.structure_id, n = f"{sid}-{n}", n + 1
+        taken.add(c.structure_id)
+    return candidates
+
+
+def _id_base(c: Candidate) -> Path:
+    """The folder an id is relative to (for "Si/POSCAR", the folder above Si)."""
+    folder = Path(c.source).resolve().parent
+    return folder.parent if c.structure_id.startswith(f"{folder.name}/") else folder

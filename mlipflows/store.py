@@ -32,7 +32,7 @@ from jobflow import JobStore
 from maggma.core import Store
 from maggma.stores import GridFSStore, MemoryStore, MongoStore, MontyStore
 from monty.json import jsanitize
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pymongo.errors import PyMongoError
 
 from mlipflows.errors import StoreConfigError
@@ -47,6 +47,9 @@ DATA = "data"
 
 class StoreSettings(BaseModel):
     """The ``store`` section of ``mlipflows.yaml``."""
+
+    # a misspelt key ("databse") would otherwise be dropped and its default used in silence
+    model_config = ConfigDict(extra="forbid")
 
     uri: str | None = Field(None, description="mongodb:// or mongodb+srv:// URI; None = embedded")
     database: str = "mlipflows"
@@ -78,8 +81,12 @@ def _uri_database(uri: str | None) -> str | None:
 
 
 def _config_file() -> Path | None:
+    named = os.environ.get("MLIPFLOWS_CONFIG")
+    if named and not Path(named).expanduser().is_file():
+        # falling through to the embedded store would put a campaign's results where nobody looks
+        raise StoreConfigError(f"MLIPFLOWS_CONFIG={named}: no such file")
     candidates = [
-        os.environ.get("MLIPFLOWS_CONFIG"),
+        named,
         "mlipflows.yaml",
         mlipflows_home() / "mlipflows.yaml",
     ]

@@ -52,7 +52,7 @@ def test_poscar_and_extxyz_inputs(tmp_path):
     assert result.exit_code == 0, result.output
     frame = runner.invoke(app, ["results", "--format", "json"])
     ids = {row["structure_id"] for row in json.loads(frame.output)}
-    assert ids == {"POSCAR", "two-0", "two-1"}
+    assert ids == {f"{tmp_path.name}/POSCAR", "two-0", "two-1"}  # VASP's fixed name: its folder too
 
 
 def test_bad_options_are_rejected():

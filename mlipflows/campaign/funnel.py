@@ -169,11 +169,19 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def apply_selection(rows: list[dict[str, Any]], select: dict[str, Any]) -> list[dict[str, Any]]:
-    """``where`` (all clauses must hold; a missing field fails), then ``order_by`` and ``max``."""
+def apply_selection(
+    rows: list[dict[str, Any]], select: dict[str, Any], stage: str = "?"
+) -> list[dict[str, Any]]:
+    """``where`` (all clauses must hold; a missing field fails), then ``order_by`` and ``max``.
+
+    Raises:
+        SpecError: ``where`` or ``order_by`` names a field that none of the rows has (a typo
+            would otherwise select nothing, and every later stage would report "done").
+    """
     kept = rows
     if select.get("where"):
         crit = parse_where(select["where"])
+        _check_fields(rows, list(crit), stage, "where")
 
         def holds(row: dict[str, Any]) -> bool:
             for name, conds in crit.items():
@@ -193,6 +201,7 @@ def apply_selection(rows: list[dict[str, Any]], select: dict[str, Any]) -> list[
     if key:
         descending = key.startswith("-")
         key = key.lstrip("-")
+        _check_fields(rows, [key], stage, "order_by")
 
         def value(row: dict[str, Any]) -> float:
             v = row.get(key)
@@ -204,6 +213,25 @@ def apply_selection(rows: list[dict[str, Any]], select: dict[str, Any]) -> list[
     if select.get("max") is not None:
         kept = kept[: select["max"]]
     return kept
+
+
+def _check_fields(rows: list[dict[str, Any]], names: list[str], stage: str, what: str) -> None:
+    """Every field ``names`` is in at least one row (nothing to check without rows)."""
+    if not rows:
+        return
+    present = set().union(*(r.keys() for r in rows))
+    for name in names:
+        if name not in present:
+            from difflib import get_close_matches
+
+            from mlipflows.campaign.spec import SpecError
+
+            near = get_close_matches(name, sorted(present), n=3)
+            hint = f"; did you mean {' or '.join(near)}?" if near else ""
+            raise SpecError(
+                f"stages.{stage}.select.{what}: no selected document has the field {name!r}{hint} "
+                "(mlipflows results --campaign NAME --format json lists the fields)"
+            )
 
 
 def _needs_run(doc: dict[str, Any] | None, redo: set[str]) -> bool:
@@ -223,7 +251,7 @@ def run_stage(plan: StagePlan) -> Response:
     results = store.additional_stores[RESULTS]
     results.connect()
     candidates, stopped = survivors(results, plan)
-    chosen = apply_selection(candidates, plan.select)
+    chosen = apply_selection(candidates, plan.select, plan.stage)
     own = task_type_of(plan.kind)
     stored = {d["structure_id"]: d for d in stage_docs(results, plan.campaign, plan.stage, plan.digest, own)}
     redo = {"failed"} if plan.retry_failed else set()

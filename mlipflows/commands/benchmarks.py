@@ -16,10 +16,10 @@ def formation_energy(
     data: Annotated[Path, typer.Option(help="WBM json.gz (or its folder)")] = Path(
         "../shared/data/matcalc-benchmarks"
     ),
-    limit: Annotated[int | None, typer.Option(help="seeded random sample of this many")] = None,
+    limit: Annotated[int | None, typer.Option(help="seeded random sample of this many", min=1)] = None,
     seed: Annotated[int, typer.Option(help="sample seed")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
-    chunk_size: Annotated[int, typer.Option(help="structures per job")] = 64,
+    chunk_size: Annotated[int, typer.Option(help="structures per job", min=1)] = 64,
     out: Annotated[Path, typer.Option(help="folder for the table, metrics and plot")] = Path(
         "analysis/formation_energy"
     ),
@@ -37,19 +37,18 @@ def formation_energy(
         stored_documents,
         summarize,
     )
-    from mlipflows.commands.ui import console, err_console, run_with_progress
+    from mlipflows.commands.ui import console, err_console, open_store, run_with_progress
     from mlipflows.engine import RelaxSettings
     from mlipflows.errors import DataNotFoundError
     from mlipflows.makers import RelaxMaker, relax_flow
     from mlipflows.makers.base import ChunkSettings
-    from mlipflows.store import get_job_store
 
     try:
         records = load_wbm(data, limit, seed)
     except DataNotFoundError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
-    store = get_job_store(uri)
+    store = open_store(uri)
     potential = check_model(model, device)
     done = stored_documents(store, potential.card.checksum)
     todo = [r for r in records if r.material_id not in done]

@@ -166,7 +166,7 @@ def hull(
     campaign: Annotated[str, typer.Argument(help="campaign name")],
     chemsys: Annotated[str | None, typer.Option(help="only this chemical system, e.g. Ba-O-Ti")] = None,
     plot: Annotated[Path | None, typer.Option(help="write a phase-diagram plot (PNG) of --chemsys")] = None,
-    limit: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 25,
+    limit: Annotated[int, typer.Option(help="rows to print (0 = all)", min=0)] = 25,
     uri: UriOption = None,
 ) -> None:
     """Print a campaign's hull results; optionally plot one chemical system's phase diagram."""

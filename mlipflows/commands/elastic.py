@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlipflows.commands.ui import UriOption, check_model
+from mlipflows.commands.ui import UriOption, check_model, positive
 from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 
 
@@ -17,11 +17,13 @@ def elastic(
     model: Annotated[
         str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")
     ] = "sevennet-0",
-    fmax: Annotated[float, typer.Option(help="force threshold of the tight relaxation, eV/Å")] = 0.002,
+    fmax: Annotated[
+        float, typer.Option(help="force threshold of the tight relaxation, eV/Å", callback=positive)
+    ] = 0.002,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="label stored with every result (repeatable)")] = None,
-    chunk_size: Annotated[int, typer.Option(help="structures per job (25 cells each)")] = 32,
+    chunk_size: Annotated[int, typer.Option(help="structures per job (25 cells each)", min=1)] = 32,
     symprec: Annotated[
         float, typer.Option(help="symmetry tolerance, Å, as for every command (0.1 for a noisy input)")
     ] = DEFAULT_SYMPREC,
@@ -31,11 +33,11 @@ def elastic(
     """Elastic tensor C_ij (GPa), K/G (VRH), Young's modulus, Poisson ratio and Born stability."""
     from monty.json import jsanitize
 
-    from mlipflows.commands.ui import err_console, run_with_progress
+    from mlipflows.commands.ui import err_console, open_store, run_with_progress
     from mlipflows.io import read_many
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.elastic import ElasticMaker, ElasticSettings, elastic_flow
-    from mlipflows.store import describe_store, get_job_store
+    from mlipflows.store import describe_store
 
     check_model(model, device)  # before any file is read or job made
     loaded, failed = read_many(files)
@@ -54,7 +56,7 @@ def elastic(
     flow = elastic_flow(
         [x.structure for x in loaded], [x.structure_id for x in loaded], chunk_size=chunk_size, maker=maker
     )
-    store = get_job_store(uri)
+    store = open_store(uri)
     err_console.print(f"{len(loaded)} structures × 25 cells → {describe_store(store)}")
     run_with_progress(flow, len(loaded), store)
     store.connect()
@@ -104,11 +106,11 @@ def bench_elastic(
     data: Annotated[Path, typer.Option(help="mp_val_clean.json.gz or the matcalc elasticity file")] = Path(
         "../shared/data/mp-elastic-tensors"
     ),
-    limit: Annotated[int | None, typer.Option(help="seeded random sample of this many")] = None,
+    limit: Annotated[int | None, typer.Option(help="seeded random sample of this many", min=1)] = None,
     max_sites: Annotated[int | None, typer.Option(help="only materials with at most this many sites")] = None,
     seed: Annotated[int, typer.Option(help="sample seed")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
-    chunk_size: Annotated[int, typer.Option(help="materials per job")] = 16,
+    chunk_size: Annotated[int, typer.Option(help="materials per job", min=1)] = 16,
     out: Annotated[Path, typer.Option(help="folder for the table, metrics and plot")] = Path(
         "analysis/elastic"
     ),
@@ -121,18 +123,17 @@ def bench_elastic(
     """K_VRH, G_VRH and C_ij MAE vs MP DFT; Born-stable fraction (resumable: reuses stored tensors)."""
     from mlipflows.bench.elastic import CAMPAIGN, evaluate, load_elastic_data, parity_plot, stored_documents
     from mlipflows.bench.elastic import summarize as summarize_elastic
-    from mlipflows.commands.ui import console, err_console, run_with_progress
+    from mlipflows.commands.ui import console, err_console, open_store, run_with_progress
     from mlipflows.errors import DataNotFoundError
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.elastic import ElasticMaker, elastic_flow
-    from mlipflows.store import get_job_store
 
     try:
         name, records = load_elastic_data(data, limit, seed, max_sites)
     except DataNotFoundError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
-    store = get_job_store(uri)
+    store = open_store(uri)
     potential = check_model(model, device)
     campaign = f"{CAMPAIGN}-{name}"
     done = stored_documents(store, campaign, potential.card.checksum)

@@ -17,10 +17,10 @@ def kappa(
     data: Annotated[Path, typer.Option(help="folder with the phononDB extxyz and κ json.gz")] = Path(
         "../shared/data/phonondb-kappa103"
     ),
-    limit: Annotated[int | None, typer.Option(help="the N cheapest materials")] = None,
+    limit: Annotated[int | None, typer.Option(help="the N cheapest materials", min=1)] = None,
     ids: Annotated[list[str] | None, typer.Option(help="mp-ids or formulas (repeatable)")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
-    batch_atoms: Annotated[int | None, typer.Option(help="atoms per batched model call")] = None,
+    batch_atoms: Annotated[int | None, typer.Option(help="atoms per batched model call", min=1)] = None,
     out: Annotated[Path, typer.Option(help="folder for the per-material table and metrics")] = Path(
         "analysis/kappa"
     ),
@@ -68,10 +68,9 @@ def kappa(
         stored_documents,
         table_rows,
     )
-    from mlipflows.commands.ui import console, err_console, run_with_progress
+    from mlipflows.commands.ui import console, err_console, open_store, run_with_progress
     from mlipflows.errors import DataNotFoundError, TableMismatchError
     from mlipflows.metrics.phonons import aggregate
-    from mlipflows.store import get_job_store
 
     standard = displacement == PROTOCOL_DISPLACEMENT
     if limit is not None and ids:
@@ -96,7 +95,7 @@ def kappa(
             )
             raise typer.Exit(2)
         records = shard_of(records, shard_k, shard_n)
-    store = get_job_store(uri)
+    store = open_store(uri)
     potential = check_model(model, device, dtype)
     settings = {
         "model": model,

@@ -42,9 +42,9 @@ def _ints(text: str | None, name: str) -> list[int] | None:
 
 def _run(files: list[Path], maker: Any, uri: str | None) -> tuple[list[dict], dict[str, str]]:
     """Read the files, run the maker's job into the store, return the stored documents."""
-    from mlipflows.commands.ui import check_model, err_console, run_with_progress
+    from mlipflows.commands.ui import check_model, err_console, open_store, run_with_progress
     from mlipflows.io import read_many
-    from mlipflows.store import describe_store, get_job_store
+    from mlipflows.store import describe_store
 
     check_model(maker.chunk.model, maker.chunk.device, maker.chunk.dtype)  # before any work
     loaded, failed = read_many(files)
@@ -53,7 +53,7 @@ def _run(files: list[Path], maker: Any, uri: str | None) -> tuple[list[dict], di
     warn_symmetry(loaded, maker.symprec)
     if not loaded:
         return [], failed
-    store = get_job_store(uri)
+    store = open_store(uri)
     job = maker.make([x.structure for x in loaded], [x.structure_id for x in loaded])
     err_console.print(f"{len(loaded)} structures, {maker.chunk.model} → {describe_store(store)}")
     run_with_progress(job, len(loaded), store)

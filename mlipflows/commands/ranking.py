@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlipflows.commands.ui import UriOption, check_model
+from mlipflows.commands.ui import UriOption, check_model, positive
 
 
 def parse_spacegroups(values: list[str] | None) -> list[int] | None:
@@ -48,33 +48,32 @@ def rank(
     prototypes: Annotated[
         bool, typer.Option("--prototypes/--no-prototypes", help="include the prototype library")
     ] = True,
-    fmax: Annotated[float, typer.Option(help="force convergence, eV/Å")] = 0.05,
-    steps: Annotated[int, typer.Option(help="maximum FIRE steps")] = 1000,
+    fmax: Annotated[float, typer.Option(help="force convergence, eV/Å", callback=positive)] = 0.05,
+    steps: Annotated[int, typer.Option(help="maximum FIRE steps", min=1)] = 1000,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     out: Annotated[Path | None, typer.Option(help="folder for the table (csv) and E–V plot")] = None,
-    top: Annotated[int, typer.Option(help="rows to print (0 = all)")] = 20,
+    top: Annotated[int, typer.Option(help="rows to print (0 = all)", min=0)] = 20,
     include_unphysical: Annotated[
         bool, typer.Option(help="rank candidates that failed a sanity check too (flagged)")
     ] = False,
     second_opinion: Annotated[
         str | None, typer.Option(help="relax the lowest finalists again with this model and compare")
     ] = None,
-    second_opinion_top: Annotated[int, typer.Option(help="finalists for the second opinion")] = 5,
+    second_opinion_top: Annotated[int, typer.Option(help="finalists for the second opinion", min=0)] = 5,
     disagreement: Annotated[
         float, typer.Option(help="flag finalists whose ΔE differs by more than this, meV/atom")
     ] = 50.0,
     uri: UriOption = None,
 ) -> None:
     """Rank polymorphs of FORMULA: prototypes, random symmetric crystals and your files, batch-relaxed."""
-    from mlipflows.commands.ui import err_console, run_with_progress
+    from mlipflows.commands.ui import err_console, open_store, run_with_progress
     from mlipflows.engine import RelaxSettings
     from mlipflows.errors import UnsupportedElementError
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.ranking import RankingMaker
     from mlipflows.ranking import check_elements, generate
     from mlipflows.second_opinion import SecondOpinion
-    from mlipflows.store import get_job_store
 
     groups = parse_spacegroups(spacegroups)
     potential = check_model(model, device)
@@ -109,7 +108,7 @@ def rank(
         [c.source for c in cands],
         record,
     )
-    store = get_job_store(uri)
+    store = open_store(uri)
     run_with_progress(job, len(cands), store)
     store.connect()
     doc = store.get_output(job.uuid, load=True)
@@ -202,7 +201,7 @@ def bench_ranking(
     si_data: Annotated[Path, typer.Option(help="Si8.json.gz (PyXtal_FF Si polymorphs) or its folder")] = Path(
         "../shared/data/pyxtal-si-polymorphs"
     ),
-    si_limit: Annotated[int | None, typer.Option(help="seeded sample of the Si polymorphs")] = None,
+    si_limit: Annotated[int | None, typer.Option(help="seeded sample of the Si polymorphs", min=1)] = None,
     skip_si: Annotated[bool, typer.Option(help="only the ground-state recovery part")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
     out: Annotated[Path, typer.Option(help="folder for tables, metrics and plots")] = Path(
@@ -216,11 +215,10 @@ def bench_ranking(
     from jobflow import Flow
 
     from mlipflows.bench.ranking import KNOWN_SYSTEMS, recovery_table
-    from mlipflows.commands.ui import console, err_console, run_with_progress
+    from mlipflows.commands.ui import console, err_console, open_store, run_with_progress
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.makers.ranking import RankingMaker
     from mlipflows.ranking import generate
-    from mlipflows.store import get_job_store
 
     potential = check_model(model, device)
     out.mkdir(parents=True, exist_ok=True)
@@ -247,7 +245,7 @@ def bench_ranking(
             )
         )
         n_structures += len(c)
-    store = get_job_store(uri)
+    store = open_store(uri)
     err_console.print(f"{len(jobs)} systems, {n_structures} candidates → {model}")
     run_with_progress(Flow(jobs), n_structures, store, len(jobs))
     store.connect()

@@ -15,6 +15,7 @@ from mlipflows.commands.ui import (
     check_model,
     console,
     err_console,
+    positive,
     print_results,
     run_with_progress,
 )
@@ -82,12 +83,13 @@ def _relax_files(
     json_out: Path | None,
     uri: str | None,
 ) -> int:
+    from mlipflows.commands.ui import open_store
     from mlipflows.engine import RelaxSettings
     from mlipflows.io import read_many
     from mlipflows.makers import RelaxMaker, relax_flow
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.results import build_criteria, query_results
-    from mlipflows.store import describe_store, get_job_store
+    from mlipflows.store import describe_store
 
     potential = check_model(model, device)  # before any file is read or job made
     loaded, failed = read_many(files)
@@ -106,7 +108,7 @@ def _relax_files(
         chunk_size=chunk_size,
         maker=maker,
     )
-    store = get_job_store(uri)
+    store = open_store(uri)
     err_console.print(f"{len(loaded)} structures → {describe_store(store)}")
     run_with_progress(flow, len(loaded), store)
     # this run's relaxations only (not older phonon or elastic results of the same ids)
@@ -138,13 +140,13 @@ def relax(
     model: Annotated[
         str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")
     ] = "sevennet-0",
-    fmax: Annotated[float, typer.Option(help="force convergence, eV/Å")] = 0.05,
-    steps: Annotated[int, typer.Option(help="maximum FIRE steps")] = 500,
+    fmax: Annotated[float, typer.Option(help="force convergence, eV/Å", callback=positive)] = 0.05,
+    steps: Annotated[int, typer.Option(help="maximum FIRE steps", min=1)] = 500,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
     tag: Annotated[list[str] | None, typer.Option(help="label stored with every result (repeatable)")] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     cell_filter: Annotated[str, typer.Option(help="frechet, hydrostatic or fixed")] = "frechet",
-    chunk_size: Annotated[int, typer.Option(help="structures per job")] = 256,
+    chunk_size: Annotated[int, typer.Option(help="structures per job", min=1)] = 256,
     json_out: Annotated[Path | None, typer.Option("--json", help="write full documents here")] = None,
     uri: UriOption = None,
 ) -> None:

@@ -13,7 +13,7 @@ from mlipflows.commands.ui import UriOption
 def report(
     campaign: Annotated[str, typer.Argument(help="campaign name")],
     out: Annotated[Path, typer.Option(help="folder for index.html and its figures")] = Path("report"),
-    top: Annotated[int, typer.Option(help="rows in the tables of most stable candidates")] = 50,
+    top: Annotated[int, typer.Option(help="rows in the tables of most stable candidates", min=1)] = 50,
     uri: UriOption = None,
 ) -> None:
     """Write DIR/index.html: counts, failures, hull plots, e_above_hull histogram, sortable tables."""

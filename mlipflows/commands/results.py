@@ -30,7 +30,7 @@ def results(
     sort: Annotated[
         str | None, typer.Option(help="sort by this field (-field: descending), e.g. e_above_hull")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many rows (0 = all)")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most this many rows (0 = all)", min=0)] = None,
     join: Annotated[bool, typer.Option(help="one row per structure, columns per task (task.field)")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
     export: Annotated[Path | None, typer.Option(help="also write all columns to .csv/.json/.parquet")] = None,

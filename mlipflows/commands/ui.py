@@ -26,6 +26,13 @@ UriOption = Annotated[
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
 
 
+def positive(value: float) -> float:
+    """Option callback: a threshold that must be > 0 (typer's ``min`` admits the bound)."""
+    if not value > 0:
+        raise typer.BadParameter(f"must be > 0 (got {value})")
+    return value
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as one error line; return the Exit to raise (``raise fail(...)``)."""
     err_console.print(f"[red]error[/red] {message}")
@@ -41,6 +48,18 @@ def check_model(model: str, device: str = "cpu", dtype: str = "float32") -> Any:
         return load_potential(model, device=device, dtype=dtype)
     except (MlipflowsError, ValueError) as exc:
         raise fail(str(exc)) from None
+
+
+def open_store(uri: str | None) -> Any:
+    """The results store, checked to answer before any work: an unreachable server or a bad
+    configuration is one line naming the (redacted) store, exit 1, not a traceback after hours."""
+    from mlipflows.errors import MlipflowsError
+    from mlipflows.store import connect_store, get_job_store
+
+    try:
+        return connect_store(get_job_store(uri))
+    except MlipflowsError as exc:
+        raise fail(str(exc), code=1) from None
 
 
 def run_and_fetch(job: Any, n_structures: int, store: Any) -> Any:

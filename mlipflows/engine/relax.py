@@ -85,6 +85,16 @@ class RelaxSettings(MSONable):
     no_tilt: bool = False
     sanity: SanityLimits | None = field(default_factory=SanityLimits)
 
+    def __post_init__(self) -> None:
+        # a non-positive fmax can never converge: every structure would run all its steps and
+        # be stored as not converged; zero steps would store the unrelaxed input as relaxed
+        if not self.fmax > 0:
+            raise ValueError(f"fmax must be > 0 eV/Å (got {self.fmax})")
+        if self.max_steps < 1:
+            raise ValueError(f"max_steps must be ≥ 1 (got {self.max_steps}); use a static evaluation")
+        if self.cell_filter not in ("frechet", "hydrostatic", "fixed"):
+            raise ValueError(f"cell_filter must be frechet, hydrostatic or fixed (got {self.cell_filter!r})")
+
     def record(self) -> dict[str, Any]:
         """What a result stores about its relaxation (and its identity): the optimizer, fmax,
         max_steps, cell filter, and every other setting that differs from the default."""

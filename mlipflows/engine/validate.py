@@ -17,6 +17,8 @@ def check_structure(
     """Why ``structure`` cannot be evaluated by ``potential`` (None when it can)."""
     if len(structure) == 0:
         return "structure has no atoms"
+    if not structure.is_ordered:
+        return disorder_reason(structure)
     if not np.isfinite(structure.cart_coords).all() or not np.isfinite(structure.lattice.matrix).all():
         return "structure has non-finite coordinates or lattice"
     if structure.volume < 1e-3:
@@ -34,6 +36,16 @@ def check_structure(
             f"(< {min_distance} Å): check the structure for overlapping sites"
         )
     return None
+
+
+def disorder_reason(structure: Structure) -> str:
+    """Why a structure with partial occupancies cannot be evaluated, and what to do about it."""
+    sites = sum(not site.is_ordered for site in structure)
+    return (
+        f"{sites} of {len(structure)} sites are partially occupied ({structure.composition.formula}): "
+        "an interatomic potential needs one atom per site; order the structure first (e.g. "
+        "pymatgen's OrderDisorderedStructureTransformation or a supercell enumeration)"
+    )
 
 
 def estimate_edges(structure: Structure, cutoff: float) -> float:

@@ -135,6 +135,9 @@ def checked_ids(structures: Sequence[Structure], structure_ids: Sequence[str] | 
     ids = list(structure_ids) if structure_ids else default_ids(structures)
     if len(ids) != len(structures):
         raise ValueError(f"{len(ids)} structure ids for {len(structures)} structures")
+    shared = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+    if shared:  # one result would silently replace another's
+        raise ValueError(f"structure ids must be unique; shared: {', '.join(map(str, shared[:5]))}")
     return ids
 
 

@@ -1,0 +1,125 @@
+"""First-hour mistakes: each costs one line and never loses or merges a result."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from pymatgen.core import Lattice, Structure
+from typer.testing import CliRunner
+
+from mlipflows.cli import app
+from tests.conftest import EXAMPLES
+
+runner = CliRunner()
+
+
+def _ids() -> list[str]:
+    out = runner.invoke(app, ["results", "--format", "json"])
+    return sorted(row["structure_id"] for row in json.loads(out.output))
+
+
+def test_same_named_files_in_different_folders_keep_their_own_results(tmp_path):
+    for folder, example in (("a", "Cu_fcc"), ("b", "MgO_rocksalt")):
+        (tmp_path / folder).mkdir()
+        shutil.copy(EXAMPLES / f"{example}.cif", tmp_path / folder / "x.cif")
+        Structure.from_file(EXAMPLES / f"{example}.cif").to(filename=str(tmp_path / folder / "POSCAR"))
+    files = [str(tmp_path / f) for f in ("a/x.cif", "b/x.cif", "a/POSCAR", "b/POSCAR", "a/x.cif")]
+    result = runner.invoke(app, ["relax", *files, "--model", "morse"])
+    assert result.exit_code == 0, result.output
+    assert _ids() == ["a/POSCAR", "a/x", "b/POSCAR", "b/x"]  # four results, the repeated file once
+    rows = json.loads(runner.invoke(app, ["results", "--format", "json"]).output)
+    formula = {r["structure_id"]: r["formula_reduced"] for r in rows}
+    assert formula["a/x"] == formula["a/POSCAR"] == "Cu" and formula["b/x"] == "MgO"
+
+
+def test_a_disordered_cif_is_named_and_the_rest_is_stored(tmp_path):
+    disordered = Structure(Lattice.cubic(5.65), [{"Ga": 0.5, "In": 0.5}, "As"], [[0, 0, 0], [0.25] * 3])
+    disordered.to(filename=str(tmp_path / "GaInAs.cif"))
+    result = runner.invoke(
+        app, ["relax", str(EXAMPLES / "Cu_fcc.cif"), str(tmp_path / "GaInAs.cif"), "--model", "morse"]
+    )
+    assert result.exit_code == 1  # an unreadable input, after storing the rest
+    assert "partially occupied" in result.output and "OrderDisorderedStructureTransformation" in result.output
+    assert "Traceback" not in result.output
+    assert _ids() == ["Cu_fcc"]
+
+
+def test_the_engine_refuses_a_disordered_structure_with_a_reason():
+    from mlipflows.engine.validate import check_structure
+    from mlipflows.potentials import load_potential
+
+    s = Structure(Lattice.cubic(4.0), [{"Cu": 0.75}], [[0, 0, 0]])  # a vacancy-disordered site
+    reason = check_structure(s, load_potential("morse"))
+    assert reason is not None and "1 of 1 sites are partially occupied" in reason
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["relax", "CU", "--fmax", "-1"], "must be > 0"),
+        (["relax", "CU", "--fmax", "0"], "must be > 0"),
+        (["relax", "CU", "--steps", "0"], "--steps"),
+        (["relax", "CU", "--chunk-size", "0"], "--chunk-size"),
+        (["results", "--limit", "-3"], "--limit"),
+        (["elastic", "CU", "--fmax", "-0.1"], "must be > 0"),
+    ],
+)
+def test_impossible_numbers_are_rejected_before_any_work(args, message):
+    args = [str(EXAMPLES / "Cu_fcc.cif") if a == "CU" else a for a in args]
+    result = runner.invoke(app, [*args, "--model", "morse"] if args[0] != "results" else args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_relax_settings_refuse_settings_that_cannot_converge():
+    from mlipflows.engine import RelaxSettings
+
+    with pytest.raises(ValueError, match="fmax must be > 0"):
+        RelaxSettings(fmax=0.0)
+    with pytest.raises(ValueError, match="max_steps"):
+        RelaxSettings(max_steps=0)
+
+
+def test_duplicate_ids_in_one_flow_are_refused():
+    from mlipflows.makers import relax_flow
+
+    s = Structure.from_file(EXAMPLES / "Cu_fcc.cif")
+    with pytest.raises(ValueError, match="unique; shared: Cu"):
+        relax_flow([s, s.copy(), s.copy()], ["Cu", "Ni", "Cu"], chunk_size=1)
+
+
+def test_an_unreachable_store_fails_before_the_calculation(tmp_path, monkeypatch):
+    config = tmp_path / "mlipflows.yaml"
+    config.write_text("store:\n  uri: mongodb://alice:s3cret@127.0.0.1:1/x\n  timeout_ms: 300\n")
+    monkeypatch.setenv("MLIPFLOWS_CONFIG", str(config))
+    result = runner.invoke(app, ["relax", str(EXAMPLES / "Cu_fcc.cif"), "--model", "morse"])
+    assert result.exit_code == 1, result.output
+    assert "did not answer" in result.output and "alice:****@127.0.0.1:1" in result.output
+    assert "s3cret" not in result.output and "structures" not in result.output  # nothing was run
+
+
+def test_a_missing_or_misspelt_store_configuration_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLIPFLOWS_CONFIG", str(tmp_path / "nowhere.yaml"))
+    result = runner.invoke(app, ["results"])
+    assert result.exit_code != 0 and "nowhere.yaml: no such file" in result.output
+    config = tmp_path / "mlipflows.yaml"
+    config.write_text("store:\n  databse: screening\n")
+    monkeypatch.setenv("MLIPFLOWS_CONFIG", str(config))
+    result = runner.invoke(app, ["relax", str(EXAMPLES / "Cu_fcc.cif"), "--model", "morse"])
+    assert result.exit_code == 1 and "databse" in result.output and "Traceback" not in result.output
+
+
+def test_a_misspelt_selection_field_is_an_error_not_an_empty_stage():
+    from mlipflows.campaign.funnel import apply_selection
+    from mlipflows.campaign.spec import SpecError
+
+    rows = [{"structure_id": "a", "e_above_hull": 0.01}, {"structure_id": "b", "e_above_hull": 0.2}]
+    assert [r["structure_id"] for r in apply_selection(rows, {"where": "e_above_hull < 0.05"})] == ["a"]
+    typo = r"stages.ph.select.where: .*'e_abve_hull'.*did you mean e_above_hull"
+    with pytest.raises(SpecError, match=typo):
+        apply_selection(rows, {"where": "e_abve_hull < 0.05"}, "ph")
+    with pytest.raises(SpecError, match="order_by"):
+        apply_selection(rows, {"order_by": "-e_abov_hull"}, "ph")
+    assert apply_selection([], {"where": "e_abve_hull < 0.05"}, "ph") == []  # nothing to check

@@ -29,3 +29,23 @@ def test_stage_jobs_round_trip_through_a_firework(kind):
         assert job.function.__self__ == jobs[0].function.__self__
     else:  # a plain job taking the Maker as an argument (polymorphs)
         assert job.function_args[0] == jobs[0].function_args[0]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "passes"),
+    [
+        (1, 227, True),
+        (2, 225, True),
+        (225, 225, True),
+        (227, 166, False),
+        (225, 221, False),
+        (186, 216, False),
+    ],
+)
+def test_phonon_gate_stops_symmetry_loss_not_gain(before, after, passes):
+    from mlipflows.campaign.stages import phonon_gate
+
+    setup = {"spacegroup_before": before, "spacegroup_after": after, "symmetry_changed": before != after}
+    reason = phonon_gate({"has_imaginary_modes": False, "setup": setup})
+    assert (reason is None) == passes, reason
+    assert phonon_gate({"has_imaginary_modes": True, "setup": setup}) == "imaginary modes"

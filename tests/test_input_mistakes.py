@@ -123,3 +123,35 @@ def test_a_misspelt_selection_field_is_an_error_not_an_empty_stage():
     with pytest.raises(SpecError, match="order_by"):
         apply_selection(rows, {"order_by": "-e_abov_hull"}, "ph")
     assert apply_selection([], {"where": "e_abve_hull < 0.05"}, "ph") == []  # nothing to check
+
+
+@pytest.mark.parametrize("width", [60, 100, 200])
+def test_tables_never_cut_a_number_short(monkeypatch, width):
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from mlipflows.commands import ui
+
+    out = io.StringIO()
+    monkeypatch.setattr(ui, "console", Console(file=out, width=width))
+    frame = pd.DataFrame(
+        {
+            "structure_id": ["Al2O3_corundum_with_a_long_name", "Cu"],
+            "formula_reduced": ["Al2O3", "Cu"],
+            "task_type": ["relax", "relax"],
+            "state": ["successful", "successful"],
+            "energy_per_atom": [-7.471723, -4.096111],
+            "volume": [1987.335612, 46.960612],
+            "pressure": [-0.79551, 0.5647],
+        }
+    )
+    ui.print_results(frame, total=2)
+    text = out.getvalue()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= width
+    shown = [v for v in ("-7.4717", "1987.3356", "-0.7955") if v in text]
+    if width >= 100:
+        assert len(shown) == 3
+    else:  # what does not fit is named, never truncated
+        assert "not shown at 60 columns" in text and len(shown) < 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,8 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-# Piped output (CI logs, `make demo | tee`) gets a wide table instead of rich's 80 columns.
-console = Console(width=None if Console().is_terminal else 160)
+# Piped output (CI logs, `make demo | tee`) gets a wide table instead of rich's 80 columns,
+# unless COLUMNS says how wide.
+console = Console(width=None if Console().is_terminal or os.environ.get("COLUMNS") else 160)
 # messages are one line each, whatever the width (a wrapped error reads as several)
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -172,18 +174,30 @@ def print_results(frame: Any, fmt: str = "table", title: str | None = None, tota
         typer.echo(frame.to_csv(index=False))
         return
     table_frame = summary_table(frame)
-    table = Table(title=title, show_lines=False)
-    for col in table_frame.columns:
-        wide = str(col) in ("error", "decomposition")
-        table.add_column(str(col), overflow="fold" if wide else "ellipsis", no_wrap=not wide)
     integral = {c for c in table_frame.columns if _integral(table_frame[c])}
-    for row in table_frame.itertuples(index=False):
-        cells = [
+    rows = [
+        [
             _fmt(int(v)) if c in integral and v == v and v is not None else _fmt(v)
             for c, v in zip(table_frame.columns, row, strict=True)
         ]
-        table.add_row(*cells)
+        for row in table_frame.itertuples(index=False)
+    ]
+    columns = list(table_frame.columns)
+    n_shown = len(columns)
+    table, width = _table(title, columns, rows, compact=False)
+    while width > console.width:
+        table, width = _table(title, columns[:n_shown], [r[:n_shown] for r in rows], compact=True)
+        if n_shown <= 2 or width <= console.width:
+            break
+        n_shown -= 1  # drop columns from the right rather than cut numbers short
     console.print(table)
+    shown = columns[:n_shown]
+    hidden = [str(c) for c in table_frame.columns[len(shown) :]]
+    if hidden:
+        console.print(
+            f"not shown at {console.width} columns: {', '.join(hidden)} "
+            "(a wider terminal, COLUMNS=N, or --format csv|json shows them)"
+        )
     if total is not None and total > len(frame):
         console.print(
             f"showing {len(frame)} of {total}; --limit 0 shows all, --format csv|json or --export writes them"
@@ -199,6 +213,33 @@ def _integral(col: Any) -> bool:
     values = pd.to_numeric(col, errors="coerce").dropna() if col.dtype.kind in "fiu" else []
     whole = len(values) > 0 and col.dtype.kind == "f" and bool((values == values.round()).all())
     return whole and float(values.abs().max()) >= 1
+
+
+def _table(title: str | None, columns: list[Any], rows: list[list[str]], compact: bool) -> tuple[Table, int]:
+    """The table and its width. Every column gets a fixed width: numbers their full width (a
+    number cut to "19.…" reads as a value); headers and text in full, or when ``compact``,
+    headers wrapped at words and text folded at 12 characters."""
+    table = Table(title=title, show_lines=False)
+    total = 1
+    for k, col in enumerate(columns):
+        cells = [r[k] for r in rows if r[k]]
+        longest = max((len(c) for c in cells), default=0)
+        header = min(max(len(w) for w in str(col).split() or [""]), 10) if compact else len(str(col))
+        numeric = bool(cells) and all(_is_number(c) for c in cells)
+        width = max(longest if numeric else min(longest, 12 if compact else 60), header, 1)
+        table.add_column(str(col), justify="right" if numeric else "left", width=width, overflow="fold")
+        total += width + 3
+    for r in rows:
+        table.add_row(*r)
+    return table, total
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _fmt(v: object) -> str:

@@ -155,3 +155,35 @@ def test_tables_never_cut_a_number_short(monkeypatch, width):
         assert len(shown) == 3
     else:  # what does not fit is named, never truncated
         assert "not shown at 60 columns" in text and len(shown) < 3
+
+
+def test_results_filters_name_a_value_the_store_does_not_have(tmp_path):
+    files = [str(EXAMPLES / f) for f in ("Cu_fcc.cif", "MgO_rocksalt.cif", "NaCl_rocksalt.cif")]
+    assert runner.invoke(app, ["relax", *files, "--model", "morse"]).exit_code == 0
+    for args, message in (
+        (["--task", "relx"], "--task relx: no result in this store has it (did you mean relax?)"),
+        (
+            ["--state", "sucessful"],
+            "--state sucessful: no result in this store has it (did you mean successful?)",
+        ),
+        (["--model", "mors"], "--model mors: no result in this store has it (did you mean morse?)"),
+    ):
+        result = runner.invoke(app, ["results", *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+    result = runner.invoke(app, ["results", "--task", "relax", "--tag", "nothing"])
+    assert result.exit_code == 1 and "no results match" in result.output  # known values, no match
+    export = tmp_path / "two.csv"
+    result = runner.invoke(app, ["results", "--limit", "2", "--export", str(export)])
+    assert result.exit_code == 0 and "wrote 2 rows" in result.output
+    assert len(export.read_text().strip().splitlines()) == 3  # header + the 2 rows asked for
+
+
+def test_a_misspelt_campaign_name_is_one_line_with_the_nearest_names():
+    files = [str(EXAMPLES / "Cu_fcc.cif")]
+    assert runner.invoke(app, ["relax", *files, "--model", "morse", "--campaign", "oxides"]).exit_code == 0
+    for args in (["results", "--campaign", "oxide"], ["campaign", "status", "oxide"], ["hull", "oxide"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "no campaign 'oxide' in this store (did you mean oxides?)" in result.output, args
+    result = runner.invoke(app, ["hull", "oxides"])  # it exists: it has no hull yet
+    assert result.exit_code == 1 and "no stability results for campaign 'oxides'" in result.output

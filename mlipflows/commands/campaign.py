@@ -97,7 +97,17 @@ def status(
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
     if not found:
-        raise typer.Exit(1)
+        raise typer.Exit(2)
+
+
+def unknown_campaign(store: object, name: str) -> str:
+    """'no campaign X in this store' with the nearest names (or the list) of those it holds."""
+    from mlipflows.campaign.status import list_campaigns
+    from mlipflows.selection import suggest
+
+    names = [c["campaign"] for c in list_campaigns(store)]  # type: ignore[arg-type]
+    hint = suggest(name, names) or (f" (campaigns here: {', '.join(names[:8])})" if names else "")
+    return f"no campaign {name!r} in this store{hint}"
 
 
 def _duration(seconds: float | None) -> str:
@@ -119,7 +129,7 @@ def show_status(store: object, name: str) -> bool:
 
     stages = campaign_status(store, name)  # type: ignore[arg-type]
     if not stages:
-        err_console.print(f"no campaign {name!r} in this store (mlipflows campaign list)")
+        err_console.print(f"[red]error[/red] {unknown_campaign(store, name)}")
         return False
     table = Table(title=f"campaign {name}")
     numbers = ("selected", "successful", "failed", "unphysical", "passed", "pending")
@@ -180,6 +190,9 @@ def hull(
         chemsys = "-".join(sorted(chemsys.split("-")))
         crit["chemsys"] = chemsys
     frame = query_results(store, crit, sort="e_above_hull")
+    if frame.empty and query_results(store, {"campaign": campaign}, limit=1).empty:
+        err_console.print(f"[red]error[/red] {unknown_campaign(store, campaign)}")
+        raise typer.Exit(2)
     if frame.empty:
         err_console.print(
             f"no stability results for campaign {campaign!r}" + (f" in {chemsys}" if chemsys else "")

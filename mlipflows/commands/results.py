@@ -33,7 +33,10 @@ def results(
     limit: Annotated[int | None, typer.Option(help="at most this many rows (0 = all)", min=0)] = None,
     join: Annotated[bool, typer.Option(help="one row per structure, columns per task (task.field)")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
-    export: Annotated[Path | None, typer.Option(help="also write all columns to .csv/.json/.parquet")] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(help="also write all columns to .csv/.json/.parquet (every match, or --limit)"),
+    ] = None,
     export_structures: Annotated[
         Path | None, typer.Option(help="write the matching structures to this folder")
     ] = None,
@@ -70,7 +73,7 @@ def results(
             elements=element,
             where=where,
             sort=sort,
-            limit=0 if export is not None else shown,
+            limit=(limit or 0) if export is not None else shown,
             join=join,
             with_structures=export_structures is not None or (fmt == "json" and not join),
         )
@@ -78,8 +81,7 @@ def results(
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
     if sel.frame.empty:
-        _nothing(store, campaign)
-        raise typer.Exit(1)
+        raise typer.Exit(_nothing(store, campaign, {"task_type": task, "state": state, "model.name": model}))
     frame = sel.frame
     if export is not None:
         export_frame(frame, export)
@@ -93,19 +95,33 @@ def results(
     print_results(frame, fmt, total=sel.total)
 
 
-def _nothing(store: object, campaign: str | None) -> None:
-    """Say why nothing matched: an unknown campaign, or filters that match nothing."""
+def _nothing(store: object, campaign: str | None, values: dict[str, str | None]) -> int:
+    """Say why nothing matched: an unknown campaign, task, state or model (exit 2, with the
+    nearest names in this store), or filters that match nothing together (exit 1)."""
     from mlipflows.campaign.status import list_campaigns
+    from mlipflows.commands.campaign import unknown_campaign
+    from mlipflows.selection import suggest
+    from mlipflows.store import RESULTS
 
-    if campaign:
-        names = [c["campaign"] for c in list_campaigns(store)]  # type: ignore[arg-type]
-        if campaign not in names:
-            from mlipflows.selection import suggest
-
-            hint = suggest(campaign, names) or (f" (campaigns here: {', '.join(names[:8])})" if names else "")
-            err_console.print(f"[red]error[/red] no campaign {campaign!r} in this store{hint}")
-            return
+    if campaign and campaign not in {c["campaign"] for c in list_campaigns(store)}:  # type: ignore[arg-type]
+        err_console.print(f"[red]error[/red] {unknown_campaign(store, campaign)}")
+        return 2
+    results = store.additional_stores[RESULTS]  # type: ignore[attr-defined]
+    option = {"task_type": "--task", "state": "--state", "model.name": "--model"}
+    for field, value in values.items():
+        if not value:
+            continue
+        known = {str(v) for v in results.distinct(field) if v is not None}
+        wanted = value.split(",") if field == "task_type" else [value]
+        for v in wanted:
+            if known and v not in known:
+                hint = suggest(v, known) or f" (here: {', '.join(sorted(known)[:10])})"
+                err_console.print(
+                    f"[red]error[/red] {option[field]} {v}: no result in this store has it{hint}"
+                )
+                return 2
     err_console.print("no results match")
+    return 1
 
 
 def _write_structures(sel: object, frame: object, folder: Path, fmt: str) -> int:

@@ -72,7 +72,7 @@ def test_cli_exits_nonzero_with_one_line(store):
     assert bad.exit_code == 2 and "did you mean e_above_hull" in bad.output
     assert "Traceback" not in bad.output
     unknown = runner.invoke(app, ["results", "--campaign", "kiltest"])
-    assert unknown.exit_code == 1 and "no campaign 'kiltest'" in unknown.output
+    assert unknown.exit_code == 2 and "no campaign 'kiltest'" in unknown.output
     nothing = runner.invoke(app, ["results", "--campaign", "q", "--where", "e_above_hull < -1"])
     assert nothing.exit_code == 1 and "no results match" in nothing.output
 

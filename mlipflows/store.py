@@ -378,4 +378,24 @@ def write_results(store: JobStore, documents: list[dict[str, Any]]) -> None:
     if results is None or not documents:
         return
     with store_errors(store, f"writing {len(documents)} results"):
+        if any(d.get("tags") for d in documents):
+            documents = _with_earlier_tags(results, documents)
         results.update([JSONDocument(d) for d in documents], key="uuid")
+
+
+def _with_earlier_tags(results: Any, documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A rerun under another ``--tag`` replaces the document (same uuid) but keeps it in the
+    earlier tags too, so a tag stays a way to group runs. Only read when the batch has tags:
+    on MontyDB every query scans the collection."""
+    results.connect()
+    uuids = [d["uuid"] for d in documents]
+    earlier = {
+        e["uuid"]: e.get("tags") or []
+        for e in results.query({"uuid": {"$in": uuids}}, ["uuid", "tags"])
+        if e.get("tags")
+    }
+    merged = []
+    for d in documents:
+        old = earlier.get(d["uuid"], [])
+        merged.append({**d, "tags": list(dict.fromkeys([*(d.get("tags") or []), *old]))} if old else d)
+    return merged

@@ -187,3 +187,16 @@ def test_a_misspelt_campaign_name_is_one_line_with_the_nearest_names():
         assert "no campaign 'oxide' in this store (did you mean oxides?)" in result.output, args
     result = runner.invoke(app, ["hull", "oxides"])  # it exists: it has no hull yet
     assert result.exit_code == 1 and "no stability results for campaign 'oxides'" in result.output
+
+
+def test_a_rerun_under_another_tag_stays_in_the_first_tag():
+    cu, mgo = str(EXAMPLES / "Cu_fcc.cif"), str(EXAMPLES / "MgO_rocksalt.cif")
+    assert runner.invoke(app, ["relax", cu, mgo, "--model", "morse", "--tag", "first"]).exit_code == 0
+    assert runner.invoke(app, ["relax", cu, "--model", "morse", "--tag", "second"]).exit_code == 0
+
+    def tagged(tag: str) -> list[str]:
+        out = runner.invoke(app, ["results", "--tag", tag, "--format", "json"]).output
+        return sorted(r["structure_id"] for r in json.loads(out))
+
+    assert tagged("first") == ["Cu_fcc", "MgO_rocksalt"] and tagged("second") == ["Cu_fcc"]
+    assert len(json.loads(runner.invoke(app, ["results", "--format", "json"]).output)) == 2  # replaced

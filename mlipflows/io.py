@@ -12,7 +12,6 @@ from pymatgen.core import Structure
 from mlipflows.errors import StructureReadError
 
 EXTXYZ_SUFFIXES = {".xyz", ".extxyz"}
-VASP_NAMES = ("POSCAR", "CONTCAR")
 # what a folder of structures holds (VASP files are named POSCAR, CONTCAR, *.vasp, *.poscar)
 STRUCTURE_SUFFIXES = {".cif", ".vasp", ".poscar", ".mcif", *EXTXYZ_SUFFIXES}
 VASP_NAMES = ("POSCAR", "CONTCAR")
@@ -109,13 +108,22 @@ def _read_extxyz(path: Path) -> list[Candidate]:
 
 
 def read_many(paths: list[str | Path]) -> tuple[list[Candidate], dict[str, str]]:
-    """Read every file once; return the structures (ids unique) and ``{path: reason}`` for files
-    that failed."""
+    """Read every file once (a folder: the structure files in it); return the structures (ids
+    unique) and ``{path: reason}`` for files that failed."""
     loaded: list[Candidate] = []
     failed: dict[str, str] = {}
     seen: set[Path] = set()
-    for p in paths:
-        if Path(p).resolve() in seen:  # the same file named twice (a glob and a name)
+    files: list[str | Path] = []
+    for p in paths:  # a folder stands for the structure files in it, as in a campaign spec
+        if Path(p).is_dir():
+            found = expand_paths(p)
+            files.extend(found)
+            if not found:
+                failed[str(p)] = f"{p}: folder holds no structure file (CIF, POSCAR, CONTCAR, *.vasp, extxyz)"
+        else:
+            files.append(p)
+    for p in files:
+        if Path(p).resolve() in seen:  # the same file named twice (a folder and a name)
             continue
         seen.add(Path(p).resolve())
         try:

@@ -200,3 +200,24 @@ def test_a_rerun_under_another_tag_stays_in_the_first_tag():
 
     assert tagged("first") == ["Cu_fcc", "MgO_rocksalt"] and tagged("second") == ["Cu_fcc"]
     assert len(json.loads(runner.invoke(app, ["results", "--format", "json"]).output)) == 2  # replaced
+
+
+def test_a_folder_stands_for_its_structure_files_and_an_empty_one_is_named(tmp_path):
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "empty").mkdir()
+    for name in ("Cu_fcc", "MgO_rocksalt"):
+        shutil.copy(EXAMPLES / f"{name}.cif", tmp_path / "cells" / f"{name}.cif")
+    (tmp_path / "cells" / "notes.txt").write_text("not a structure")
+    result = runner.invoke(
+        app, ["relax", str(tmp_path / "cells"), str(tmp_path / "empty"), "--model", "morse"]
+    )
+    assert result.exit_code == 1 and "empty: folder holds no structure file" in result.output
+    assert _ids() == ["Cu_fcc", "MgO_rocksalt"]
+
+
+def test_unconverged_relaxations_are_reported_not_only_stored():
+    result = runner.invoke(
+        app, ["relax", str(EXAMPLES / "Al2O3_corundum.cif"), "--model", "morse", "--steps", "2"]
+    )
+    assert result.exit_code == 0
+    assert "1 of 1 did not converge within 2 steps" in result.output and "converged == true" in result.output

@@ -198,18 +198,20 @@ def hull(
             f"no stability results for campaign {campaign!r}" + (f" in {chemsys}" if chemsys else "")
         )
         raise typer.Exit(1)
-    print_results(frame.head(limit) if limit else frame, title=f"{campaign} hull")
-    if plot is not None:
+    target = None
+    if plot is not None:  # a wrong --plot is reported before the table, not after it
         systems = sorted(set(frame["chemsys"]))
         target = chemsys or (systems[0] if len(systems) == 1 else None)
         if target is None:
             err_console.print(f"[red]error[/red] --plot needs --chemsys (one of {', '.join(systems[:12])}…)")
             raise typer.Exit(2)
-        from mlipflows.plots import plot_phase_diagram
-
         if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
             err_console.print(f"[red]error[/red] --plot {plot}: use a .png, .svg or .pdf file name")
             raise typer.Exit(2)
+    print_results(frame.head(limit) if limit else frame, title=f"{campaign} hull")
+    if plot is not None and target is not None:
+        from mlipflows.plots import plot_phase_diagram
+
         try:
             plot.parent.mkdir(parents=True, exist_ok=True)
             plot_phase_diagram(store, campaign, target, plot)

@@ -13,7 +13,7 @@ from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 
 
 def elastic(
-    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files")],
+    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files, or folders of them")],
     model: Annotated[
         str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")
     ] = "sevennet-0",

@@ -88,7 +88,7 @@ def _table(rows: list[dict[str, Any]], title: str) -> None:
 
 
 def phonons(
-    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files")],
+    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files, or folders of them")],
     model: ModelOption = "sevennet-0",
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
@@ -157,7 +157,7 @@ def phonons(
 
 
 def kappa(
-    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files")],
+    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files, or folders of them")],
     model: ModelOption = "sevennet-0",
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",

@@ -115,6 +115,13 @@ def _relax_files(
     crit = {"job_uuid": {"$in": [j.uuid for j in flow.jobs]}, "task_type": "relax"}
     frame = query_results(store, build_criteria(campaign=campaign, model=potential.name, extra=crit))
     print_results(frame, title=f"relaxed with {model}", total=len(frame))
+    stuck = int((frame["converged"] == False).sum()) if "converged" in frame else 0  # noqa: E712
+    if stuck:
+        err_console.print(
+            f"[yellow]warning[/yellow] {stuck} of {len(frame)} did not converge within {steps} steps "
+            f"(fmax {fmax} eV/Å): stored with converged=False; more --steps, or leave them out with "
+            '--where "converged == true"'
+        )
     if json_out is not None:
         _write_json(store, flow, json_out, failed)
         err_console.print(f"wrote {json_out}")
@@ -136,7 +143,7 @@ def _write_json(store: object, flow: object, path: Path, failed: dict[str, str])
 
 
 def relax(
-    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files")],
+    files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files, or folders of them")],
     model: Annotated[
         str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")
     ] = "sevennet-0",

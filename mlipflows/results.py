@@ -250,6 +250,11 @@ def join_prefix(frame: pd.DataFrame) -> pd.Series:
     return frame["stage"].where(funnel, frame["task_type"])
 
 
+def csv_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with list and dict cells as JSON text (not Python's repr), for CSV."""
+    return frame.apply(_column_for_files) if len(frame) else frame
+
+
 def _column_for_files(col: pd.Series) -> pd.Series:
     """Lists/dicts as JSON text (CSV and Parquet cells must be flat or uniformly typed)."""
     if col.dtype == object and col.map(lambda v: isinstance(v, list | dict)).any():
@@ -277,7 +282,7 @@ def export_frame(frame: pd.DataFrame, path: str | Path) -> Path:
         path.write_text(frame.to_json(orient="records", indent=1, date_format="iso", default_handler=str))
         return path
     if suffix == ".csv":
-        frame.apply(_column_for_files).to_csv(path, index=False)
+        csv_ready(frame).to_csv(path, index=False)
     elif suffix in (".parquet", ".pq"):
         flat = frame.apply(_column_for_parquet)
         import pyarrow as pa

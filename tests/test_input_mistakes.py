@@ -221,3 +221,18 @@ def test_unconverged_relaxations_are_reported_not_only_stored():
     )
     assert result.exit_code == 0
     assert "1 of 1 did not converge within 2 steps" in result.output and "converged == true" in result.output
+
+
+def test_a_structure_file_given_as_the_model_is_named_as_such():
+    cu = str(EXAMPLES / "Cu_fcc.cif")
+    result = runner.invoke(app, ["relax", cu, "--model", cu])
+    assert result.exit_code == 2 and "is a structure file, not a model" in result.output
+
+
+def test_empty_json_output_is_an_empty_list_and_csv_lists_are_json():
+    cu = str(EXAMPLES / "Cu_fcc.cif")
+    assert runner.invoke(app, ["relax", cu, "--model", "morse", "--tag", "a"]).exit_code == 0
+    empty = runner.invoke(app, ["results", "--tag", "b", "--format", "json"])
+    assert empty.exit_code == 1 and empty.stdout.strip() == "[]"
+    csv = runner.invoke(app, ["results", "--format", "csv"]).stdout
+    assert '"[""a""]"' in csv and "['a']" not in csv

@@ -92,7 +92,9 @@ def phonons(
     model: ModelOption = "sevennet-0",
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
-    min_length: Annotated[float, typer.Option(help="smallest supercell width, Å")] = 12.0,
+    min_length: Annotated[
+        float, typer.Option(help="smallest supercell width, Å (imaginary-mode verdicts need ≥ 15: README)")
+    ] = 12.0,
     supercell: Annotated[str | None, typer.Option(help="supercell matrix, e.g. '3 3 3'")] = None,
     displacement: Annotated[float, typer.Option(help="Å")] = 0.01,
     no_relax: NoRelaxOption = False,
@@ -161,7 +163,7 @@ def kappa(
     model: ModelOption = "sevennet-0",
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
-    temperatures: Annotated[list[float] | None, typer.Option(help="K (repeatable)")] = None,
+    temperatures: Annotated[list[float] | None, typer.Option(help="K (repeatable; default 300)")] = None,
     mesh: Annotated[str, typer.Option(help="q-mesh, e.g. '11 11 11'")] = "11 11 11",
     fc3_supercell: Annotated[str | None, typer.Option(help="fc3 supercell, e.g. '2 2 2'")] = None,
     fc2_supercell: Annotated[str | None, typer.Option(help="fc2 supercell (default: the fc3 one)")] = None,

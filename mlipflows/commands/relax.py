@@ -45,7 +45,8 @@ def models() -> None:
     console.print(table)
     console.print(
         "Any model also loads as NAME+d3 (Grimme D3(BJ) dispersion, PBE parameters) or "
-        "NAME+d3:XC; a checkpoint path or package.module:factory loads a custom model."
+        "NAME+d3:XC, and as NAME+zbl (a ZBL repulsive core, for inputs of unknown quality); "
+        "a checkpoint path or package.module:factory loads a custom model."
     )
 
 

@@ -81,6 +81,8 @@ def results(
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
     if sel.frame.empty:
+        if fmt == "json":
+            typer.echo("[]")  # `... --format json | jq` reads an empty list, not nothing
         raise typer.Exit(_nothing(store, campaign, {"task_type": task, "state": state, "model.name": model}))
     frame = sel.frame
     if export is not None:

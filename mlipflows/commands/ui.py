@@ -171,7 +171,9 @@ def print_results(frame: Any, fmt: str = "table", title: str | None = None, tota
         typer.echo(frame.to_json(orient="records", indent=2, default_handler=str))
         return
     if fmt == "csv":
-        typer.echo(frame.to_csv(index=False))
+        from mlipflows.results import csv_ready
+
+        typer.echo(csv_ready(frame).to_csv(index=False))  # lists as JSON, as --export writes them
         return
     table_frame = summary_table(frame)
     integral = {c for c in table_frame.columns if _integral(table_frame[c])}

@@ -36,6 +36,13 @@ def load_import_path(spec: str, device: torch.device, dtype: torch.dtype) -> Pot
 
 def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype) -> Potential:
     """Recognise a checkpoint by its contents and build the matching adapter."""
+    from mlipflows.io import STRUCTURE_SUFFIXES, VASP_NAMES
+
+    if path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.upper().startswith(VASP_NAMES):
+        raise ModelLoadError(
+            f"--model {path} is a structure file, not a model: structures go before the options, "
+            "the model is a registry name (mlipflows models), a checkpoint or pkg.module:factory"
+        )
     try:
         # weights_only=False would unpickle arbitrary objects; SevenNet and CHGNet checkpoints are
         # plain tensors and dicts, so the safe loader reads them.

@@ -9,6 +9,16 @@ class StructureReadError(MlipflowsError):
     """A structure file could not be read (missing, unreadable, malformed)."""
 
 
+class PartlyReadError(StructureReadError):
+    """Some frames of a multi-structure file could not be used; ``candidates`` holds the rest
+    and ``frames`` the reason per unusable frame ("file frame k" → reason)."""
+
+    def __init__(self, message: str, candidates: list, frames: dict[str, str]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+        self.frames = frames
+
+
 class UnsupportedElementError(MlipflowsError):
     """A structure holds an element the potential was not trained on."""
 

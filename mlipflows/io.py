@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pymatgen.core import Structure
 
-from mlipflows.errors import StructureReadError
+from mlipflows.errors import PartlyReadError, StructureReadError
 
 EXTXYZ_SUFFIXES = {".xyz", ".extxyz"}
 # what a folder of structures holds (VASP files are named POSCAR, CONTCAR, *.vasp, *.poscar)
@@ -97,13 +97,19 @@ def _read_extxyz(path: Path) -> list[Candidate]:
     if not frames:
         raise StructureReadError(f"{path}: file contains no structure")
     out = []
+    bad: dict[str, str] = {}
     for k, atoms in enumerate(frames):
         if not atoms.pbc.all():
-            raise StructureReadError(f"{path} frame {k}: not fully periodic (pbc={atoms.pbc})")
+            bad[f"{path} frame {k}"] = f"{path} frame {k}: not fully periodic (pbc={atoms.pbc})"
+            continue
         sid = atoms.info.get("structure_id") or (
             file_id(path) if len(frames) == 1 else f"{file_id(path)}-{k}"
         )
         out.append(Candidate(str(sid), AseAtomsAdaptor.get_structure(atoms), str(path)))
+    if bad and not out:
+        raise StructureReadError(next(iter(bad.values())) + f" (and every other of its {len(frames)} frames)")
+    if bad:
+        raise PartlyReadError(f"{path}: {len(bad)} of {len(frames)} frames unusable", out, bad)
     return out
 
 
@@ -128,6 +134,9 @@ def read_many(paths: list[str | Path]) -> tuple[list[Candidate], dict[str, str]]
         seen.add(Path(p).resolve())
         try:
             loaded.extend(read_structures(p))
+        except PartlyReadError as exc:  # the good frames go on
+            loaded.extend(exc.candidates)
+            failed.update(exc.frames)
         except StructureReadError as exc:
             failed[str(p)] = str(exc)
     return unique_ids(loaded), failed

@@ -236,3 +236,15 @@ def test_empty_json_output_is_an_empty_list_and_csv_lists_are_json():
     assert empty.exit_code == 1 and empty.stdout.strip() == "[]"
     csv = runner.invoke(app, ["results", "--format", "csv"]).stdout
     assert '"[""a""]"' in csv and "['a']" not in csv
+
+
+def test_one_molecule_in_an_extxyz_skips_that_frame_only(tmp_path):
+    from ase import Atoms
+    from ase.build import bulk
+    from ase.io import write
+
+    water = Atoms("H2O", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    write(tmp_path / "mixed.extxyz", [bulk("Cu", "fcc", 3.6), water, bulk("Ni", "fcc", 3.5)], format="extxyz")
+    result = runner.invoke(app, ["relax", str(tmp_path / "mixed.extxyz"), "--model", "morse"])
+    assert result.exit_code == 1 and "mixed.extxyz frame 1: not fully periodic" in result.output
+    assert _ids() == ["mixed-0", "mixed-2"]

@@ -11,7 +11,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition
 
 from mlipflows.campaign.spec import CampaignSpec, SpecError
-from mlipflows.errors import StructureReadError
+from mlipflows.errors import PartlyReadError, StructureReadError
 from mlipflows.io import Candidate, expand_paths, read_structures
 from mlipflows.prototypes import get_prototype
 
@@ -54,6 +54,11 @@ def _from_files(spec: CampaignSpec, strict: bool) -> tuple[list[Candidate], dict
         for path in paths:
             try:
                 loaded = read_structures(path)
+            except PartlyReadError as exc:
+                if strict:
+                    raise SpecError(f"candidates.structures.{k}.file: {exc}") from None
+                unreadable.update(exc.frames)
+                loaded = exc.candidates
             except StructureReadError as exc:
                 if strict or (len(paths) == 1 and not path.exists()):
                     raise SpecError(f"candidates.structures.{k}.file: {exc}") from None

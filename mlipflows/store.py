@@ -32,7 +32,7 @@ from jobflow import JobStore
 from maggma.core import Store
 from maggma.stores import GridFSStore, MemoryStore, MongoStore, MontyStore
 from monty.json import jsanitize
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pymongo.errors import PyMongoError
 
 from mlipflows.errors import StoreConfigError
@@ -61,6 +61,14 @@ class StoreSettings(BaseModel):
     timeout_ms: int = Field(
         10_000, gt=0, description="ms to wait for an unreachable MongoDB before failing (pymongo: 30 s)"
     )
+
+    @field_validator("uri")
+    @classmethod
+    def _mongodb_scheme(cls, v: str | None) -> str | None:
+        # a path or a mistyped scheme would otherwise surface as "the server did not answer"
+        if v is not None and not re.match(r"mongodb(\+srv)?://", v):
+            raise ValueError(f"{v!r} is not a MongoDB URI (mongodb://… or mongodb+srv://…)")
+        return v
 
 
 class StoreUnavailableError(StoreConfigError):
@@ -115,7 +123,11 @@ def load_store_settings(uri: str | None = None, config: str | Path | None = None
     try:
         return StoreSettings(**data)
     except ValidationError as exc:
-        raise StoreConfigError(redact_uri(f"{path or 'store settings'}: {exc}")) from exc
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'store'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise StoreConfigError(redact_uri(f"{path or 'store settings'}: {problems}")) from exc
 
 
 class JSONDocument(dict):
@@ -304,7 +316,9 @@ def store_errors(where: JobStore | str, action: str) -> Iterator[None]:
         yield
     except PyMongoError as exc:
         name = where if isinstance(where, str) else describe_store(where)
-        raise StoreUnavailableError(redact_uri(f"{action} failed: {name} did not answer: {exc}")) from None
+        # pymongo appends its whole topology description: the reason comes before it
+        reason = str(exc).split(", Timeout:")[0].split(", Topology Description:")[0]
+        raise StoreUnavailableError(redact_uri(f"{action} failed: {name} did not answer: {reason}")) from None
 
 
 def connect_store(store: JobStore) -> JobStore:

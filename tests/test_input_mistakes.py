@@ -248,3 +248,18 @@ def test_one_molecule_in_an_extxyz_skips_that_frame_only(tmp_path):
     result = runner.invoke(app, ["relax", str(tmp_path / "mixed.extxyz"), "--model", "morse"])
     assert result.exit_code == 1 and "mixed.extxyz frame 1: not fully periodic" in result.output
     assert _ids() == ["mixed-0", "mixed-2"]
+
+
+@pytest.mark.parametrize("uri", ["mongo://alice:s3cret@localhost", "/tmp/some/folder"])
+def test_a_uri_that_is_not_mongodb_is_named_as_such(uri):
+    result = runner.invoke(app, ["results", "--uri", uri])
+    assert result.exit_code == 2 and "is not a MongoDB URI" in result.output
+    assert "s3cret" not in result.output and "did not answer" not in result.output
+
+
+def test_an_unreachable_server_message_leaves_out_the_topology_dump(tmp_path, monkeypatch):
+    config = tmp_path / "mlipflows.yaml"
+    config.write_text("store:\n  uri: mongodb://127.0.0.1:1/x\n  timeout_ms: 300\n")
+    monkeypatch.setenv("MLIPFLOWS_CONFIG", str(config))
+    result = runner.invoke(app, ["results"])
+    assert "did not answer" in result.output and "Topology" not in result.output

@@ -165,6 +165,11 @@ def unique_ids(candidates: list[Candidate]) -> list[Candidate]:
             prefix = base.relative_to(common).as_posix()
             c.structure_id = sid if prefix == "." else f"{prefix}/{sid}"
     # still shared: same folder and stem ("x.cif", "x.vasp"), or ids set inside the files
+    return number_duplicates(candidates)
+
+
+def number_duplicates(candidates: list[Candidate]) -> list[Candidate]:
+    """A repeated id gets "-1", "-2", … (skipping ids already taken), in order."""
     taken: set[str] = set()
     for c in candidates:
         sid, n = c.structure_id, 1

@@ -12,7 +12,7 @@ from pymatgen.core import Composition
 
 from mlipflows.campaign.spec import CampaignSpec, SpecError
 from mlipflows.errors import PartlyReadError, StructureReadError
-from mlipflows.io import Candidate, expand_paths, read_structures
+from mlipflows.io import Candidate, expand_paths, number_duplicates, read_structures
 from mlipflows.prototypes import get_prototype
 
 log = logging.getLogger(__name__)
@@ -139,11 +139,4 @@ def generate_candidates(spec: CampaignSpec, strict: bool = False) -> CandidatePo
         candidates = [c for c in candidates if is_charge_balanced(c.structure.composition)]
         if not candidates and not unreadable:
             raise SpecError(f"charge_balance removed all {before} candidates; no neutral compositions")
-    candidates = deduplicate(candidates)
-    seen: dict[str, int] = {}
-    for c in candidates:
-        n = seen.get(c.structure_id, 0)
-        seen[c.structure_id] = n + 1
-        if n:
-            c.structure_id = f"{c.structure_id}-{n}"
-    return CandidatePool(candidates, unreadable)
+    return CandidatePool(number_duplicates(deduplicate(candidates)), unreadable)

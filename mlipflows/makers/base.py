@@ -19,6 +19,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -135,7 +136,7 @@ def checked_ids(structures: Sequence[Structure], structure_ids: Sequence[str] | 
     ids = list(structure_ids) if structure_ids else default_ids(structures)
     if len(ids) != len(structures):
         raise ValueError(f"{len(ids)} structure ids for {len(structures)} structures")
-    shared = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+    shared = sorted(i for i, n in Counter(ids).items() if n > 1)
     if shared:  # one result would silently replace another's
         raise ValueError(f"structure ids must be unique; shared: {', '.join(map(str, shared[:5]))}")
     return ids

@@ -172,7 +172,7 @@ class HarmonicProperties:
         force_constants: (n_sc, n_sc, 3, 3) or compact (n_prim, n_sc, 3, 3), eV/Å².
         band_qpoints / band_distances / band_frequencies: per path segment: (n, 3) reduced q,
             (n,) distance (1/Å, phonopy's 2π-free convention), (n, n_bands) THz.
-        band_labels: labels at segment ends, phonopy's ``auto_band_structure`` (seekpath) path.
+        band_labels: labels at segment ends of seekpath's path (:func:`run_band_path`).
         dos_frequencies / dos: total DOS (states/THz per primitive cell) on a frequency grid, THz.
         mesh: q-mesh used for the DOS and thermal properties.
         mesh_frequencies: (n_irr_q, n_bands) THz on the irreducible mesh (Γ-centred, Γ first).
@@ -223,7 +223,7 @@ def harmonic_properties(
     phonon.produce_force_constants()
     if symmetrize_fc:
         phonon.symmetrize_force_constants()
-    phonon.auto_band_structure(npoints=band_npoints)
+    run_band_path(phonon, band_npoints)
     band = phonon.get_band_structure_dict()
     labels = _segment_labels(phonon)
     phonon.run_mesh(mesh, is_gamma_center=True)
@@ -260,6 +260,32 @@ def harmonic_properties(
     )
 
 
+def run_band_path(phonon: Phonopy, npoints: int = 51) -> None:
+    """Phonon bands along seekpath's (HPKOT) path, found at the phonopy object's own symprec.
+
+    phonopy's ``auto_band_structure`` asks seekpath at its fixed 1e-5 tolerance and reads the
+    points as if our primitive cell were seekpath's standardized one: a relaxed cell that is
+    cubic only to 1e-3 then gets a triclinic path, and a cell in a non-standard setting gets
+    points in the wrong basis. ``get_path_orig_cell`` returns the points in our own cell's
+    reciprocal basis, at the tolerance that found the displacements.
+    """
+    import seekpath
+
+    path = seekpath.get_path_orig_cell(phonon.primitive.totuple(), symprec=float(phonon.symmetry.tolerance))
+    coords = {name: np.asarray(q, dtype=float) for name, q in path["point_coords"].items()}
+    steps = np.linspace(0.0, 1.0, npoints)[:, None]
+    bands = [coords[a] + (coords[b] - coords[a]) * steps for a, b in path["path"]]
+    connections = [
+        end == nxt for (_, end), (nxt, _) in zip(path["path"][:-1], path["path"][1:], strict=True)
+    ] + [False]
+    labels: list[str] = []
+    for seg, (start, end) in enumerate(path["path"]):
+        if seg == 0 or not connections[seg - 1]:
+            labels.append(start)
+        labels.append(end)
+    phonon.run_band_structure(bands, path_connections=connections, labels=labels)
+
+
 def _is_gamma(qpoints: np.ndarray) -> np.ndarray:
     q = np.asarray(qpoints)
     return np.all(np.abs(q - np.round(q)) < 1e-8, axis=1)
@@ -290,6 +316,19 @@ def _segment_labels(phonon: Phonopy) -> list[str]:
     return out
 
 
+_GREEK = {"GAMMA": "Γ", "SIGMA": "Σ", "DELTA": "Δ", "LAMBDA": "Λ"}
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
 def _plain(label: str) -> str:
+    """seekpath's ``GAMMA``/``X_1`` (or phonopy's ``$\\Gamma$``, in older documents) as Γ, X₁."""
     text = str(label).replace("$", "").replace("\\mathrm{", "").replace("}", "")
-    return "Γ" if text in ("\\Gamma", "GAMMA", "G") else text
+    text = text.replace("\\Gamma", "GAMMA")
+    if text == "G":
+        return "Γ"
+    for name, letter in _GREEK.items():
+        text = text.replace(name, letter)
+    if "_" in text:
+        head, _, sub = text.partition("_")
+        text = head + sub.translate(_SUBSCRIPT)
+    return text

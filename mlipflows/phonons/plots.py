@@ -39,6 +39,11 @@ def plot_bands_dos(doc: dict[str, Any], path: Path) -> None:
     ax_b.axhline(0, color="k", lw=0.5)
     ax_b.set_xticks(list(ticks), ["|".join(n for n in names if n) for names in ticks.values()])
     ax_b.set_xlim(min(ticks), max(ticks))
+    # phonopy's DOS grid runs past both ends of the spectrum; the bands set the range
+    every = np.concatenate([np.ravel(f) for f in band["frequencies"]])
+    low, high = min(float(every.min()), 0.0), float(every.max())
+    pad = 0.03 * (high - low or 1.0)
+    ax_b.set_ylim(low - pad, high + pad)
     ax_b.set_ylabel("frequency (THz)")
     title = f"{doc['formula_pretty']} — {doc['model']['name']}"
     if doc.get("has_imaginary_modes"):

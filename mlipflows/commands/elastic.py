@@ -48,7 +48,12 @@ def elastic(
         raise typer.Exit(1)
     from mlipflows.commands.phonons import warn_symmetry
 
-    warn_symmetry(loaded, symprec)
+    warn_symmetry(
+        loaded,
+        symprec,
+        "else it is relaxed without symmetry constraints and, unless it relaxes back to the "
+        "symmetric structure, its tensor is not symmetrized",
+    )
     settings = ElasticSettings.with_fmax(fmax, symprec=symprec)
     maker = ElasticMaker(
         chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=tag or []), settings=settings

@@ -61,13 +61,19 @@ def _run(files: list[Path], maker: Any, uri: str | None) -> tuple[list[dict], di
     return store.get_output(job.uuid, load=True), failed
 
 
-def warn_symmetry(loaded: list[Any], symprec: float) -> None:
+PHONON_SYMMETRY_LOSS = (
+    "else it is relaxed without symmetry constraints and, unless it relaxes back to the symmetric "
+    "structure, every displacement of the low-symmetry cell is computed"
+)
+
+
+def warn_symmetry(loaded: list[Any], symprec: float, consequence: str = PHONON_SYMMETRY_LOSS) -> None:
     """Loudly, for every input that only a looser tolerance finds symmetric."""
     from mlipflows.commands.ui import err_console
     from mlipflows.engine.symmetry import symmetry_hint
 
     for item in loaded:
-        hint = symmetry_hint(item.structure, symprec)
+        hint = symmetry_hint(item.structure, symprec, consequence)
         if hint:
             err_console.print(f"[bold yellow]warning[/bold yellow] {item.structure_id} {hint}")
 

@@ -49,8 +49,13 @@ DEFAULT_SYMPREC = 1e-3
 LOOSE_SYMPREC = 0.1
 
 
-def symmetry_hint(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> str | None:
-    """A warning when ``structure`` is P1/P-1 at ``symprec`` but more symmetric at a looser one."""
+def symmetry_hint(
+    structure: Structure, symprec: float = DEFAULT_SYMPREC, consequence: str = ""
+) -> str | None:
+    """A warning when ``structure`` is P1/P-1 at ``symprec`` but more symmetric at a looser one.
+
+    ``consequence`` says what the command loses by the low symmetry (appended in parentheses).
+    """
     tight = spacegroup_number(structure, symprec)
     if tight > 2:
         return None
@@ -62,8 +67,8 @@ def symmetry_hint(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> str
             symbol = SpacegroupAnalyzer(structure, symprec=loose).get_space_group_symbol()
             return (
                 f"is P{'-' if tight == 2 else ''}1 at symprec {symprec:g} Å but {symbol} ({number}) at "
-                f"{loose:g} Å: it looks rattled or noisy; pass --symprec {loose:g} to symmetrize it "
-                f"(else every displacement of the low-symmetry cell is computed)"
+                f"{loose:g} Å: it looks rattled or noisy; pass --symprec {loose:g} to symmetrize it"
+                + (f" ({consequence})" if consequence else "")
             )
     return None
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
+from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from mlipflows.engine import Batch, BatchBudget, RelaxSettings, relax
-from mlipflows.engine.symmetry import BatchedSymmetry, find_symmetry, spacegroup_number
+from mlipflows.engine.symmetry import BatchedSymmetry, find_symmetry, spacegroup_number, symmetry_hint
 from mlipflows.potentials import load_potential
 
 
@@ -117,3 +118,15 @@ def test_symmetry_of_a_rattled_structure_is_trivial(symprec):
     s.perturb(0.05)
     ops = find_symmetry(s, symprec)
     assert ops.spacegroup == 1 and len(ops.rotations) == 1
+
+
+def test_a_rattled_crystal_is_named_with_the_tolerance_that_finds_its_symmetry():
+    cu = Structure(Lattice.cubic(3.61), ["Cu"] * 4, [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    assert symmetry_hint(cu, 1e-3, "loses X") is None
+    rattled = cu.copy()
+    for i, shift in enumerate([[0.004, 0, 0], [0, 0.004, 0], [0, 0, -0.004], [-0.003, 0.002, 0]]):
+        rattled.translate_sites([i], shift, frac_coords=False)
+    hint = symmetry_hint(rattled, 1e-3, "loses X")
+    assert hint is not None and "P1 at symprec 0.001" in hint
+    assert "pass --symprec 0.01 " in hint and hint.endswith("(loses X)")
+    assert spacegroup_number(rattled, 1e-3) == 1 and spacegroup_number(rattled, 0.01) > 2

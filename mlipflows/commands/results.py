@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,9 +38,15 @@ def results(
         typer.Option(help="also write all columns to .csv/.json/.parquet (every match, or --limit)"),
     ] = None,
     export_structures: Annotated[
-        Path | None, typer.Option(help="write the matching structures to this folder")
+        Path | None,
+        typer.Option(
+            help="write the matching structures to this folder (one file each), or to one "
+            "multi-frame FILE.extxyz with each row's fields in its frame info"
+        ),
     ] = None,
-    structure_format: Annotated[str, typer.Option(help="cif or extxyz, for --export-structures")] = "cif",
+    structure_format: Annotated[
+        str | None, typer.Option(help="cif (default for a folder) or extxyz, for --export-structures")
+    ] = None,
     uri: UriOption = None,
 ) -> None:
     """Print stored results; filter (--where), join per structure (--join), sort, export.
@@ -57,8 +63,13 @@ def results(
         raise typer.BadParameter("--format must be table, csv or json")
     if export is not None and export.suffix.lower() not in (".csv", ".json", ".parquet", ".pq"):
         raise typer.BadParameter("--export PATH must end in .csv, .json or .parquet")
-    if structure_format not in ("cif", "extxyz"):
+    if structure_format not in (None, "cif", "extxyz"):
         raise typer.BadParameter("--structure-format must be cif or extxyz")
+    one_file = export_structures is not None and export_structures.suffix.lower() in (".extxyz", ".xyz")
+    if one_file and structure_format == "cif":
+        raise typer.BadParameter(
+            "--export-structures FILE.extxyz writes extxyz frames; drop --structure-format cif"
+        )
     shown = TABLE_ROWS if limit is None and fmt == "table" and export is None else (limit or 0)
     try:
         store = get_job_store(uri)
@@ -90,8 +101,13 @@ def results(
         err_console.print(f"wrote {len(frame)} rows to {export}")
         frame = frame.head(shown) if shown else frame
     if export_structures is not None:
-        written = _write_structures(sel, frame, export_structures, structure_format)
-        err_console.print(f"wrote {written} structures ({structure_format}) to {export_structures}/")
+        if one_file:
+            written = _write_extxyz_file(sel, frame, export_structures)
+            err_console.print(f"wrote {written} structures (extxyz frames) to {export_structures}")
+        else:
+            fmt_out = structure_format or "cif"
+            written = _write_structures(sel, frame, export_structures, fmt_out)
+            err_console.print(f"wrote {written} structures ({fmt_out}) to {export_structures}/")
     if fmt == "table" and "structure" in frame:
         frame = frame.drop(columns=["structure"])
     print_results(frame, fmt, total=sel.total)
@@ -126,31 +142,75 @@ def _nothing(store: object, campaign: str | None, values: dict[str, str | None])
     return 1
 
 
-def _write_structures(sel: object, frame: object, folder: Path, fmt: str) -> int:
-    """One file per row that has a structure: ``<structure_id>[.<task>].cif|extxyz``."""
+def _rows_with_structures(sel: object, frame: object) -> list[tuple[dict[str, Any], Any]]:
+    """(row, pymatgen Structure) for every row that has a structure."""
     from pymatgen.core import Structure
 
+    out = []
+    for k, row in enumerate(frame.to_dict("records")):  # type: ignore[attr-defined]
+        data = sel.structures.get(k)  # type: ignore[attr-defined]
+        if data:
+            out.append((row, Structure.from_dict(data)))
+    return out
+
+
+def _atoms(row: dict[str, Any], structure: Any) -> Any:
+    """ASE Atoms (pymatgen has no extxyz writer; ASE's keeps cell and pbc) with the row's fields."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms.info = _info(row)
+    return atoms
+
+
+def _info(row: dict[str, Any]) -> dict[str, Any]:
+    """Numbers, text and flags as they are, lists as JSON text; nested documents and empty
+    values are left out (the frame keeps what a training set or a filter can use)."""
+    import json
+    import math
+
+    import numpy as np
+
+    info: dict[str, Any] = {}
+    for key, value in row.items():
+        value = value.item() if isinstance(value, np.generic) else value
+        value = value.tolist() if isinstance(value, np.ndarray) else value
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        if isinstance(value, bool | int | float | str) and value != "":
+            info[str(key)] = value
+        elif isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
+            info[str(key)] = json.dumps(list(value))
+    return info
+
+
+def _write_extxyz_file(sel: object, frame: object, path: Path) -> int:
+    from ase.io import write
+
+    frames = [_atoms(row, structure) for row, structure in _rows_with_structures(sel, frame)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path, frames, format="extxyz")
+    return len(frames)
+
+
+def _write_structures(sel: object, frame: object, folder: Path, fmt: str) -> int:
+    """One file per row that has a structure: ``<structure_id>[.<task>].cif|extxyz``."""
     folder.mkdir(parents=True, exist_ok=True)
     names: set[str] = set()
     written = 0
-    for k, row in enumerate(frame.to_dict("records")):  # type: ignore[attr-defined]
-        data = sel.structures.get(k)  # type: ignore[attr-defined]
-        if not data:
-            continue
+    for k, (row, structure) in enumerate(_rows_with_structures(sel, frame)):
         name = str(row.get("structure_id", k)).replace("/", "_")
         if name in names and row.get("task_type"):
             name = f"{name}.{row['task_type']}"
         while name in names:
             name += "_"
         names.add(name)
-        structure = Structure.from_dict(data)
         if fmt == "cif":
             structure.to(filename=str(folder / f"{name}.cif"))
-        else:  # pymatgen has no extxyz writer; ASE's keeps the cell and pbc
+        else:
             from ase.io import write
-            from pymatgen.io.ase import AseAtomsAdaptor
 
-            write(folder / f"{name}.extxyz", AseAtomsAdaptor.get_atoms(structure), format="extxyz")
+            write(folder / f"{name}.extxyz", _atoms(row, structure), format="extxyz")
         written += 1
     return written
 

@@ -135,6 +135,26 @@ def test_structures_out(store, tmp_path):
     assert len(list((tmp_path / "x").glob("*.extxyz"))) == 5
 
 
+def test_structures_to_one_extxyz_keep_their_fields(store, tmp_path):
+    from ase.io import read
+    from pymatgen.core import Composition
+
+    args = ["results", "--campaign", "q", "--task", "stability", "--sort", "e_above_hull"]
+    out = tmp_path / "hits.extxyz"
+    res = runner.invoke(app, [*args, "--export-structures", str(out)])
+    assert res.exit_code == 0, res.output
+    frames = read(out, index=":")
+    table = json.loads(runner.invoke(app, [*args, "--format", "json"]).output)
+    assert [f.info["structure_id"] for f in frames] == [r["structure_id"] for r in table]
+    for atoms, row in zip(frames, table, strict=True):
+        assert atoms.info["e_above_hull"] == pytest.approx(row["e_above_hull"])
+        assert Composition(atoms.get_chemical_formula()).reduced_formula == row["formula_pretty"]
+        assert json.loads(atoms.info["elements"]) == row["elements"]
+    bad = runner.invoke(app, [*args, "--export-structures", str(out), "--structure-format", "cif"])
+    words = " ".join(bad.output.replace("│", " ").split())  # typer's error box wraps the line
+    assert bad.exit_code == 2 and "drop --structure-format cif" in words
+
+
 def test_parquet_keeps_arrays_as_arrays(store, tmp_path):
     from mlipflows.results import export_frame
 

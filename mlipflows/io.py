@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,12 +68,8 @@ def read_structures(path: str | Path) -> list[Candidate]:
             return _read_extxyz(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if path.suffix.lower() == ".cif":
-                from pymatgen.io.cif import CifParser
-
-                structures = CifParser(path).parse_structures(primitive=False)
-            else:
-                structures = [Structure.from_file(path)]
+            cif = path.suffix.lower() == ".cif"
+            structures = _read_cif(path) if cif else [Structure.from_file(path)]
     except StructureReadError:
         raise
     except Exception as exc:
@@ -87,6 +84,35 @@ def read_structures(path: str | Path) -> list[Candidate]:
     if len(structures) == 1:
         return [Candidate(file_id(path), structures[0], str(path))]
     return [Candidate(f"{file_id(path)}-{k}", s, str(path)) for k, s in enumerate(structures)]
+
+
+def _read_cif(path: Path) -> list[Structure]:
+    """pymatgen's CIF reader, its failures said in CIF terms rather than its internals."""
+    from pymatgen.io.cif import CifParser
+
+    try:
+        parser = CifParser(path)
+    except ValueError as exc:
+        if "zip()" in str(exc):  # a loop_ whose rows hold more or fewer values than its headers
+            raise StructureReadError(
+                f"{path}: malformed CIF: a loop_ row has a different number of values than the "
+                "loop has columns (a missing coordinate or a stray value?)"
+            ) from exc
+        raise
+    try:
+        return parser.parse_structures(primitive=False)
+    except ValueError as exc:
+        reasons = [w.split("\n", 1)[-1].strip() for w in parser.warnings if "No structure parsed" in w]
+        overfull = [m for r in reasons if (m := re.match(r"Occupancy ([\d.]+) exceeded", r))]
+        if overfull:
+            raise StructureReadError(
+                f"{path}: no structure: atoms overlap on one site (their occupancies sum to "
+                f"{overfull[0][1]}); remove the duplicate atom, or give the shared site partial "
+                "occupancies"
+            ) from exc
+        if reasons:
+            raise StructureReadError(f"{path}: no structure: {'; '.join(reasons)}") from exc
+        raise
 
 
 def _read_extxyz(path: Path) -> list[Candidate]:

@@ -263,3 +263,40 @@ def test_an_unreachable_server_message_leaves_out_the_topology_dump(tmp_path, mo
     monkeypatch.setenv("MLIPFLOWS_CONFIG", str(config))
     result = runner.invoke(app, ["results"])
     assert "did not answer" in result.output and "Topology" not in result.output
+
+
+_CIF_HEAD = """data_x
+_cell_length_a 4.0
+_cell_length_b 4.0
+_cell_length_c 4.0
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Na1 Na 0 0 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("last_row", "message"),
+    [
+        ("Cl1 Cl 0.5 0.5", "a loop_ row has a different number of values than the loop has columns"),
+        ("Cl1 Cl 0 0 0", "atoms overlap on one site (their occupancies sum to 2.0)"),
+    ],
+)
+def test_a_broken_cif_is_explained_in_cif_terms(tmp_path, last_row, message):
+    from mlipflows.errors import StructureReadError
+    from mlipflows.io import read_structures
+
+    path = tmp_path / "NaCl.cif"
+    path.write_text(_CIF_HEAD + last_row + "\n")
+    with pytest.raises(StructureReadError) as err:
+        read_structures(path)
+    assert message in str(err.value)
+    assert "zip()" not in str(err.value) and "Invalid CIF file" not in str(err.value)

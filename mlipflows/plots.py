@@ -57,7 +57,9 @@ def plot_phase_diagram(store: Any, campaign: str, chemsys: str, path: Path) -> N
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        ax = PDPlotter(diagram, backend="matplotlib", show_unstable=window).get_plot()
+        plotter = PDPlotter(diagram, backend="matplotlib", show_unstable=window)
+        numbered = diagram.dim <= 3  # 3D (quaternary) axes keep pymatgen's own labels
+        ax = plotter.get_plot(label_unstable=not numbered)
         fig = ax.get_figure() if hasattr(ax, "get_figure") else plt.gcf()
         fig.set_size_inches(5.0, 4.0)
         # pymatgen sizes its fonts for a 12-inch figure; these read at the report's width
@@ -67,7 +69,33 @@ def plot_phase_diagram(store: Any, campaign: str, chemsys: str, path: Path) -> N
         for text in ax.texts:
             text.set_fontsize(9)
         ax.set_title(f"{chemsys} (unstable up to {window:.2f} eV/atom shown)", fontsize=11)
+        if numbered:
+            _number_unstable(ax, fig, diagram, plotter.pd_plot_data[2])
         fig.savefig(path, dpi=150, bbox_inches="tight")
     finally:
         quiet.setLevel(level)
     plt.close(fig)
+
+
+KEY_ROWS = 12  # unstable phases named under a plot; the hull table lists the rest
+
+
+def _number_unstable(ax: Any, fig: Any, diagram: Any, unstable: dict) -> None:
+    """Unstable phases as numbers at their points and a key under the plot (id, eV/atom above
+    the hull): polymorphs of one formula share a point, so their names would overlap."""
+    ranked = sorted(unstable.items(), key=lambda item: diagram.get_e_above_hull(item[0]))
+    lines = []
+    for k, (entry, coords) in enumerate(ranked, start=1):
+        x, y = coords[0], coords[1]
+        ax.annotate(str(k), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=8, color="tab:red")
+        if k <= KEY_ROWS:
+            name = entry.entry_id or entry.name
+            lines.append(f"{k}  {name}  +{diagram.get_e_above_hull(entry):.3f} eV/atom")
+    if len(ranked) > KEY_ROWS:
+        lines.append(f"… {len(ranked) - KEY_ROWS} more: `mlipflows hull` lists them")
+    if lines:
+        ax.text(
+            0.0, -0.04 if diagram.dim == 3 else -0.2,  # below the ternary, or the binary's x label
+            "above the hull:\n" + "\n".join(lines), transform=ax.transAxes,
+            va="top", ha="left", fontsize=8, color="0.25",
+        )  # fmt: skip

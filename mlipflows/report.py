@@ -200,10 +200,10 @@ def _cell(value: Any) -> tuple[str, str]:
         text = f"{value:.4f}"
         return (text[1:] if text == "-0.0000" else text), repr(value)  # -1e-6 THz reads as 0
     if isinstance(value, list):
-        text = ", ".join(
-            f"{d.get('formula')} ({d.get('fraction', 0):.2f})" if isinstance(d, dict) else str(d)
-            for d in value
-        )
+        from mlipflows.results import decomposition_text
+
+        phases = value and all(isinstance(d, dict) and "formula" in d for d in value)
+        text = decomposition_text(value) if phases else ", ".join(str(d) for d in value)
         return text, text
     return str(value), str(value)
 

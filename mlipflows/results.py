@@ -36,6 +36,7 @@ TABLE_COLUMNS = {
     "formation_energy_per_atom": "Ef (eV/atom)",
     "e_above_hull": "E_hull (eV/atom)",
     "is_stable": "stable",
+    "decomposes_to": "decomposes to",
     "k_vrh": "K_VRH (GPa)",
     "g_vrh": "G_VRH (GPa)",
     "born_stable": "Born stable",
@@ -307,9 +308,40 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     For a joined frame (:func:`join_tasks`) these are the identity columns plus each task
     type's headline fields, headed ``<task> <header>``.
     """
+    frame = _with_decomposition_text(frame)
     cols = {c: h for c, h in TABLE_COLUMNS.items() if c in frame}
     for col in frame.columns:
         kind, _, field = col.partition(".")
         if field in TABLE_COLUMNS and field not in ("task_type", "model.name", "structure_id"):
             cols.setdefault(col, f"{kind} {TABLE_COLUMNS[field]}")
     return frame[list(cols)].rename(columns=cols)
+
+
+def decomposition_text(parts: Any) -> str:
+    """``TiO2-anatase 1.00``: the phases (by entry id, which names the polymorph) and their
+    fractions of the atoms; a reference's id is shown after its formula."""
+    if not isinstance(parts, list | tuple):
+        return ""
+    names = []
+    for p in parts:
+        if not isinstance(p, dict):
+            continue
+        formula, entry = str(p.get("formula") or ""), p.get("entry_id")
+        name = str(entry) if entry and str(entry).startswith(formula) else formula
+        if entry and not str(entry).startswith(formula):
+            name = f"{formula} ({entry})"
+        names.append(f"{name} {float(p.get('fraction') or 0):.2f}")
+    return ", ".join(names)
+
+
+def _with_decomposition_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A ``decomposes_to`` column for unstable rows: which phases (polymorphs by id) lie below.
+
+    Stability rows only: a joined table (``stability.decomposition``) is wide already, and its
+    csv/json output carries the decomposition itself."""
+    if "decomposition" not in frame:
+        return frame
+    text = frame["decomposition"].map(decomposition_text)
+    if "is_stable" in frame:
+        text = text.where(frame["is_stable"] != True, "")  # noqa: E712 (NaN, failed rows: not True)
+    return frame.assign(decomposes_to=text)

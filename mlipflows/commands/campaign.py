@@ -174,7 +174,10 @@ def list_(uri: UriOption = None) -> None:
 
 def hull(
     campaign: Annotated[str, typer.Argument(help="campaign name")],
-    chemsys: Annotated[str | None, typer.Option(help="only this chemical system, e.g. Ba-O-Ti")] = None,
+    chemsys: Annotated[
+        str | None,
+        typer.Option(help="only the phases of this system's hull, e.g. Ba-O-Ti (with BaO, TiO2, …)"),
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="write a phase-diagram plot (PNG) of --chemsys")] = None,
     limit: Annotated[int, typer.Option(help="rows to print (0 = all)", min=0)] = 25,
     uri: UriOption = None,
@@ -187,8 +190,13 @@ def hull(
     store = get_job_store(uri)
     crit: dict = {"campaign": campaign, "task_type": "stability"}
     if chemsys:
-        chemsys = "-".join(sorted(chemsys.split("-")))
-        crit["chemsys"] = chemsys
+        from itertools import combinations
+
+        elements = sorted(chemsys.split("-"))
+        chemsys = "-".join(elements)
+        # the hull of Ba-O-Ti is made of its subsystems' phases too (BaO, TiO2, …)
+        subsystems = ["-".join(c) for n in range(1, len(elements) + 1) for c in combinations(elements, n)]
+        crit["chemsys"] = {"$in": subsystems}
     frame = query_results(store, crit, sort="e_above_hull")
     if frame.empty and query_results(store, {"campaign": campaign}, limit=1).empty:
         err_console.print(f"[red]error[/red] {unknown_campaign(store, campaign)}")
@@ -208,7 +216,8 @@ def hull(
         if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
             err_console.print(f"[red]error[/red] --plot {plot}: use a .png, .svg or .pdf file name")
             raise typer.Exit(2)
-    print_results(frame.head(limit) if limit else frame, title=f"{campaign} hull")
+    title = f"{campaign} hull" + (f" of {chemsys} and its subsystems" if chemsys else "")
+    print_results(frame.head(limit) if limit else frame, title=title)
     if plot is not None and target is not None:
         from mlipflows.plots import plot_phase_diagram
 

@@ -220,7 +220,8 @@ def _integral(col: Any) -> bool:
 def _table(title: str | None, columns: list[Any], rows: list[list[str]], compact: bool) -> tuple[Table, int]:
     """The table and its width. Every column gets a fixed width: numbers their full width (a
     number cut to "19.…" reads as a value); headers and text in full, or when ``compact``,
-    headers wrapped at words and text folded at 12 characters."""
+    headers wrapped at words and text folded at 12 characters; the id column never folds (it
+    is what a user copies into the next command)."""
     table = Table(title=title, show_lines=False)
     total = 1
     for k, col in enumerate(columns):
@@ -228,7 +229,8 @@ def _table(title: str | None, columns: list[Any], rows: list[list[str]], compact
         longest = max((len(c) for c in cells), default=0)
         header = min(max(len(w) for w in str(col).split() or [""]), 10) if compact else len(str(col))
         numeric = bool(cells) and all(_is_number(c) for c in cells)
-        width = max(longest if numeric else min(longest, 12 if compact else 60), header, 1)
+        keep = numeric or str(col) == "id"
+        width = max(longest if keep else min(longest, 12 if compact else 60), header, 1)
         table.add_column(str(col), justify="right" if numeric else "left", width=width, overflow="fold")
         total += width + 3
     for r in rows:

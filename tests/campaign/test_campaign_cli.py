@@ -37,6 +37,9 @@ def test_campaign_run_hull_results_and_resume(tmp_path):
     )
     assert hull.exit_code == 0, hull.output
     assert (tmp_path / "h.png").stat().st_size > 10_000
+    # the phases of the Sr-Ti-O hull: its subsystems' too, no other system's
+    assert all(name in hull.output for name in ("SrTiO3-perovskite", "SrO-rocksalt", "TiO2-rutile"))
+    assert "CaO-rocksalt" not in hull.output and "of O-Sr-Ti and its subsystems" in hull.output
 
     res = runner.invoke(
         app,

@@ -127,3 +127,25 @@ def test_dft_reference_hull_with_given_entries():
     (st2,) = dft_reference_hull([cand], [ref]).stabilities
     assert st2.e_above_hull == pytest.approx(0.1, abs=1e-9)
     assert st2.decomposition[0]["entry_id"] == "ref"
+
+
+def test_a_hull_plot_numbers_polymorphs_and_names_them_in_a_key():
+    from pymatgen.analysis.phase_diagram import PDEntry, PDPlotter, PhaseDiagram
+
+    from mlipflows.plots import _number_unstable
+
+    def entry(formula, energy, name):
+        e = PDEntry(formula, energy, name=formula)
+        e.entry_id = name
+        return e
+
+    entries = [entry("Ti", 0.0, "ref-Ti"), entry("O2", 0.0, "ref-O"), entry("TiO2", -9.0, "TiO2-anatase")]
+    entries += [entry("TiO2", -8.7, "TiO2-rutile"), entry("TiO2", -8.4, "TiO2-brookite")]
+    diagram = PhaseDiagram(entries)
+    plotter = PDPlotter(diagram, backend="matplotlib", show_unstable=0.5)
+    ax = plotter.get_plot(label_unstable=False)
+    _number_unstable(ax, ax.get_figure(), diagram, plotter.pd_plot_data[2])
+    texts = [t.get_text() for t in ax.texts]
+    key = next(t for t in texts if t.startswith("above the hull"))
+    assert "1  TiO2-rutile  +0.100 eV/atom" in key and "2  TiO2-brookite  +0.200 eV/atom" in key
+    assert {"1", "2"} <= set(texts)

@@ -161,3 +161,25 @@ def test_parquet_keeps_arrays_as_arrays(store, tmp_path):
     path = export_frame(find_results(store, campaign="q", task_type="stability"), tmp_path / "s.parquet")
     back = pd.read_parquet(path)
     assert list(back["elements"].iloc[0]) == ["Mg", "O"]  # a list, not the text '["Mg", "O"]'
+
+
+def test_unstable_rows_name_the_phases_below_them():
+    from mlipflows.results import summary_table
+
+    anatase = {"formula": "TiO2", "fraction": 1.0, "entry_id": "TiO2-anatase"}
+    frame = pd.DataFrame(
+        [
+            {"structure_id": "TiO2-rutile", "is_stable": False, "decomposition": [anatase]},
+            {"structure_id": "TiO2-anatase", "is_stable": True, "decomposition": [anatase]},
+            {
+                "structure_id": "TiO",
+                "is_stable": False,
+                "decomposition": [
+                    {"formula": "Ti", "fraction": 0.5, "entry_id": "mp-72"},
+                    {"formula": "TiO2", "fraction": 0.5, "entry_id": None},
+                ],
+            },
+        ]
+    )
+    table = summary_table(frame)
+    assert list(table["decomposes to"]) == ["TiO2-anatase 1.00", "", "Ti (mp-72) 0.50, TiO2 0.50"]

@@ -209,6 +209,15 @@ class SurrogateSpec(_Strict):
     seed: int = 0
 
 
+class SpecFieldError(ValueError):
+    """A problem a check across fields finds in one field: ``loc`` names it, so the message
+    gets that field's line, not the spec's first."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class CampaignSpec(_Strict):
     """A stability campaign, and optionally a funnel of further stages (``stages``)."""
 
@@ -226,14 +235,19 @@ class CampaignSpec(_Strict):
 
     @model_validator(mode="after")
     def _stage_names_and_sources(self) -> CampaignSpec:
+        from mlipflows.selection import suggest
+
         seen = ["relax", "hull"]
         for k, stage in enumerate(self.stages):
             if stage.name in seen:
-                raise ValueError(f"stages.{k}.name: {stage.name!r} is used twice (relax and hull are taken)")
+                raise SpecFieldError(
+                    ("stages", k, "name"), f"{stage.name!r} is used twice (relax and hull are taken)"
+                )
             source = stage.select.source
             if source is not None and source not in seen:
-                raise ValueError(
-                    f"stages.{k}.select.source: {source!r} is not an earlier stage ({', '.join(seen)})"
+                raise SpecFieldError(
+                    ("stages", k, "select", "source"),
+                    f"{source!r} is not an earlier stage ({', '.join(seen)}){suggest(source, seen)}",
                 )
             seen.append(stage.name)
         return self
@@ -277,9 +291,12 @@ def load_spec(path: str | Path) -> CampaignSpec:
     except ValidationError as exc:
         messages = []
         for err in exc.errors():
-            loc = tuple(err["loc"])
+            loc, msg = tuple(err["loc"]), err["msg"]
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, SpecFieldError):  # a check across fields that knows its field
+                loc, msg = loc + cause.loc, str(cause)
             line = line_of(lines, loc)
             where = ".".join(str(p) for p in loc) or "(top level)"
-            messages.append(f"{path}:{line}: {where}: {err['msg']}")
+            messages.append(f"{path}:{line}: {where}: {msg}")
         raise SpecError("\n".join(messages)) from None
     return spec

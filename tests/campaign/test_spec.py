@@ -12,6 +12,13 @@ candidates:
     - prototype: rocksalt
       sites: {A: [Mg, Ca], B: [O]}
 """
+STAGES = """\
+stages:
+  - name: ph
+    kind: phonons
+  - name: el
+    kind: elastic
+"""
 
 
 def _write(tmp_path, text):
@@ -34,6 +41,8 @@ def test_valid_spec_has_defaults(tmp_path):
         (GOOD + "chunk_size: 0\n", 7, "greater than or equal to 1"),
         (GOOD.replace("model: morse", "model: morse\nmodle: x"), 3, "Extra inputs"),
         (GOOD.replace("[Mg, Ca]", "[No, Ca]"), 6, "quote symbols"),
+        (GOOD + STAGES + "    select: {source: phh}\n", 12, "select.source: 'phh' is not an earlier stage"),
+        (GOOD + STAGES.replace("name: el", "name: ph"), 10, "stages.1.name: 'ph' is used twice"),
     ],
 )
 def test_errors_name_the_line(tmp_path, text, line, message):

@@ -108,16 +108,35 @@ def campaign_status(store: JobStore, campaign: str) -> list[StageStatus]:
 
 
 def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
-    """Every campaign in the store: result counts, models, stages and the last update."""
+    """Every campaign in the store: candidates, result documents, models, stages, last update.
+
+    ``candidates`` and ``not successful`` count structures, not documents (a failed relaxation
+    also fails its stability document: one candidate, not two), and leave out the elemental
+    references (``ref-…``), whose failures show as their candidates' failed hulls."""
     with store_errors(store, "listing campaigns"):
         results = store.additional_stores[RESULTS]
         results.connect()
         rows = results.query(
             {"campaign": {"$ne": None}},
-            properties=["campaign", "task_type", "stage", "model.name", "created_at", "state"],
+            properties=[
+                "campaign",
+                "structure_id",
+                "task_type",
+                "stage",
+                "model.name",
+                "created_at",
+                "state",
+            ],
         )
         info: dict[str, dict[str, Any]] = defaultdict(
-            lambda: {"n_results": 0, "models": set(), "stages": set(), "last": "", "n_failed": 0}
+            lambda: {
+                "n_results": 0,
+                "ids": set(),
+                "failed": set(),
+                "models": set(),
+                "stages": set(),
+                "last": "",
+            }
         )
         for r in rows:
             c = info[r["campaign"]]
@@ -125,7 +144,11 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
                 c["stages"].add(r.get("stage"))
                 continue
             c["n_results"] += 1
-            c["n_failed"] += r.get("state") != "successful"
+            sid = str(r.get("structure_id"))
+            if not sid.startswith("ref-"):
+                c["ids"].add(sid)
+                if r.get("state") != "successful":
+                    c["failed"].add(sid)
             if (r.get("model") or {}).get("name"):
                 c["models"].add(r["model"]["name"])
             if r.get("stage"):
@@ -134,8 +157,9 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
     return [
         {
             "campaign": name,
+            "candidates": len(c["ids"]),
             "results": c["n_results"],
-            "not successful": c["n_failed"],
+            "not successful": len(c["failed"]),
             "models": ", ".join(sorted(c["models"])),
             "stages": ", ".join(s for s in ("relax", "hull") if s in c["stages"])
             + "".join(f", {s}" for s in sorted(c["stages"] - {"relax", "hull"})),

@@ -84,6 +84,12 @@ def test_failed_relaxations_are_excluded_and_recorded(tmp_path):
     assert rows["Xe-fcc"]["state"] == "failed"
     assert rows["Xe-fcc"]["error"].startswith("relaxation failed: element Xe not supported")
     assert rows["MgO-rocksalt"]["state"] == "successful"
+    # Xe has a failed relaxation and a failed stability document: one structure, not two
+    from mlipflows.campaign.status import list_campaigns
+    from mlipflows.store import get_job_store
+
+    (listed,) = [c for c in list_campaigns(get_job_store()) if c["campaign"] == "fail-test"]
+    assert listed["not successful"] == 1 and listed["candidates"] == 10 < listed["results"]
 
 
 def test_dft_mode_with_reference_file(tmp_path):

@@ -47,8 +47,11 @@ def run(
     except (SpecError, MlipflowsError) as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
+    # unreadable files are stored as failed candidates, so every later count includes them
+    n_candidates = len(plan.candidates) + len(plan.unreadable)
+    unreadable = f" ({len(plan.unreadable)} unreadable)" if plan.unreadable else ""
     err_console.print(
-        f"campaign [bold]{campaign.name}[/bold]: {len(plan.candidates)} candidates, "
+        f"campaign [bold]{campaign.name}[/bold]: {n_candidates} candidates{unreadable}, "
         f"{plan.n_to_relax} structures to relax ({plan.n_skipped} already stored) "
         f"with {campaign.model} → {describe_store(store)}"
     )

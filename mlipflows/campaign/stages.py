@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Structure
 
 from mlipflows.engine import RelaxSettings
+from mlipflows.engine.symmetry import gained_symmetry
 from mlipflows.makers.base import ChunkSettings
 
 # kind → "module:Class"; imported on first use
@@ -200,33 +201,12 @@ def phonon_gate(doc: dict[str, Any]) -> str | None:
         return "imaginary modes"
     setup = doc.get("setup") or {}
     before, after = setup.get("spacegroup_before"), setup.get("spacegroup_after")
-    if setup.get("symmetry_changed") and not _gained_symmetry(before, after):
+    if setup.get("symmetry_changed") and not gained_symmetry(before, after):
         return f"space group changed {before} → {after}"
     relax = setup.get("relax") or {}
     if relax and not relax.get("converged", True):
         return "relaxation did not converge"
     return None
-
-
-def _gained_symmetry(before: int | None, after: int | None) -> bool:
-    """The point group before is a proper subgroup of the one after (1 → m-3m, not 6mm → -43m,
-    which is another structure). pymatgen compares the groups in their standard settings only,
-    so a pair it cannot decide counts as a change (the gate stays conservative)."""
-    if not before or not after:
-        return False
-    import warnings
-
-    from pymatgen.symmetry.groups import PointGroup, SpaceGroup
-
-    old, new = (PointGroup(SpaceGroup.from_int_number(n).point_group) for n in (before, after))
-    if new.order <= old.order:
-        return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "only trivial subsets are tested": that is what we want
-            return bool(old.is_subgroup(new))
-    except NotImplementedError:
-        return False
 
 
 class ElasticStageSettings(StageSettings):

@@ -73,6 +73,35 @@ def symmetry_hint(
     return None
 
 
+def gained_symmetry(before: int | None, after: int | None) -> bool:
+    """The point group before is a proper subgroup of the one after (1 → m-3m, not 6mm → -43m,
+    which is another structure). pymatgen compares the groups in their standard settings only,
+    so a pair it cannot decide counts as a change (the gate stays conservative)."""
+    if not before or not after:
+        return False
+    import warnings
+
+    from pymatgen.symmetry.groups import PointGroup, SpaceGroup
+
+    old, new = (PointGroup(SpaceGroup.from_int_number(n).point_group) for n in (before, after))
+    if new.order <= old.order:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "only trivial subsets are tested": that is what we want
+            return bool(old.is_subgroup(new))
+    except NotImplementedError:
+        return False
+
+
+def symmetry_change_note(before: int | None, after: int | None, when: str = "during relaxation") -> str:
+    """What a changed space group means: a gain is a noisy input finding its symmetric form; a
+    loss or a change to another structure means the input was not a minimum of the model."""
+    if gained_symmetry(before, after):
+        return f"relaxed to a higher symmetry {when}: {before} → {after} (the input was a noisy form of it)"
+    return f"space group changed {when}: {before} → {after}"
+
+
 def spacegroup_symbol(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> str:
     """Hermann–Mauguin symbol and number, e.g. ``Fm-3m (225)``."""
     try:

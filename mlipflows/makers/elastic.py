@@ -32,7 +32,7 @@ from mlipflows.elastic import (
     to_gpa_stress,
 )
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
-from mlipflows.engine.symmetry import DEFAULT_SYMPREC
+from mlipflows.engine.symmetry import DEFAULT_SYMPREC, symmetry_change_note
 from mlipflows.makers.base import CHUNK_JOB, ChunkMaker
 from mlipflows.makers.relax import relax_flow
 from mlipflows.potentials import Potential
@@ -206,10 +206,10 @@ def _fit(o: ElasticOutcome, settings: ElasticSettings) -> None:
             f"tight relaxation did not reach fmax {settings.relax.fmax} eV/Å in {o.relaxed.n_steps} steps"
         )
     if o.relaxed.symmetry_changed:
-        o.fit.warnings.append(
-            f"space group changed during the symmetrized relaxation: {o.relaxed.spacegroup_before} → "
-            f"{o.relaxed.spacegroup_after}; the tensor belongs to the relaxed structure"
+        note = symmetry_change_note(
+            o.relaxed.spacegroup_before, o.relaxed.spacegroup_after, "during the symmetrized relaxation"
         )
+        o.fit.warnings.append(f"{note}; the tensor belongs to the relaxed structure")
 
 
 def elastic_document(

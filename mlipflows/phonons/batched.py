@@ -16,7 +16,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
-from mlipflows.engine.symmetry import spacegroup_number
+from mlipflows.engine.symmetry import spacegroup_number, symmetry_change_note
 from mlipflows.phonons.force_cache import ForceCache
 from mlipflows.potentials import Potential
 from mlipflows.progress import report, report_task
@@ -110,9 +110,7 @@ def relax_for_phonons(
         if r.ok and not converged:
             warnings.append(f"relaxation not converged to fmax={settings.fmax} eV/Å in {n_steps} steps")
         if r.symmetry_changed:
-            warnings.append(
-                f"space group changed during relaxation: {r.spacegroup_before} → {r.spacegroup_after}"
-            )
+            warnings.append(symmetry_change_note(r.spacegroup_before, r.spacegroup_after))
         if summary.redirected_to_symmetric:
             warnings.append(
                 f"the unconstrained second stage went to space group {summary.stage2_spacegroup}; "

@@ -130,3 +130,11 @@ def test_a_rattled_crystal_is_named_with_the_tolerance_that_finds_its_symmetry()
     assert hint is not None and "P1 at symprec 0.001" in hint
     assert "pass --symprec 0.01 " in hint and hint.endswith("(loses X)")
     assert spacegroup_number(rattled, 1e-3) == 1 and spacegroup_number(rattled, 0.01) > 2
+
+
+def test_a_symmetry_gain_is_told_apart_from_a_change_of_structure():
+    from mlipflows.engine.symmetry import symmetry_change_note
+
+    assert symmetry_change_note(1, 227).startswith("relaxed to a higher symmetry during relaxation: 1 → 227")
+    assert symmetry_change_note(225, 123) == "space group changed during relaxation: 225 → 123"  # a loss
+    assert symmetry_change_note(186, 216).startswith("space group changed")  # wurtzite → zincblende

@@ -70,7 +70,7 @@ def plot_phase_diagram(store: Any, campaign: str, chemsys: str, path: Path) -> N
             text.set_fontsize(9)
         ax.set_title(f"{chemsys} (unstable up to {window:.2f} eV/atom shown)", fontsize=11)
         if numbered:
-            _number_unstable(ax, fig, diagram, plotter.pd_plot_data[2])
+            _number_unstable(ax, diagram, plotter)
         fig.savefig(path, dpi=150, bbox_inches="tight")
     finally:
         quiet.setLevel(level)
@@ -80,17 +80,20 @@ def plot_phase_diagram(store: Any, campaign: str, chemsys: str, path: Path) -> N
 KEY_ROWS = 12  # unstable phases named under a plot; the hull table lists the rest
 
 
-def _number_unstable(ax: Any, fig: Any, diagram: Any, unstable: dict) -> None:
+def _number_unstable(ax: Any, diagram: Any, plotter: Any) -> None:
     """Unstable phases as numbers at their points and a key under the plot (id, eV/atom above
-    the hull): polymorphs of one formula share a point, so their names would overlap."""
-    ranked = sorted(unstable.items(), key=lambda item: diagram.get_e_above_hull(item[0]))
+    the hull): polymorphs of one formula share a point, so their names would overlap. Only
+    the phases pymatgen draws (inside its ``show_unstable`` window) are numbered."""
+    above = {e: diagram.get_e_above_hull(e) for e in plotter.pd_plot_data[2]}
+    drawn = [(e, xy) for e, xy in plotter.pd_plot_data[2].items() if above[e] <= plotter.show_unstable]
+    ranked = sorted(drawn, key=lambda item: above[item[0]])
     lines = []
     for k, (entry, coords) in enumerate(ranked, start=1):
         x, y = coords[0], coords[1]
         ax.annotate(str(k), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=8, color="tab:red")
         if k <= KEY_ROWS:
             name = entry.entry_id or entry.name
-            lines.append(f"{k}  {name}  +{diagram.get_e_above_hull(entry):.3f} eV/atom")
+            lines.append(f"{k}  {name}  +{above[entry]:.3f} eV/atom")
     if len(ranked) > KEY_ROWS:
         lines.append(f"… {len(ranked) - KEY_ROWS} more: `mlipflows hull` lists them")
     if lines:

@@ -326,10 +326,9 @@ def decomposition_text(parts: Any) -> str:
     for p in parts:
         if not isinstance(p, dict):
             continue
-        formula, entry = str(p.get("formula") or ""), p.get("entry_id")
-        name = str(entry) if entry and str(entry).startswith(formula) else formula
-        if entry and not str(entry).startswith(formula):
-            name = f"{formula} ({entry})"
+        formula, entry = str(p.get("formula") or ""), str(p.get("entry_id") or "")
+        names_formula = entry == formula or entry.startswith((f"{formula}-", f"{formula}_"))
+        name = entry if names_formula else f"{formula} ({entry})" if entry else formula
         names.append(f"{name} {float(p.get('fraction') or 0):.2f}")
     return ", ".join(names)
 

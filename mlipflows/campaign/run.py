@@ -211,7 +211,6 @@ def record_unreadable(
     running again (``--retry-failed``) replaces the failure.
     """
     from datetime import UTC, datetime
-    from pathlib import Path
 
     from mlipflows.makers.base import result_uuid
     from mlipflows.schemas import ModelInfo
@@ -220,7 +219,7 @@ def record_unreadable(
     identity = {**settings, "_stage": [chunk.stage, chunk.settings_digest]}
     rows = []
     for path, reason in unreadable.items():
-        sid = Path(path).stem
+        sid = unreadable_id(path)
         rows.append(
             {
                 "uuid": result_uuid(chunk.campaign, sid, "relax", potential.card.checksum, identity),
@@ -249,3 +248,15 @@ def record_unreadable(
     results = store.additional_stores[RESULTS]
     results.connect()
     write_results(store, rows)
+
+
+def unreadable_id(key: str) -> str:
+    """The id a readable file (``x.cif`` → ``x``) or frame (``set.extxyz frame 3`` → ``set-3``)
+    of this name gets, so that fixing the input and ``--retry-failed`` replace the failure."""
+    import re
+    from pathlib import Path
+
+    from mlipflows.io import file_id
+
+    frame = re.fullmatch(r"(.*) frame (\d+)", key)
+    return f"{file_id(Path(frame[1]))}-{frame[2]}" if frame else file_id(Path(key))

@@ -112,7 +112,10 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
 
     ``candidates`` and ``not successful`` count structures, not documents (a failed relaxation
     also fails its stability document: one candidate, not two), and leave out the elemental
-    references (``ref-…``), whose failures show as their candidates' failed hulls."""
+    references and a surrogate's label frames (by their tags): a failed reference shows as its
+    candidates' failed hulls."""
+    from mlipflows.makers.campaign import REFERENCE_TAG
+
     with store_errors(store, "listing campaigns"):
         results = store.additional_stores[RESULTS]
         results.connect()
@@ -126,6 +129,7 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
                 "model.name",
                 "created_at",
                 "state",
+                "tags",
             ],
         )
         info: dict[str, dict[str, Any]] = defaultdict(
@@ -145,7 +149,7 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
                 continue
             c["n_results"] += 1
             sid = str(r.get("structure_id"))
-            if not sid.startswith("ref-"):
+            if not {REFERENCE_TAG, "label-frame"} & set(r.get("tags") or []):
                 c["ids"].add(sid)
                 if r.get("state") != "successful":
                     c["failed"].add(sid)

@@ -216,12 +216,19 @@ def hull(
         if target is None:
             err_console.print(f"[red]error[/red] --plot needs --chemsys (one of {', '.join(systems[:12])}…)")
             raise typer.Exit(2)
+        if target not in systems:  # the hull job keeps a diagram per candidate system only
+            err_console.print(
+                f"[red]error[/red] --plot: no candidate of campaign {campaign} is in {target} itself, "
+                f"so it has no phase diagram of its own; plot one of {', '.join(systems[:12])}"
+            )
+            raise typer.Exit(2)
         if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
             err_console.print(f"[red]error[/red] --plot {plot}: use a .png, .svg or .pdf file name")
             raise typer.Exit(2)
     title = f"{campaign} hull" + (f" of {chemsys} and its subsystems" if chemsys else "")
     print_results(frame.head(limit) if limit else frame, title=title)
     if plot is not None and target is not None:
+        from mlipflows.errors import MlipflowsError
         from mlipflows.plots import plot_phase_diagram
 
         try:
@@ -229,6 +236,9 @@ def hull(
             plot_phase_diagram(store, campaign, target, plot)
         except OSError as exc:
             err_console.print(f"[red]error[/red] cannot write {plot}: {exc.strerror or exc}")
+            raise typer.Exit(2) from None
+        except MlipflowsError as exc:
+            err_console.print(f"[red]error[/red] {exc}")
             raise typer.Exit(2) from None
         err_console.print(f"wrote {plot}")
 

@@ -71,6 +71,8 @@ def results(
             "--export-structures FILE.extxyz writes extxyz frames; drop --structure-format cif"
         )
     shown = TABLE_ROWS if limit is None and fmt == "table" and export is None else (limit or 0)
+    # files get every match (or --limit), whatever the table shows
+    writes_files = export is not None or export_structures is not None
     try:
         store = get_job_store(uri)
         sel = select_results(
@@ -84,7 +86,7 @@ def results(
             elements=element,
             where=where,
             sort=sort,
-            limit=(limit or 0) if export is not None else shown,
+            limit=(limit or 0) if writes_files else shown,
             join=join,
             with_structures=export_structures is not None or (fmt == "json" and not join),
         )
@@ -99,7 +101,6 @@ def results(
     if export is not None:
         export_frame(frame, export)
         err_console.print(f"wrote {len(frame)} rows to {export}")
-        frame = frame.head(shown) if shown else frame
     if export_structures is not None:
         if one_file:
             written = _write_extxyz_file(sel, frame, export_structures)
@@ -108,6 +109,7 @@ def results(
             fmt_out = structure_format or "cif"
             written = _write_structures(sel, frame, export_structures, fmt_out)
             err_console.print(f"wrote {written} structures ({fmt_out}) to {export_structures}/")
+    frame = frame.head(shown) if shown else frame
     if fmt == "table" and "structure" in frame:
         frame = frame.drop(columns=["structure"])
     print_results(frame, fmt, total=sel.total)
@@ -177,7 +179,9 @@ def _info(row: dict[str, Any]) -> dict[str, Any]:
         value = value.tolist() if isinstance(value, np.ndarray) else value
         if isinstance(value, float) and not math.isfinite(value):
             continue
-        if isinstance(value, bool | int | float | str) and value != "":
+        if isinstance(value, str) and value:
+            info[str(key)] = " ".join(value.split())  # a newline would end the extxyz header line
+        elif isinstance(value, bool | int | float):
             info[str(key)] = value
         elif isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
             info[str(key)] = json.dumps(list(value))

@@ -271,7 +271,12 @@ def run_band_path(phonon: Phonopy, npoints: int = 51) -> None:
     """
     import seekpath
 
-    path = seekpath.get_path_orig_cell(phonon.primitive.totuple(), symprec=float(phonon.symmetry.tolerance))
+    try:
+        path = seekpath.get_path_orig_cell(
+            phonon.primitive.totuple(), symprec=float(phonon.symmetry.tolerance)
+        )
+    except Exception as exc:  # seekpath's SymmetryDetectionError is a bare Exception
+        raise ValueError(f"no band path: seekpath found no symmetry ({exc})") from exc
     coords = {name: np.asarray(q, dtype=float) for name, q in path["point_coords"].items()}
     steps = np.linspace(0.0, 1.0, npoints)[:, None]
     bands = [coords[a] + (coords[b] - coords[a]) * steps for a, b in path["path"]]
@@ -287,8 +292,10 @@ def run_band_path(phonon: Phonopy, npoints: int = 51) -> None:
 
 
 def _is_gamma(qpoints: np.ndarray) -> np.ndarray:
+    """Γ or a reciprocal-lattice vector; seekpath's points of a cell symmetric only to symprec
+    sit ~1e-5 off the ideal fractions."""
     q = np.asarray(qpoints)
-    return np.all(np.abs(q - np.round(q)) < 1e-8, axis=1)
+    return np.all(np.abs(q - np.round(q)) < 1e-5, axis=1)
 
 
 def _segment_labels(phonon: Phonopy) -> list[str]:
@@ -323,9 +330,7 @@ _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 def _plain(label: str) -> str:
     """seekpath's ``GAMMA``/``X_1`` (or phonopy's ``$\\Gamma$``, in older documents) as Γ, X₁."""
     text = str(label).replace("$", "").replace("\\mathrm{", "").replace("}", "")
-    text = text.replace("\\Gamma", "GAMMA")
-    if text == "G":
-        return "Γ"
+    text = text.replace("\\Gamma", "GAMMA")  # seekpath's own "G" is another point (tI2), not Γ
     for name, letter in _GREEK.items():
         text = text.replace(name, letter)
     if "_" in text:

@@ -41,7 +41,7 @@ def plot_bands_dos(doc: dict[str, Any], path: Path) -> None:
     ax_b.set_xlim(min(ticks), max(ticks))
     # phonopy's DOS grid runs past both ends of the spectrum; the bands set the range
     every = np.concatenate([np.ravel(f) for f in band["frequencies"]])
-    low, high = min(float(every.min()), 0.0), float(every.max())
+    low, high = min(float(np.nanmin(every)), 0.0), float(np.nanmax(every))
     pad = 0.03 * (high - low or 1.0)
     ax_b.set_ylim(low - pad, high + pad)
     ax_b.set_ylabel("frequency (THz)")

@@ -40,6 +40,12 @@ def test_campaign_run_hull_results_and_resume(tmp_path):
     # the phases of the Sr-Ti-O hull: its subsystems' too, no other system's
     assert all(name in hull.output for name in ("SrTiO3-perovskite", "SrO-rocksalt", "TiO2-rutile"))
     assert "CaO-rocksalt" not in hull.output and "of O-Sr-Ti and its subsystems" in hull.output
+    # Ca-Sr-O has phases (CaO, SrO) but no candidate of its own, so no diagram: one line, exit 2
+    no_own = runner.invoke(
+        app, ["hull", "demo-test", "--chemsys", "Ca-Sr-O", "--plot", str(tmp_path / "x.png")]
+    )
+    assert no_own.exit_code == 2 and "no phase diagram of its own" in " ".join(no_own.output.split())
+    assert "Traceback" not in no_own.output and not (tmp_path / "x.png").exists()
 
     res = runner.invoke(
         app,

@@ -113,3 +113,10 @@ def test_folders_and_globs_with_malformed_files_record_them_and_go_on(tmp_path):
         generate_candidates(_spec(tmp_path, structures=[{"file": "export"}]), strict=True)
     with pytest.raises(SpecError, match="matches no structure file"):
         generate_candidates(_spec(tmp_path, structures=[{"file": "export/*.vasp"}]))
+
+
+def test_an_unreadable_frame_gets_the_id_its_readable_self_would_have():
+    from mlipflows.campaign.run import unreadable_id
+
+    assert unreadable_id("/x/set.extxyz frame 3") == "set-3"
+    assert unreadable_id("/x/broken.cif") == "broken"

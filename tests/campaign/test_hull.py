@@ -141,11 +141,12 @@ def test_a_hull_plot_numbers_polymorphs_and_names_them_in_a_key():
 
     entries = [entry("Ti", 0.0, "ref-Ti"), entry("O2", 0.0, "ref-O"), entry("TiO2", -9.0, "TiO2-anatase")]
     entries += [entry("TiO2", -8.7, "TiO2-rutile"), entry("TiO2", -8.4, "TiO2-brookite")]
+    entries += [entry("TiO2", 0.0, "TiO2-far")]  # 3 eV/atom up: outside the window, not drawn
     diagram = PhaseDiagram(entries)
     plotter = PDPlotter(diagram, backend="matplotlib", show_unstable=0.5)
     ax = plotter.get_plot(label_unstable=False)
-    _number_unstable(ax, ax.get_figure(), diagram, plotter.pd_plot_data[2])
+    _number_unstable(ax, diagram, plotter)
     texts = [t.get_text() for t in ax.texts]
     key = next(t for t in texts if t.startswith("above the hull"))
     assert "1  TiO2-rutile  +0.100 eV/atom" in key and "2  TiO2-brookite  +0.200 eV/atom" in key
-    assert {"1", "2"} <= set(texts)
+    assert {"1", "2"} <= set(texts) and "3" not in texts and "TiO2-far" not in key

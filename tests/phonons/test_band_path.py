@@ -14,8 +14,9 @@ from mlipflows.phonons.harmonic import _segment_labels, make_phonopy, run_band_p
 
 def _labelled_points(
     structure: Structure, symprec: float, primitive_matrix: str | np.ndarray = "auto"
-) -> dict[str, np.ndarray]:
-    """Cartesian position (1/Å, phonopy's 2π-free convention) of every labelled path end."""
+) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
+    """Cartesian position (1/Å, phonopy's 2π-free convention) of every labelled path end, and
+    the segments in path order."""
     phonon = make_phonopy(structure, np.eye(3, dtype=int), primitive_matrix, symprec=symprec)
     n = len(phonon.supercell)
     phonon.force_constants = np.zeros((n, n, 3, 3))
@@ -28,9 +29,9 @@ def _labelled_points(
         for label, end in zip(labels[2 * seg : 2 * seg + 2], (q[0], q[-1]), strict=True):
             cart = np.asarray(end) @ reciprocal
             if label in points:  # one label, one point, wherever the path passes it
-                np.testing.assert_allclose(np.abs(points[label]), np.abs(cart), atol=1e-6)
+                np.testing.assert_allclose(points[label], cart, atol=1e-9)
             points[label] = cart
-    return points
+    return points, list(zip(labels[::2], labels[1::2], strict=True))
 
 
 def test_a_cell_cubic_only_to_symprec_gets_the_fcc_path():
@@ -43,8 +44,8 @@ def test_a_cell_cubic_only_to_symprec_gets_the_fcc_path():
     for i, d in enumerate(noise):
         si.translate_sites([i], d, frac_coords=False)
     # at 1e-5 (phonopy's auto_band_structure) this is P1 and gets a triclinic path
-    points = _labelled_points(si, symprec=1e-3)
-    assert set(points) == {"Γ", "X", "U", "K", "L", "W"}
+    points, segments = _labelled_points(si, symprec=1e-3)
+    assert segments == [("Γ", "X"), ("X", "U"), ("K", "Γ"), ("Γ", "L"), ("L", "W"), ("W", "X")]
     assert np.linalg.norm(points["Γ"]) < 1e-9
     np.testing.assert_allclose(np.linalg.norm(points["X"]), 1 / a, rtol=1e-3)
     np.testing.assert_allclose(np.linalg.norm(points["L"]), np.sqrt(3) / (2 * a), rtol=1e-3)
@@ -61,7 +62,7 @@ def test_a_hexagonal_cell_with_c_first_gets_points_in_its_own_basis():
         ["Zn", "Zn", "O", "O"],
         [[0, 1 / 3, 2 / 3], [0.5, 2 / 3, 1 / 3], [0.382, 1 / 3, 2 / 3], [0.882, 2 / 3, 1 / 3]],
     )
-    points = _labelled_points(zno, symprec=1e-3, primitive_matrix=np.eye(3))
+    points, _ = _labelled_points(zno, symprec=1e-3, primitive_matrix=np.eye(3))
     assert {"Γ", "M", "K", "A", "L", "H"} <= set(points)
     c_axis = lattice[0] / np.linalg.norm(lattice[0])
     # A lies on the c axis at 1/(2c); M and K lie in the basal plane
@@ -70,3 +71,11 @@ def test_a_hexagonal_cell_with_c_first_gets_points_in_its_own_basis():
     for name, length in (("M", 1 / (np.sqrt(3) * a)), ("K", 2 / (3 * a))):
         assert abs(points[name] @ c_axis) < 1e-9
         np.testing.assert_allclose(np.linalg.norm(points[name]), length, rtol=1e-6)
+
+
+def test_seekpaths_g_point_of_body_centred_tetragonal_is_not_gamma():
+    """tI2 (c > a) has a point seekpath calls G, (½, ½, −ζ); only its GAMMA is Γ."""
+    bct = Structure(Lattice.tetragonal(3.0, 5.0), ["Si", "Si"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    points, segments = _labelled_points(bct, symprec=1e-3)
+    assert ("G", "M") in segments and "S₀" in points
+    assert np.linalg.norm(points["G"]) > 0.1 and np.linalg.norm(points["Γ"]) < 1e-9

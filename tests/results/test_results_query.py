@@ -177,9 +177,49 @@ def test_unstable_rows_name_the_phases_below_them():
                 "decomposition": [
                     {"formula": "Ti", "fraction": 0.5, "entry_id": "mp-72"},
                     {"formula": "TiO2", "fraction": 0.5, "entry_id": None},
+                    {"formula": "Ti", "fraction": 0.0, "entry_id": "TiO2_set-2"},
                 ],
             },
         ]
     )
     table = summary_table(frame)
-    assert list(table["decomposes to"]) == ["TiO2-anatase 1.00", "", "Ti (mp-72) 0.50, TiO2 0.50"]
+    assert list(table["decomposes to"]) == [
+        "TiO2-anatase 1.00",
+        "",
+        "Ti (mp-72) 0.50, TiO2 0.50, Ti (TiO2_set-2) 0.00",  # an id that only starts like the formula
+    ]
+
+
+def test_extxyz_frame_info_survives_multi_line_errors_and_numpy_values(tmp_path):
+    import numpy as np
+    from ase.build import bulk
+    from ase.io import read, write
+
+    from mlipflows.commands.results import _info
+
+    info = _info(
+        {"error": "phonopy failed:\n  Traceback line", "e": np.float64(-1.5), "n": float("nan"),
+         "elements": np.array(["Mg", "O"]), "structure": {"sites": []}, "ok": np.bool_(True)}
+    )  # fmt: skip
+    assert info == {
+        "error": "phonopy failed: Traceback line",
+        "e": -1.5,
+        "elements": '["Mg", "O"]',
+        "ok": True,
+    }
+    atoms = bulk("Cu")
+    atoms.info = info
+    write(tmp_path / "x.extxyz", [atoms, atoms], format="extxyz")
+    assert [f.info["error"] for f in read(tmp_path / "x.extxyz", index=":")] == [info["error"]] * 2
+
+
+def test_exported_structures_are_every_match_not_the_tables_rows(store, tmp_path, monkeypatch):
+    monkeypatch.setattr("mlipflows.commands.results.TABLE_ROWS", 2)
+    out = tmp_path / "all.extxyz"
+    res = runner.invoke(
+        app, ["results", "--campaign", "q", "--task", "stability", "--export-structures", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    n_rows = len(json.loads(runner.invoke(app, ["results", "--campaign", "q", "--task", "stability",
+                                                 "--format", "json"]).output))  # fmt: skip
+    assert n_rows > 2 and f"wrote {n_rows} structures" in res.output and "showing 2 of" in res.output

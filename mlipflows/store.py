@@ -279,9 +279,11 @@ class ConfiguredJobStore(JobStore):
         found = store_identity(self)
         expect = self.expect or found  # jobflow.yaml use: whatever this machine configures
         if found != expect:
+            where = {k: f" at {d['path']}" if d.get("path") else "" for k, d in (("f", found), ("e", expect))}
             raise StoreConfigError(
-                f"this worker's store is {found['backend']} database {found['database']!r}, but the "
-                f"campaign was submitted to {expect['backend']} database {expect['database']!r}: "
+                f"this worker's store is {found['backend']} database {found['database']!r}{where['f']}, "
+                f"but the campaign was submitted to {expect['backend']} database "
+                f"{expect['database']!r}{where['e']}: "
                 "give the worker the same mlipflows.yaml (MLIPFLOWS_CONFIG=/path/to/mlipflows.yaml) "
                 "or MLIPFLOWS_STORE_URI"
             )
@@ -290,10 +292,14 @@ class ConfiguredJobStore(JobStore):
 
 
 def store_identity(store: JobStore) -> dict[str, str]:
-    """Back end ("mongodb" / "embedded") and database name of ``store``'s results (no secrets)."""
+    """Back end ("mongodb" / "embedded") and database name of ``store``'s results (no secrets).
+
+    An embedded store is also named by its folder: a worker whose ``MLIPFLOWS_HOME`` differs
+    (another node, another user) would write into a file nobody reads."""
     results = store.additional_stores[RESULTS]
     if isinstance(results, MontyStore):
-        return {"backend": "embedded", "database": str(results.database_name)}
+        path = str(Path(results.database_path).expanduser().resolve())
+        return {"backend": "embedded", "database": str(results.database_name), "path": path}
     return {"backend": "mongodb", "database": str(getattr(results, "database", None))}
 
 

@@ -69,3 +69,19 @@ def test_bulk_update_across_instances_and_removals(isolated_home):
     second.remove_docs({"uuid": "3"})
     second.update([{"uuid": "3", "v": 3}])  # known keys are re-read after a removal
     assert second.count({"uuid": "3"}) == 1
+
+
+def test_a_worker_with_another_embedded_store_is_refused(tmp_path, monkeypatch):
+    """A firework submitted against an embedded store must not complete into another folder's."""
+    from monty.json import MontyDecoder
+
+    from mlipflows.store import ConfiguredJobStore
+
+    monkeypatch.setenv("MLIPFLOWS_HOME", str(tmp_path / "submitter"))
+    reference = ConfiguredJobStore.reference(get_job_store()).as_dict()
+    monkeypatch.setenv("MLIPFLOWS_HOME", str(tmp_path / "elsewhere"))
+    with pytest.raises(StoreConfigError) as err:
+        MontyDecoder().process_decoded(reference).connect()
+    assert str(tmp_path / "submitter") in str(err.value) and str(tmp_path / "elsewhere") in str(err.value)
+    monkeypatch.setenv("MLIPFLOWS_HOME", str(tmp_path / "submitter"))  # a worker on the same machine
+    MontyDecoder().process_decoded(reference).connect()

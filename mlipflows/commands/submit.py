@@ -46,9 +46,20 @@ def submit(
         f"{len(sub.fw_ids)} fireworks (ids {sub.fw_ids[0]}-{sub.fw_ids[-1]}) on {launchpad_location(lp)}; "
         f"results → {describe_store(store)}"
     )
-    console.print(
-        f"run workers with: MLIPFLOWS_CONFIG=/path/to/mlipflows.yaml rlaunch -l {launchpad} rapidfire"
-    )
+    from mlipflows.store import store_identity
+
+    local = store_identity(store).get("path")
+    if local:  # workers elsewhere cannot reach a sqlite file; those that try fail, loudly
+        err_console.print(
+            f"[yellow]warning[/yellow] results go to the embedded store {local} on this machine: only "
+            "workers here with the same MLIPFLOWS_HOME can write them (others fail their fireworks). "
+            "For a cluster, submit with --uri mongodb://… (or mlipflows.yaml) that every worker reaches."
+        )
+        console.print(f"run workers on this machine with: rlaunch -l {launchpad} rapidfire")
+    else:
+        console.print(
+            f"run workers with: MLIPFLOWS_CONFIG=/path/to/mlipflows.yaml rlaunch -l {launchpad} rapidfire"
+        )
 
 
 def register(app: typer.Typer, bench: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from jobflow import Job, Maker
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +41,11 @@ def stage_class(kind: str) -> type[CampaignStage]:
     """The class of a registered stage kind."""
     module, _, name = STAGE_KINDS[kind].partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+# three integers ≥ 1: a mesh or a diagonal supercell (phono3py reads [6, 6] as a Γ-only mesh)
+Three = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3)]
+Temperatures = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
 
 
 class StageSettings(BaseModel):
@@ -149,10 +154,12 @@ class StaticStage(CampaignStage):
 
 
 class PhononStageSettings(StageSettings):
-    supercell: list[int] | None = Field(None, description="diagonal supercell; else from min_length")
+    supercell: Three | None = Field(None, description="diagonal supercell; else from min_length")
     min_length: float = Field(12.0, gt=0, description="smallest supercell width, Å")
     displacement: float = Field(0.01, gt=0, description="Å")
-    mesh: float | list[int] = Field(100.0, description="q-mesh length (Å) or three integers")
+    mesh: Annotated[float, Field(gt=0)] | Three = Field(
+        100.0, description="q-mesh length (Å) or three integers"
+    )
     fmax: float = Field(1e-4, gt=0, description="symmetric relaxation, eV/Å")
     max_steps: int = Field(300, ge=1)
     no_relax: bool = False
@@ -241,12 +248,12 @@ class ElasticStage(CampaignStage):
 
 
 class KappaStageSettings(StageSettings):
-    fc3_supercell: list[int] | None = Field(None, description="diagonal fc3 supercell")
+    fc3_supercell: Three | None = Field(None, description="diagonal fc3 supercell")
     fc3_min_length: float = Field(8.0, gt=0, description="Å, when no fc3_supercell is given")
-    fc2_supercell: list[int] | None = None
-    mesh: list[int] = Field(default_factory=lambda: [11, 11, 11])
+    fc2_supercell: Three | None = None
+    mesh: Three = Field(default_factory=lambda: [11, 11, 11])
     displacement: float = Field(0.03, gt=0, description="Å")
-    temperatures: list[float] = Field(default_factory=lambda: [300.0])
+    temperatures: Temperatures = Field(default_factory=lambda: [300.0], description="K, each > 0")
     transport: Literal["wigner", "rta"] = "wigner"
     fmax: float = Field(1e-4, gt=0)
     max_steps: int = Field(300, ge=1)

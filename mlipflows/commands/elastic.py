@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlipflows.commands.ui import UriOption, check_model, positive
+from mlipflows.commands.ui import UriOption, check_model, output_path, positive
 from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 
 
@@ -25,9 +25,14 @@ def elastic(
     tag: Annotated[list[str] | None, typer.Option(help="label stored with every result (repeatable)")] = None,
     chunk_size: Annotated[int, typer.Option(help="structures per job (25 cells each)", min=1)] = 32,
     symprec: Annotated[
-        float, typer.Option(help="symmetry tolerance, Å, as for every command (0.1 for a noisy input)")
+        float,
+        typer.Option(
+            help="symmetry tolerance, Å, as for every command (0.1 for a noisy input)", callback=positive
+        ),
     ] = DEFAULT_SYMPREC,
-    json_out: Annotated[Path | None, typer.Option("--json", help="write full documents here")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write full documents here", callback=output_path)
+    ] = None,
     uri: UriOption = None,
 ) -> None:
     """Elastic tensor C_ij (GPa), K/G (VRH), Young's modulus, Poisson ratio and Born stability."""

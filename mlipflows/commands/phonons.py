@@ -7,24 +7,44 @@ from typing import Annotated, Any
 
 import typer
 
-from mlipflows.commands.ui import UriOption
+from mlipflows.commands.ui import UriOption, output_path, positive
 from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 
 ModelOption = Annotated[str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
+
+
+def _dtype(value: str) -> str:
+    if value not in ("float32", "float64"):
+        raise typer.BadParameter(f"float32 or float64, not {value!r}")
+    return value
+
+
+def _temperatures(values: list[float] | None) -> list[float] | None:
+    bad = [t for t in values or [] if not t > 0]
+    if bad:
+        raise typer.BadParameter(f"temperatures are > 0 K (got {', '.join(f'{t:g}' for t in bad)})")
+    return values
+
+
 DtypeOption = Annotated[
-    str, typer.Option(help="float32 or float64 (finite differences of float32 forces are noisy)")
+    str,
+    typer.Option(help="float32 or float64 (finite differences of float32 forces are noisy)", callback=_dtype),
 ]
 BatchAtomsOption = Annotated[
     int | None,
-    typer.Option(help="atoms per batched model call (default: the engine's; lower it to save memory)"),
+    typer.Option(help="atoms per batched model call (default: the engine's; lower it to save memory)", min=1),
 ]
 NoRelaxOption = Annotated[bool, typer.Option("--no-relax", help="use the structures as given")]
-FmaxOption = Annotated[float, typer.Option(help="symmetric relaxation threshold, eV/Å")]
+FmaxOption = Annotated[float, typer.Option(help="symmetric relaxation threshold, eV/Å", callback=positive)]
 SymprecOption = Annotated[
     float,
-    typer.Option(help="symmetry tolerance, Å, as for every command (raise it, e.g. 0.1, for a noisy input)"),
+    typer.Option(
+        help="symmetry tolerance, Å, as for every command (raise it, e.g. 0.1, for a noisy input)",
+        callback=positive,
+    ),
 ]
+DisplacementOption = Annotated[float, typer.Option(help="Å", callback=positive)]
 
 
 def _ints(text: str | None, name: str) -> list[int] | None:
@@ -37,7 +57,16 @@ def _ints(text: str | None, name: str) -> list[int] | None:
         raise typer.BadParameter(f"{name} takes integers, got {text!r}") from None
     if len(values) not in (3, 9):
         raise typer.BadParameter(f"{name} takes 3 (diagonal) or 9 integers, got {len(values)}")
-    return values if len(values) == 3 else [values[0:3], values[3:6], values[6:9]]  # type: ignore[list-item]
+    if len(values) == 3:
+        if min(values) < 1:
+            raise typer.BadParameter(f"{name} takes integers ≥ 1, got {text!r}")
+        return values
+    import numpy as np
+
+    matrix = [values[0:3], values[3:6], values[6:9]]
+    if round(float(np.linalg.det(matrix))) < 1:
+        raise typer.BadParameter(f"{name}: the matrix {text!r} has no positive determinant")
+    return matrix  # type: ignore[return-value]
 
 
 def _run(files: list[Path], maker: Any, uri: str | None) -> tuple[list[dict], dict[str, str]]:
@@ -99,16 +128,23 @@ def phonons(
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
     min_length: Annotated[
-        float, typer.Option(help="smallest supercell width, Å (imaginary-mode verdicts need ≥ 15: README)")
+        float,
+        typer.Option(
+            help="smallest supercell width, Å (imaginary-mode verdicts need ≥ 15: README)", callback=positive
+        ),
     ] = 12.0,
-    supercell: Annotated[str | None, typer.Option(help="supercell matrix, e.g. '3 3 3'")] = None,
-    displacement: Annotated[float, typer.Option(help="Å")] = 0.01,
+    supercell: Annotated[
+        str | None, typer.Option(help="supercell matrix, e.g. '3 3 3' (instead of --min-length)")
+    ] = None,
+    displacement: DisplacementOption = 0.01,
     no_relax: NoRelaxOption = False,
     fmax: FmaxOption = 1e-4,
     symprec: SymprecOption = DEFAULT_SYMPREC,
-    max_atoms: Annotated[int, typer.Option(help="largest supercell accepted")] = 600,
+    max_atoms: Annotated[int, typer.Option(help="largest supercell accepted", min=1)] = 600,
     batch_atoms: BatchAtomsOption = None,
-    plot: Annotated[Path | None, typer.Option(help="band structure + DOS figure (PNG)")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="band structure + DOS figure (PNG)", callback=output_path)
+    ] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     uri: UriOption = None,
 ) -> None:
@@ -169,20 +205,24 @@ def kappa(
     model: ModelOption = "sevennet-0",
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "float32",
-    temperatures: Annotated[list[float] | None, typer.Option(help="K (repeatable; default 300)")] = None,
+    temperatures: Annotated[
+        list[float] | None, typer.Option(help="K (repeatable; default 300)", callback=_temperatures)
+    ] = None,
     mesh: Annotated[str, typer.Option(help="q-mesh, e.g. '11 11 11'")] = "11 11 11",
     fc3_supercell: Annotated[str | None, typer.Option(help="fc3 supercell, e.g. '2 2 2'")] = None,
     fc2_supercell: Annotated[str | None, typer.Option(help="fc2 supercell (default: the fc3 one)")] = None,
-    fc3_min_length: Annotated[float, typer.Option(help="smallest fc3 supercell width, Å")] = 8.0,
-    displacement: Annotated[float, typer.Option(help="Å (phono3py's default)")] = 0.03,
+    fc3_min_length: Annotated[
+        float, typer.Option(help="smallest fc3 supercell width, Å", callback=positive)
+    ] = 8.0,
+    displacement: Annotated[float, typer.Option(help="Å (phono3py's default)", callback=positive)] = 0.03,
     rta: Annotated[bool, typer.Option("--rta", help="particle (Peierls) RTA only, no Wigner κ_C")] = False,
     no_isotope: Annotated[bool, typer.Option("--no-isotope", help="without isotope scattering")] = False,
     no_relax: NoRelaxOption = False,
     fmax: FmaxOption = 1e-4,
     symprec: SymprecOption = DEFAULT_SYMPREC,
-    max_atoms: Annotated[int, typer.Option(help="largest supercell accepted")] = 300,
+    max_atoms: Annotated[int, typer.Option(help="largest supercell accepted", min=1)] = 300,
     batch_atoms: BatchAtomsOption = None,
-    plot: Annotated[Path | None, typer.Option(help="κ(T) figure (PNG)")] = None,
+    plot: Annotated[Path | None, typer.Option(help="κ(T) figure (PNG)", callback=output_path)] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     uri: UriOption = None,
 ) -> None:

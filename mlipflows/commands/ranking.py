@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlipflows.commands.ui import UriOption, check_model, positive
+from mlipflows.commands.ui import UriOption, check_model, output_folder, positive
 
 
 def parse_spacegroups(values: list[str] | None) -> list[int] | None:
@@ -52,7 +52,9 @@ def rank(
     steps: Annotated[int, typer.Option(help="maximum FIRE steps", min=1)] = 1000,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
-    out: Annotated[Path | None, typer.Option(help="folder for the table (csv) and E–V plot")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="folder for the table (csv) and E–V plot", callback=output_folder)
+    ] = None,
     top: Annotated[int, typer.Option(help="rows to print (0 = all)", min=0)] = 20,
     include_unphysical: Annotated[
         bool, typer.Option(help="rank candidates that failed a sanity check too (flagged)")

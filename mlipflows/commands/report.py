@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
-from mlipflows.commands.ui import UriOption
+from mlipflows.commands.ui import UriOption, output_folder
 
 
 def report(
     campaign: Annotated[str, typer.Argument(help="campaign name")],
-    out: Annotated[Path, typer.Option(help="folder for index.html and its figures")] = Path("report"),
+    out: Annotated[
+        Path, typer.Option(help="folder for index.html and its figures", callback=output_folder)
+    ] = Path("report"),
     top: Annotated[int, typer.Option(help="rows in the tables of most stable candidates", min=1)] = 50,
     uri: UriOption = None,
 ) -> None:

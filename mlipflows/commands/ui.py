@@ -28,6 +28,33 @@ UriOption = Annotated[
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
 
 
+def _writable(value: Path | None, folder: bool) -> Path | None:
+    """Where a command writes, checked (and its folder made) before any work, so a typo does
+    not cost the calculation. ``folder``: the path is a directory."""
+    if value is None:
+        return None
+    if folder and value.exists() and not value.is_dir():
+        raise typer.BadParameter(f"{value} is a file; give a folder")
+    if not folder and value.is_dir():
+        raise typer.BadParameter(f"{value} is a folder; give a file name")
+    target = value if folder else value.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot create {target}: {exc.strerror or exc}") from None
+    return value
+
+
+def output_path(value: Path | None) -> Path | None:
+    """Option callback for an output file (typer passes the value only)."""
+    return _writable(value, folder=False)
+
+
+def output_folder(value: Path | None) -> Path | None:
+    """Option callback for an output folder."""
+    return _writable(value, folder=True)
+
+
 def positive(value: float) -> float:
     """Option callback: a threshold that must be > 0 (typer's ``min`` admits the bound)."""
     if not value > 0:

@@ -43,6 +43,13 @@ def test_valid_spec_has_defaults(tmp_path):
         (GOOD.replace("[Mg, Ca]", "[No, Ca]"), 6, "quote symbols"),
         (GOOD + STAGES + "    select: {source: phh}\n", 12, "select.source: 'phh' is not an earlier stage"),
         (GOOD + STAGES.replace("name: el", "name: ph"), 10, "stages.1.name: 'ph' is used twice"),
+        (GOOD + "stages:\n  - {name: k, kind: kappa, settings: {mesh: [6, 6]}}\n", 8, "at least 3 items"),
+        (GOOD + "stages:\n  - {name: k, kind: kappa, settings: {temperatures: [-5]}}\n", 8, "greater than 0"),
+        (
+            GOOD + "stages:\n  - {name: p, kind: phonons, settings: {supercell: [2, 0, 2]}}\n",
+            8,
+            "greater than or equal to 1",
+        ),
     ],
 )
 def test_errors_name_the_line(tmp_path, text, line, message):

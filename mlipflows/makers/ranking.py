@@ -10,7 +10,7 @@ from jobflow import Maker, job
 from pymatgen.core import Structure
 
 from mlipflows.engine import RelaxSettings
-from mlipflows.makers.base import CHUNK_JOB, ChunkSettings, provenance, store_flat
+from mlipflows.makers.base import CHUNK_JOB, ChunkSettings, provenance, settings_digest, store_flat
 from mlipflows.makers.relax import RelaxMaker
 from mlipflows.potentials import Potential
 from mlipflows.ranking import Relaxed, check_elements, merge_duplicates, ranking_table
@@ -63,7 +63,12 @@ class RankingMaker(Maker):
             check_elements(formula, potential)  # before any compute
         structures = [s for g in groups for s in g[1]]
         ids = [i for g in groups for i in g[2]]
-        docs = iter(RelaxMaker(chunk=self.chunk, relax=self.relax).run(structures, ids))
+        # stored under FORMULA/id: "proto-rocksalt" of KCl must not replace NaCl's relaxation
+        stored = [i if i.startswith(f"{g[0]}/") else f"{g[0]}/{i}" for g in groups for i in g[2]]
+        relaxed = RelaxMaker(chunk=self.chunk, relax=self.relax).run(structures, stored)
+        for d, original in zip(relaxed, ids, strict=True):
+            d.structure_id = original  # the ranking names candidates as they were given
+        docs = iter(relaxed)
         out = []
         for formula, structs, _, sources, generation in groups:
             part = [next(docs) for _ in structs]
@@ -126,7 +131,10 @@ def ranking_document(
     ranked = [RankedStructure(**row) for row in table.to_dict("records")] if table is not None else []
     by_id = {r.structure_id: r.structure for r in relaxed}
     lowest = by_id[ranked[0].structure_id] if ranked else docs[0].get_structure()
-    settings = {"fmax": maker.relax.fmax, "seed": generation.get("seed"), "symprec": symprec}
+    # the candidate pool is part of the ranking's identity: `--n-random 0` after `--n-random 100`
+    # is another ranking, not a replacement of the first
+    pool = settings_digest(sorted(d.structure_id for d in docs))
+    settings = {"fmax": maker.relax.fmax, "seed": generation.get("seed"), "symprec": symprec, "pool": pool}
     if include_unphysical:
         settings["include_unphysical"] = True
     return RankingDocument(

@@ -123,6 +123,29 @@ def test_cli_rank_writes_table_and_plot(tmp_path):
     )
 
 
+def test_rankings_of_other_formulas_and_pools_keep_their_own_results():
+    import json
+
+    def rank(formula, *extra):
+        res = CliRunner().invoke(app, ["rank", formula, "--model", "morse", "--seed", "3", *extra])
+        assert res.exit_code == 0, res.output
+
+    def stored(task):
+        out = CliRunner().invoke(app, ["results", "--task", task, "--format", "json"]).output
+        return json.loads(out)
+
+    rank("NaCl", "--n-random", "2")
+    rank("KCl", "--n-random", "2")  # the same seed draws the same random ids: stored apart
+    relaxed = {(r["structure_id"], r["formula_pretty"]) for r in stored("relax")}
+    assert any(sid.startswith("NaCl/random-") for sid, _ in relaxed)
+    assert any(sid.startswith("KCl/random-") for sid, _ in relaxed)
+    assert all(f == sid.split("/")[0] for sid, f in relaxed)
+    rank("NaCl", "--n-random", "0")  # another pool: another ranking, the first one stays
+    rankings = [r for r in stored("ranking") if r["formula"] == "NaCl"]
+    assert sorted(r["n_candidates"] for r in rankings) == sorted({r["n_candidates"] for r in rankings})
+    assert len(rankings) == 2
+
+
 def test_second_opinion_agrees_with_itself_and_flags_a_disagreeing_model():
     from mlipflows.second_opinion import SecondOpinion
 

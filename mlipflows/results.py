@@ -211,13 +211,15 @@ def join_tasks(frame: pd.DataFrame, task_types: list[str] | None = None) -> pd.D
 
     ``frame`` holds documents of several task types (from :func:`query_results`). Rows are
     keyed by ``structure_id``, ``campaign`` and ``model.name``; identity fields (formula,
-    chemsys, elements, nsites) stay unprefixed. When a structure has more than one document of
-    a task type (e.g. different settings), the newest (``created_at``) is kept. A structure
-    without a given task type gets empty (NaN) cells for it.
+    chemsys, elements, nsites) stay unprefixed. A funnel stage contributes the documents of
+    its current settings only (:func:`current_stage_documents`), so a row never mixes a stage's
+    superseded results with the funnel as it stands. When a structure still has more than one
+    document of a task type (e.g. plain runs with different settings), the newest
+    (``created_at``) is kept. A structure without a given task type gets empty (NaN) cells.
     """
     if frame.empty:
         return pd.DataFrame(columns=list(JOIN_KEYS))
-    frame = frame.copy()
+    frame = current_stage_documents(frame)
     if "task_type" in frame:
         frame = frame[frame["task_type"] != "manifest"]
     for key in JOIN_KEYS:
@@ -241,6 +243,36 @@ def join_tasks(frame: pd.DataFrame, task_types: list[str] | None = None) -> pd.D
         part = part.rename(columns={c: f"{kind}.{c}" for c in part if c not in JOIN_KEYS})
         joined = joined.merge(part, on=list(JOIN_KEYS), how="left")
     return joined.reset_index(drop=True)
+
+
+def current_stage_documents(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the documents of a campaign stage's superseded settings.
+
+    A stage's current settings are those of its newest manifest (what ``campaign status``
+    shows), else of its newest document (relax and hull have no manifest). Documents outside
+    campaign stages are kept as they are.
+    """
+    needed = {"campaign", "stage", "settings_digest"}
+    if not needed <= set(frame.columns):
+        return frame.copy()
+    staged = frame["stage"].notna() & frame["campaign"].notna() & frame["settings_digest"].notna()
+    if not staged.any():
+        return frame.copy()
+    part = frame[staged]
+    if "created_at" in part:
+        part = part.sort_values("created_at", kind="stable")
+    newest = part.drop_duplicates(["campaign", "stage"], keep="last")
+    current = {(r.campaign, r.stage): r.settings_digest for r in newest.itertuples()}
+    if "task_type" in part:
+        manifests = part[part["task_type"] == "manifest"].drop_duplicates(["campaign", "stage"], keep="last")
+        current.update({(r.campaign, r.stage): r.settings_digest for r in manifests.itertuples()})
+    keep = [
+        not is_staged or current.get((c, s)) == d
+        for is_staged, c, s, d in zip(
+            staged, frame["campaign"], frame["stage"], frame["settings_digest"], strict=True
+        )
+    ]
+    return frame[keep].copy()
 
 
 def join_prefix(frame: pd.DataFrame) -> pd.Series:

@@ -75,6 +75,7 @@ def elastic(
         docs.extend(store.get_output(j.uuid, load=True))
     print_elastic(docs, model)
     if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(
             json.dumps(jsanitize(docs, strict=False, enum_values=True), indent=1, default=str)
         )

@@ -195,6 +195,7 @@ def phonons(
                     if len(docs) == 1
                     else plot.with_name(f"{plot.stem}-{d['structure_id']}{plot.suffix}")
                 )
+                path.parent.mkdir(parents=True, exist_ok=True)
                 plot_bands_dos(d, path)
                 typer.echo(f"wrote {path}")
     raise typer.Exit(1 if failed or not docs or any(d["state"] != "successful" for d in docs) else 0)
@@ -270,6 +271,7 @@ def kappa(
             )
     _table(rows, f"κ with {model} (W/m·K, mean of xx, yy, zz; mesh {maker.mesh})")
     if plot is not None and docs:
+        plot.parent.mkdir(parents=True, exist_ok=True)
         plot_kappa(docs, plot)
         typer.echo(f"wrote {plot}")
     raise typer.Exit(1 if failed or not docs or any(d["state"] != "successful" for d in docs) else 0)

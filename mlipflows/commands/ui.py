@@ -29,19 +29,22 @@ DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto")]
 
 
 def _writable(value: Path | None, folder: bool) -> Path | None:
-    """Where a command writes, checked (and its folder made) before any work, so a typo does
-    not cost the calculation. ``folder``: the path is a directory."""
+    """Where a command writes, checked before any work so that a typo does not cost the
+    calculation; nothing is created here (the command makes missing folders when it writes).
+    ``folder``: the path is a directory."""
     if value is None:
         return None
     if folder and value.exists() and not value.is_dir():
         raise typer.BadParameter(f"{value} is a file; give a folder")
     if not folder and value.is_dir():
         raise typer.BadParameter(f"{value} is a folder; give a file name")
-    target = value if folder else value.parent
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot create {target}: {exc.strerror or exc}") from None
+    existing = value if folder else value.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise typer.BadParameter(f"cannot write under {existing}: it is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"cannot write under {existing}: permission denied")
     return value
 
 

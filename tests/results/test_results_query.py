@@ -223,3 +223,37 @@ def test_exported_structures_are_every_match_not_the_tables_rows(store, tmp_path
     n_rows = len(json.loads(runner.invoke(app, ["results", "--campaign", "q", "--task", "stability",
                                                  "--format", "json"]).output))  # fmt: skip
     assert n_rows > 2 and f"wrote {n_rows} structures" in res.output and "showing 2 of" in res.output
+
+
+def test_a_join_shows_each_stage_under_its_current_settings_only():
+    """Stage settings changed and changed back: the row shows the results the funnel stands on."""
+    from mlipflows.results import join_tasks
+
+    def doc(task, stage, digest, t, **fields):
+        return {"structure_id": "LiF", "campaign": "f", "model.name": "m", "task_type": task,
+                "stage": stage, "settings_digest": digest, "created_at": t, **fields}  # fmt: skip
+
+    frame = pd.DataFrame(
+        [
+            doc("relax", "relax", "r", "2026-01-01", state="successful"),
+            doc("phonon", "phonons", "A", "2026-01-02", state="successful", min_frequency=0.1),
+            doc("manifest", "phonons", "A", "2026-01-02"),
+            doc("phonon", "phonons", "B", "2026-01-03", state="failed", min_frequency=None),
+            doc("manifest", "phonons", "B", "2026-01-03"),
+            doc("kappa", "kappa", "K", "2026-01-03", state="successful"),  # its stage ran once
+            doc("manifest", "phonons", "A", "2026-01-04"),  # back to A: its results are reused
+            {
+                "structure_id": "LiF",
+                "campaign": None,
+                "model.name": "m",
+                "task_type": "elastic",
+                "created_at": "2026-01-05",
+                "state": "successful",
+            },
+        ]
+    )
+    row = join_tasks(frame[frame["campaign"].notna()]).iloc[0]
+    assert row["phonons.state"] == "successful" and row["phonons.settings_digest"] == "A"
+    assert row["kappa.state"] == "successful" and row["relax.state"] == "successful"
+    plain = join_tasks(frame[frame["campaign"].isna()])  # outside campaigns: as before
+    assert plain.iloc[0]["elastic.state"] == "successful"

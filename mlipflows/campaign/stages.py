@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Structure
 
 from mlipflows.engine import RelaxSettings
-from mlipflows.engine.symmetry import gained_symmetry
+from mlipflows.engine.symmetry import symmetry_gain_is_genuine
 from mlipflows.makers.base import ChunkSettings
 
 # kind → "module:Class"; imported on first use
@@ -208,7 +208,8 @@ def phonon_gate(doc: dict[str, Any]) -> str | None:
         return "imaginary modes"
     setup = doc.get("setup") or {}
     before, after = setup.get("spacegroup_before"), setup.get("spacegroup_after")
-    if setup.get("symmetry_changed") and not gained_symmetry(before, after):
+    loose = setup.get("spacegroup_input_loose")
+    if setup.get("symmetry_changed") and not symmetry_gain_is_genuine(before, after, loose):
         return f"space group changed {before} → {after}"
     relax = setup.get("relax") or {}
     if relax and not relax.get("converged", True):

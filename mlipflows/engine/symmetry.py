@@ -43,10 +43,33 @@ class SymmetryOps:
 
 # One symmetry default for every command that keeps or uses symmetry (phonons, κ, elastic):
 # tight enough that a genuinely distorted crystal keeps its distortion, loose enough for CIF
-# round-off. Inputs that only look symmetric at LOOSE_SYMPREC (rattled, noisy) get a warning
+# round-off. Inputs that only look symmetric at a loose tolerance (rattled, noisy) get a warning
 # naming the tolerance that would symmetrize them (the κ_SRME protocol keeps its own 1e-5).
 DEFAULT_SYMPREC = 1e-3
-LOOSE_SYMPREC = 0.1
+
+
+LOOSE_TOLERANCES = (0.01, 0.05, 0.1, 0.2)  # Å: a rattled CIF's group shows by 0.2 (CeO2 example)
+
+
+def loose_spacegroup(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> tuple[int, float] | None:
+    """The most symmetric space group ``structure`` has at a tolerance looser than ``symprec``
+    (up to 0.2 Å), and the smallest tolerance that finds it; None if it stays P1/P-1.
+
+    The scan goes on past the first group above P-1: a rattled rocksalt is Cm at 0.05 Å and
+    Fm-3m only at 0.1 Å, and Cm is not what the user meant.
+    """
+    from pymatgen.symmetry.groups import PointGroup, SpaceGroup
+
+    best: tuple[int, float] | None = None
+    best_order = 2
+    for loose in LOOSE_TOLERANCES:
+        if loose <= symprec:
+            continue
+        number = spacegroup_number(structure, loose)
+        order = len(PointGroup(SpaceGroup.from_int_number(number).point_group).symmetry_ops)
+        if number > 2 and order > best_order:
+            best, best_order = (number, loose), order
+    return best
 
 
 def symmetry_hint(
@@ -59,18 +82,16 @@ def symmetry_hint(
     tight = spacegroup_number(structure, symprec)
     if tight > 2:
         return None
-    for loose in (0.01, 0.05, LOOSE_SYMPREC):
-        if loose <= symprec:
-            continue
-        number = spacegroup_number(structure, loose)
-        if number > 2:
-            symbol = SpacegroupAnalyzer(structure, symprec=loose).get_space_group_symbol()
-            return (
-                f"is P{'-' if tight == 2 else ''}1 at symprec {symprec:g} Å but {symbol} ({number}) at "
-                f"{loose:g} Å: it looks rattled or noisy; pass --symprec {loose:g} to symmetrize it"
-                + (f" ({consequence})" if consequence else "")
-            )
-    return None
+    found = loose_spacegroup(structure, symprec)
+    if found is None:
+        return None
+    number, loose = found
+    symbol = SpacegroupAnalyzer(structure, symprec=loose).get_space_group_symbol()
+    return (
+        f"is P{'-' if tight == 2 else ''}1 at symprec {symprec:g} Å but {symbol} ({number}) at "
+        f"{loose:g} Å: it looks rattled or noisy; pass --symprec {loose:g} to symmetrize it"
+        + (f" ({consequence})" if consequence else "")
+    )
 
 
 def gained_symmetry(before: int | None, after: int | None) -> bool:
@@ -94,12 +115,42 @@ def gained_symmetry(before: int | None, after: int | None) -> bool:
         return False
 
 
-def symmetry_change_note(before: int | None, after: int | None, when: str = "during relaxation") -> str:
+def contains_point_group(outer: int, inner: int) -> bool:
+    """The point group of space group ``outer`` holds that of ``inner`` (equal counts)."""
+    return outer == inner or gained_symmetry(inner, outer) or _same_point_group(inner, outer)
+
+
+def _same_point_group(a: int, b: int) -> bool:
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    return SpaceGroup.from_int_number(a).point_group == SpaceGroup.from_int_number(b).point_group
+
+
+def symmetry_gain_is_genuine(before: int | None, after: int | None, loose: int | None) -> bool:
+    """A relaxation that raised the space group found the structure the input meant.
+
+    An input with symmetry (``before`` > 2) that gains more is a noisy form of the result. A
+    P1/P-1 input is judged against ``loose``, its group at a loose tolerance
+    (:func:`loose_spacegroup`): relaxing back to (a supergroup of) that is a gain; anything
+    else (a rattled rocksalt going to Cmcm) is a change of structure. A P1 input with no loose
+    group either has nothing to lose.
+    """
+    if not gained_symmetry(before, after) or after is None:
+        return False
+    if before is not None and before > 2:
+        return True
+    return loose is None or contains_point_group(after, loose)
+
+
+def symmetry_change_note(
+    before: int | None, after: int | None, when: str = "during relaxation", loose: int | None = None
+) -> str:
     """What a changed space group means: a gain is a noisy input finding its symmetric form; a
     loss or a change to another structure means the input was not a minimum of the model."""
-    if gained_symmetry(before, after):
+    if symmetry_gain_is_genuine(before, after, loose):
         return f"relaxed to a higher symmetry {when}: {before} → {after} (the input was a noisy form of it)"
-    return f"space group changed {when}: {before} → {after}"
+    meant = f" (the input is {loose} to a loose tolerance)" if loose and (before or 0) <= 2 else ""
+    return f"space group changed {when}: {before} → {after}{meant}"
 
 
 def spacegroup_symbol(structure: Structure, symprec: float = DEFAULT_SYMPREC) -> str:

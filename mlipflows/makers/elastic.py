@@ -32,7 +32,7 @@ from mlipflows.elastic import (
     to_gpa_stress,
 )
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
-from mlipflows.engine.symmetry import DEFAULT_SYMPREC, symmetry_change_note
+from mlipflows.engine.symmetry import DEFAULT_SYMPREC, loose_spacegroup, symmetry_change_note
 from mlipflows.makers.base import CHUNK_JOB, ChunkMaker
 from mlipflows.makers.relax import relax_flow
 from mlipflows.potentials import Potential
@@ -110,6 +110,7 @@ class ElasticOutcome:
     error: str | None = None
     wall_s: float = 0.0
     unphysical: bool = False  # the error is a failed sanity check, not a crash
+    input_loose: int | None = None  # a P1 input's group at a loose tolerance (symmetry notes)
 
 
 def compute_elastic(
@@ -132,6 +133,10 @@ def compute_elastic(
         progress=step,
     )
     outcomes = [ElasticOutcome(relaxed=r) for r in relaxed]
+    for o, s in zip(outcomes, structures, strict=True):
+        if o.relaxed.symmetry_changed and (o.relaxed.spacegroup_before or 0) <= 2:
+            found = loose_spacegroup(s, settings.relax.symprec)
+            o.input_loose = found[0] if found else None
     cells: list[Structure] = []
     owner: list[tuple[int, int]] = []  # (structure, strain) of each strained cell
     for k, o in enumerate(outcomes):
@@ -207,7 +212,10 @@ def _fit(o: ElasticOutcome, settings: ElasticSettings) -> None:
         )
     if o.relaxed.symmetry_changed:
         note = symmetry_change_note(
-            o.relaxed.spacegroup_before, o.relaxed.spacegroup_after, "during the symmetrized relaxation"
+            o.relaxed.spacegroup_before,
+            o.relaxed.spacegroup_after,
+            "during the symmetrized relaxation",
+            loose=o.input_loose,
         )
         o.fit.warnings.append(f"{note}; the tensor belongs to the relaxed structure")
 

@@ -16,7 +16,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
-from mlipflows.engine.symmetry import spacegroup_number, symmetry_change_note
+from mlipflows.engine.symmetry import loose_spacegroup, spacegroup_number, symmetry_change_note
 from mlipflows.phonons.force_cache import ForceCache
 from mlipflows.potentials import Potential
 from mlipflows.progress import report, report_task
@@ -100,17 +100,22 @@ def relax_for_phonons(
         summary.converged, summary.n_steps = converged, n_steps
         summary.max_force = final.max_force
         summary.energy_per_atom = None if final.energy is None else final.energy / len(s)
+        loose = None
+        if r.symmetry_changed and (r.spacegroup_before or 0) <= 2:
+            found = loose_spacegroup(s, symprec)
+            loose = found[0] if found else None
         setup = PhononSetup(
             spacegroup_before=r.spacegroup_before,
             spacegroup_after=r.spacegroup_after,
             symmetry_changed=r.symmetry_changed,
+            spacegroup_input_loose=loose,
             relax=summary,
         )
         warnings = []
         if r.ok and not converged:
             warnings.append(f"relaxation not converged to fmax={settings.fmax} eV/Å in {n_steps} steps")
         if r.symmetry_changed:
-            warnings.append(symmetry_change_note(r.spacegroup_before, r.spacegroup_after))
+            warnings.append(symmetry_change_note(r.spacegroup_before, r.spacegroup_after, loose=loose))
         if summary.redirected_to_symmetric:
             warnings.append(
                 f"the unconstrained second stage went to space group {summary.stage2_spacegroup}; "

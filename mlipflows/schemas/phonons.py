@@ -45,6 +45,9 @@ class PhononSetup(BaseModel):
     spacegroup_before: int | None = None
     spacegroup_after: int | None = None
     symmetry_changed: bool = False
+    spacegroup_input_loose: int | None = Field(
+        None, description="a P1/P-1 input's space group at a loose tolerance (what it was meant to be)"
+    )
     relax: RelaxSummary | None = None
 
 

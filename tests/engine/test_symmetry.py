@@ -128,8 +128,9 @@ def test_a_rattled_crystal_is_named_with_the_tolerance_that_finds_its_symmetry()
         rattled.translate_sites([i], shift, frac_coords=False)
     hint = symmetry_hint(rattled, 1e-3, "loses X")
     assert hint is not None and "P1 at symprec 0.001" in hint
-    assert "pass --symprec 0.01 " in hint and hint.endswith("(loses X)")
-    assert spacegroup_number(rattled, 1e-3) == 1 and spacegroup_number(rattled, 0.01) > 2
+    assert "Fm-3m (225)" in hint and hint.endswith("(loses X)")
+    named = float(hint.split("pass --symprec ")[1].split()[0])
+    assert spacegroup_number(rattled, 1e-3) == 1 and spacegroup_number(rattled, named) == 225
 
 
 def test_a_symmetry_gain_is_told_apart_from_a_change_of_structure():
@@ -138,3 +139,26 @@ def test_a_symmetry_gain_is_told_apart_from_a_change_of_structure():
     assert symmetry_change_note(1, 227).startswith("relaxed to a higher symmetry during relaxation: 1 → 227")
     assert symmetry_change_note(225, 123) == "space group changed during relaxation: 225 → 123"  # a loss
     assert symmetry_change_note(186, 216).startswith("space group changed")  # wurtzite → zincblende
+
+
+def test_the_hint_names_the_group_the_input_was_meant_to_have_not_a_subgroup():
+    from mlipflows.engine.symmetry import loose_spacegroup
+    from tests.conftest import EXAMPLES
+
+    nacl = Structure.from_file(EXAMPLES / "NaCl_rocksalt.cif")  # rattled: Cm at 0.05, Fm-3m at 0.1
+    assert loose_spacegroup(nacl, 1e-3) == (225, 0.1)
+    assert "Fm-3m (225) at 0.1 Å" in symmetry_hint(nacl, 1e-3)
+
+
+def test_a_p1_input_that_relaxes_to_another_structure_is_no_gain():
+    from mlipflows.campaign.stages import phonon_gate
+    from mlipflows.engine.symmetry import symmetry_change_note, symmetry_gain_is_genuine
+
+    # a rattled rocksalt (Fm-3m to 0.1 Å) relaxing back to Fm-3m, or distorting to Cmcm
+    assert symmetry_gain_is_genuine(1, 225, loose=225)
+    assert not symmetry_gain_is_genuine(1, 63, loose=225)
+    assert symmetry_gain_is_genuine(1, 63, loose=None)  # no symmetry to lose at any tolerance
+    assert symmetry_change_note(1, 63, loose=225).startswith("space group changed during relaxation: 1 → 63")
+    setup = {"symmetry_changed": True, "spacegroup_before": 1, "spacegroup_after": 63}
+    assert phonon_gate({"setup": {**setup, "spacegroup_input_loose": 225}}) == "space group changed 1 → 63"
+    assert phonon_gate({"setup": {**setup, "spacegroup_after": 225, "spacegroup_input_loose": 225}}) is None

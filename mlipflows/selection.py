@@ -126,6 +126,10 @@ def _resolve_joined(name: str, columns: list[str], aliases: dict[str, str]) -> s
 
 
 def _matches(value: Any, op: str, target: Any) -> bool:
+    """One joined cell against ``op target``; a list (κ per temperature) matches when any of
+    its values does, as MongoDB filters lists, so a query means the same joined or not."""
+    if isinstance(value, list | tuple) or (hasattr(value, "ndim") and getattr(value, "ndim", 0) == 1):
+        return any(_matches(v, op, target) for v in value)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return (op == "$eq" and target is None) or (op == "$ne" and target is not None)
     try:

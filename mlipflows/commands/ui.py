@@ -281,6 +281,8 @@ def _fmt(v: object) -> str:
         return ""
     if isinstance(v, float):
         return f"{v:.4f}"
+    if isinstance(v, list | tuple) and v and all(isinstance(x, int | float) for x in v):
+        return ", ".join(f"{x:.4g}" for x in v)  # κ per temperature
     return str(v)
 
 

@@ -257,3 +257,28 @@ def test_a_join_shows_each_stage_under_its_current_settings_only():
     assert row["kappa.state"] == "successful" and row["relax.state"] == "successful"
     plain = join_tasks(frame[frame["campaign"].isna()])  # outside campaigns: as before
     assert plain.iloc[0]["elastic.state"] == "successful"
+
+
+def test_a_list_field_filters_the_same_joined_or_not():
+    from mlipflows.selection import _matches
+
+    assert _matches([217.6, 150.0], "$gt", 200) and not _matches([17.6, 15.0], "$gt", 200)
+    assert _matches(["Mg", "O"], "$eq", "O") and not _matches([], "$gt", 0)
+
+
+def test_phonon_and_kappa_rows_show_their_physics():
+    from mlipflows.results import summary_table
+
+    frame = pd.DataFrame(
+        [
+            {"structure_id": "a", "task_type": "phonon", "min_frequency": -0.2, "has_imaginary_modes": True},
+            {
+                "structure_id": "b",
+                "task_type": "kappa",
+                "kappa_tot_avg": [217.6],
+                "has_imaginary_modes": False,
+            },
+        ]
+    )
+    table = summary_table(frame)
+    assert {"min THz", "imaginary", "κ (W/m·K)"} <= set(table.columns)

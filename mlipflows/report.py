@@ -368,7 +368,12 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
             f'<img src="{esc(figures["histogram"])}" alt="e_above_hull histogram"></section>'
         )
     if len(data.stability):
-        shown = data.stability.head(top)
+        shown = data.stability.head(top).copy()
+        if "decomposition" in shown and "is_stable" in shown:  # a phase on the hull is itself
+            stable = shown["is_stable"] == True  # noqa: E712 (NaN for failed rows)
+            shown["decomposition"] = [
+                [] if s else d for s, d in zip(stable, shown["decomposition"], strict=True)
+            ]
         parts.append(
             f'<section id="stable"><h2>Most stable candidates ({len(shown)} of {len(data.stability)})</h2>'
             + html_table(shown, STABILITY_COLUMNS, "stable-table")

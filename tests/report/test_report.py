@@ -133,6 +133,9 @@ def test_page_content(report_dir):
     assert "XeO-rocksalt" not in ids
     e_hull = [float(r[4]) for r in rows]
     assert e_hull == sorted(e_hull) and e_hull[0] == 0.0 and e_hull[-1] > 0  # a polymorph above the hull
+    on_hull, above = rows[0], rows[-1]  # columns: ..., on hull, decomposes to, ...
+    assert on_hull[5] == "yes" and on_hull[6] == ""  # a phase on the hull is not decomposed
+    assert above[5] == "no" and above[6].endswith("1.00") and above[6] != above[0]
     for chemsys in ("Mg-O", "Ca-O", "O-Sr-Ti", "Ba-O-Ti"):
         png = report_dir / f"hull-{chemsys}.png"
         assert png.stat().st_size > 10_000 and f'src="hull-{chemsys}.png"' in page

@@ -138,14 +138,16 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
                 "ids": set(),
                 "failed": set(),
                 "models": set(),
-                "stages": set(),
+                "stages": {},  # stage → its first document's time: funnel order
                 "last": "",
             }
         )
         for r in rows:
             c = info[r["campaign"]]
+            when = str(r.get("created_at", ""))
+            if r.get("stage"):
+                c["stages"][r["stage"]] = min(c["stages"].get(r["stage"], when), when)
             if r.get("task_type") == MANIFEST:
-                c["stages"].add(r.get("stage"))
                 continue
             c["n_results"] += 1
             sid = str(r.get("structure_id"))
@@ -155,9 +157,7 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
                     c["failed"].add(sid)
             if (r.get("model") or {}).get("name"):
                 c["models"].add(r["model"]["name"])
-            if r.get("stage"):
-                c["stages"].add(r["stage"])
-            c["last"] = max(c["last"], str(r.get("created_at", "")))
+            c["last"] = max(c["last"], when)
     return [
         {
             "campaign": name,
@@ -165,9 +165,14 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
             "results": c["n_results"],
             "not successful": len(c["failed"]),
             "models": ", ".join(sorted(c["models"])),
-            "stages": ", ".join(s for s in ("relax", "hull") if s in c["stages"])
-            + "".join(f", {s}" for s in sorted(c["stages"] - {"relax", "hull"})),
+            "stages": ", ".join(_funnel_order(c["stages"])),
             "last result": c["last"][:19].replace("T", " "),
         }
         for name, c in sorted(info.items())
     ]
+
+
+def _funnel_order(first_seen: dict[str, str]) -> list[str]:
+    """relax, hull, then the stages in the order they first ran."""
+    later = sorted((t, s) for s, t in first_seen.items() if s not in ("relax", "hull"))
+    return [s for s in ("relax", "hull") if s in first_seen] + [s for _, s in later]

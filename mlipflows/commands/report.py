@@ -19,14 +19,20 @@ def report(
     uri: UriOption = None,
 ) -> None:
     """Write DIR/index.html: counts, failures, hull plots, e_above_hull histogram, sortable tables."""
+    from mlipflows.campaign.status import list_campaigns
+    from mlipflows.commands.campaign import unknown_campaign
     from mlipflows.commands.ui import err_console, progress_bars
     from mlipflows.errors import MlipflowsError
     from mlipflows.report import build_report
     from mlipflows.store import connect_store, get_job_store
 
     try:
+        store = connect_store(get_job_store(uri))
+        if campaign not in {c["campaign"] for c in list_campaigns(store)}:  # exit 2, nearest names
+            err_console.print(f"[red]error[/red] {unknown_campaign(store, campaign)}")
+            raise typer.Exit(2)
         with progress_bars():
-            page = build_report(connect_store(get_job_store(uri)), campaign, out, top=top)
+            page = build_report(store, campaign, out, top=top)
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(1) from None

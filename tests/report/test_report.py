@@ -194,7 +194,8 @@ def test_page_renders_in_headless_chromium(report_dir, tmp_path):
 
 def test_unknown_campaign_is_a_clear_error():
     out = CliRunner().invoke(app, ["report", "no-such-campaign", "--out", "rep"])
-    assert out.exit_code == 2 and "no campaign 'no-such-campaign' in this store" in " ".join(out.output.split())
+    words = " ".join(out.output.split())
+    assert out.exit_code == 2 and "no campaign 'no-such-campaign' in this store" in words
     assert not Path("rep").exists()
 
 

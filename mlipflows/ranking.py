@@ -51,6 +51,13 @@ def check_elements(formula: str, potential: Potential) -> Composition:
         comp = Composition(formula).reduced_composition
     except Exception as exc:  # pymatgen raises ValueError or others on nonsense
         raise ValueError(f"cannot read formula {formula!r}: {exc}") from None
+    # pymatgen reads an unknown symbol ("NaCL" → Na, C, L) as a dummy species, not an error
+    unknown = [str(getattr(e, "symbol", e)) for e in comp.elements if type(e).__name__ != "Element"]
+    if unknown:
+        raise ValueError(
+            f"{formula!r} is not a formula: {', '.join(unknown)} is not an element symbol "
+            "(a capital letter and an optional lowercase one: Cl, not CL)"
+        )
     missing = potential.unsupported_elements({el.symbol for el in comp.elements})
     if missing:
         raise UnsupportedElementError(

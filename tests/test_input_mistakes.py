@@ -77,6 +77,9 @@ def test_the_engine_refuses_a_disordered_structure_with_a_reason():
         (["phonons", "CU", "--plot", "/"], "is a folder; give a file name"),
         (["elastic", "CU", "--json", "/"], "is a folder; give a file name"),
         (["rank", "NaCl", "--out", "CU"], "is a file; give a folder"),
+        (["rank", "NaCL"], "L is not an element symbol"),
+        (["rank", "NaCl", "--spacegroups", "194-190"], "reversed range"),
+        (["rank", "NaCl", "--n-random", "-3"], "--n-random"),
     ],
 )
 def test_impossible_numbers_are_rejected_before_any_work(args, message):
@@ -313,3 +316,10 @@ def test_a_broken_cif_is_explained_in_cif_terms(tmp_path, last_row, message):
         read_structures(path)
     assert message in str(err.value)
     assert "zip()" not in str(err.value) and "Invalid CIF file" not in str(err.value)
+
+
+@pytest.mark.parametrize("spec", ["morse+ZBL", "morse+d4", "morse+D3"])
+def test_a_misspelt_model_suffix_is_named_not_dropped(spec):
+    result = runner.invoke(app, ["relax", str(EXAMPLES / "Cu_fcc.cif"), "--model", spec])
+    assert result.exit_code == 2
+    assert "is not a suffix; write MODEL+d3" in " ".join(result.output.split())

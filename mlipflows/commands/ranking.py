@@ -27,7 +27,9 @@ def parse_spacegroups(values: list[str] | None) -> list[int] | None:
                 raise typer.BadParameter(  # noqa: B904 (the ValueError says nothing more)
                     f"{part!r} is not a space-group number or range (e.g. 225 or 190-194)"
                 )
-            if not all(1 <= n <= 230 for n in numbers) or not numbers:
+            if not numbers:
+                raise typer.BadParameter(f"{part!r} is a reversed range; write it low-high, e.g. 190-194")
+            if not all(1 <= n <= 230 for n in numbers):
                 raise typer.BadParameter(f"space groups are 1..230, got {part!r}")
             out.extend(numbers)
     return out
@@ -38,7 +40,9 @@ def rank(
     model: Annotated[str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")] = (
         "sevennet-0"
     ),
-    n_random: Annotated[int, typer.Option(help="random symmetric crystals from PyXtal (0 = none)")] = 100,
+    n_random: Annotated[
+        int, typer.Option(help="random symmetric crystals from PyXtal (0 = none)", min=0)
+    ] = 100,
     spacegroups: Annotated[
         list[str] | None,
         typer.Option(help="space groups for random crystals: 225,227 or 190-194 (repeatable)"),

@@ -122,8 +122,10 @@ def _load_wrapped(spec: str, device: torch.device, dtype: torch.dtype) -> Potent
             return DispersionCorrected(_load_uncached(base, device, dtype), xc)
     except ValueError as err:
         raise ModelLoadError(f"cannot load {spec!r}: {err}") from err
-    if tail.startswith(("d3", "zbl")):
+    if tail.lower().startswith(("d", "zbl")) or tail.lower() in ("d3", "zbl"):
+        # +ZBL, +D3, +d4, +zbl2: a suffix, misspelt; the base alone is not what was asked
         raise ModelLoadError(
-            f"cannot load {spec!r}: write MODEL+d3, MODEL+d3:XC or MODEL+zbl (they chain: sevennet-0+zbl+d3)"
+            f"cannot load {spec!r}: +{tail} is not a suffix; write MODEL+d3, MODEL+d3:XC or "
+            "MODEL+zbl (lowercase; they chain: sevennet-0+zbl+d3)"
         )
     return None

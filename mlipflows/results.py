@@ -198,10 +198,45 @@ def find_results(
     limit: int = 0,
     exclude: tuple[str, ...] = ("structure",),
 ) -> pd.DataFrame:
-    """Keyword-argument front end of :func:`query_results` (see :func:`build_criteria`)."""
+    """Keyword-argument front end of :func:`query_results` (see :func:`build_criteria`).
+
+    Raises:
+        QueryError: nothing matched because a field (``where``, ``ranges``, ``sort``) or a
+            ``task_type`` is unknown to the store; the message names the nearest ones. A query
+            that is merely empty returns an empty frame.
+    """
     extra = parse_where(where) if where else None
     crit = build_criteria(tag, campaign, model, task_type, state, extra, chemsys, elements, ranges)
-    return query_results(store, crit, sort=sort, limit=limit, exclude=exclude)
+    frame = query_results(store, crit, sort=sort, limit=limit, exclude=exclude)
+    if frame.empty and (extra or ranges or task_type or sort):
+        names = [*(extra or {}), *(ranges or {}), *([sort.lstrip("-")] if sort else [])]
+        _explain_empty(
+            store,
+            build_criteria(tag, campaign, model, None, state, None, chemsys, elements),
+            names,
+            task_type,
+        )
+    return frame
+
+
+def _explain_empty(
+    store: JobStore | None, base: dict[str, Any], names: list[str], task_type: str | None
+) -> None:
+    """Raise QueryError when a name in an empty query is unknown (a typo), else return."""
+    from mlipflows.selection import QueryError, _resolve_flat, known_fields, suggest
+
+    store = store if store is not None else get_job_store()
+    results = store.additional_stores[RESULTS]
+    with store_errors(store, "reading results"):
+        results.connect()
+        kinds = {str(t) for t in results.distinct("task_type", base) if t}
+    if not kinds:
+        return  # nothing stored under these filters: no field to check against
+    if task_type and task_type not in kinds:
+        raise QueryError(f"task_type {task_type!r}: no result here has it{suggest(task_type, kinds)}")
+    fields = known_fields(store, {**base, "task_type": task_type} if task_type else base)
+    for name in names:
+        _resolve_flat(name, fields)
 
 
 # Columns that identify a structure's result and are the same for all its task types.

@@ -198,6 +198,8 @@ def phonons(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 plot_bands_dos(d, path)
                 typer.echo(f"wrote {path}")
+            else:
+                typer.echo(f"no plot for {d['structure_id']}: its phonons {d['state']} (see the table)")
     raise typer.Exit(1 if failed or not docs or any(d["state"] != "successful" for d in docs) else 0)
 
 
@@ -270,10 +272,13 @@ def kappa(
                 }
             )
     _table(rows, f"κ with {model} (W/m·K, mean of xx, yy, zz; mesh {maker.mesh})")
-    if plot is not None and docs:
+    with_kappa = [d for d in docs if d.get("kappa_tot_avg")]
+    if plot is not None and with_kappa:
         plot.parent.mkdir(parents=True, exist_ok=True)
-        plot_kappa(docs, plot)
+        plot_kappa(with_kappa, plot)
         typer.echo(f"wrote {plot}")
+    elif plot is not None:
+        typer.echo(f"no plot written to {plot}: no structure has a κ (see the table)")
     raise typer.Exit(1 if failed or not docs or any(d["state"] != "successful" for d in docs) else 0)
 
 

@@ -54,20 +54,26 @@ def read_store(
     instead of the configured one.
     """
     from mlipflows.results import find_results
+    from mlipflows.selection import QueryError
     from mlipflows.store import get_job_store, store_errors
 
     store = store or get_job_store(config=query.config)
-    rows = find_results(
-        store,
-        campaign=query.campaign,
-        model=query.model,
-        task_type=query.task_type,
-        state="successful",
-        tag=query.tag,
-        chemsys=query.chemsys,
-        where=query.where,
-        exclude=("structure",),
-    )
+    try:
+        rows = find_results(
+            store,
+            campaign=query.campaign,
+            model=query.model,
+            task_type=query.task_type,
+            state="successful",
+            tag=query.tag,
+            chemsys=query.chemsys,
+            where=query.where,
+            exclude=("structure",),
+        )
+    except QueryError as exc:  # a misspelt field or task type: no data, with the nearest names
+        raise DataNotFoundError(
+            f"no stored results for {query.model_dump(exclude_none=True)}: {exc}"
+        ) from None
     if query.task_type is None and len(rows):
         rows = rows[rows["task_type"].isin(["static", "relax"])]
     if not len(rows) or "job_uuid" not in rows:

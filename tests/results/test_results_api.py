@@ -94,6 +94,17 @@ def test_filters(store):
     where = find_results(store, campaign="screen-b", where="e_above_hull > 0.05 and is_stable == false")
     assert sorted(where["structure_id"]) == ["NaCl_rocksalt", "ZnO_wurtzite"]
     assert find_results(store, campaign="nope").empty
+    # a typo is named (the CLI's rule), a query that is merely empty is just empty
+    from mlipflows.selection import QueryError
+
+    for typo, hint in (
+        ({"task_type": "stabilty"}, "did you mean stability"),
+        ({"ranges": {"e_abve_hull": (None, 0.05)}}, "did you mean e_above_hull"),
+        ({"where": "e_abve_hull < 0.05"}, "did you mean e_above_hull"),
+    ):
+        with pytest.raises(QueryError, match=hint):
+            find_results(store, campaign="screen-a", **typo)
+    assert find_results(store, campaign="screen-a", where="e_above_hull < -5").empty
 
 
 def test_join_one_row_per_structure_with_prefixed_task_columns(store):

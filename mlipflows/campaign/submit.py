@@ -103,5 +103,14 @@ def submit_campaign(
         metadata={"campaign": spec.name, "model": spec.model},
     )
     with store_errors(launchpad_location(lp), "adding the workflow to the LaunchPad"):
-        id_map = lp.add_wf(wf)
+        try:
+            id_map = lp.add_wf(wf)
+        except ValueError as exc:
+            if "next FW id" not in str(exc):
+                raise
+            # a LaunchPad database that `lpad reset` never initialised
+            raise StoreConfigError(
+                f"the LaunchPad at {launchpad_location(lp)} is not initialised: run "
+                "`lpad -l my_launchpad.yaml reset` once (it empties that FireWorks database)"
+            ) from None
     return Submission(plan, sorted(id_map.values()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,6 +25,12 @@ def run(
     until: Annotated[
         str | None, typer.Option(help="stop after this stage ('hull' or a stage name of the spec)")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="print the plan (candidates, what is stored, stages); compute nothing"
+        ),
+    ] = False,
 ) -> None:
     """Generate candidates, relax them in chunks, build the hull, run the funnel's stages.
 
@@ -68,6 +74,10 @@ def run(
         err_console.print(f"[yellow]warning[/yellow] {sid}: {reason} (it will be stored as failed)")
     if len(plan.unsupported) > 10:
         err_console.print(f"[yellow]warning[/yellow] … {len(plan.unsupported) - 10} more unsupported")
+    if dry_run:
+        print_stage_plan(campaign, until)
+        err_console.print("dry run: nothing computed or stored")
+        return
     try:
         with store_errors(store, "running the campaign"):
             run_with_progress(plan.flow, plan.n_to_relax, store, plan.n_relax_chunks, raise_immediately=True)
@@ -101,6 +111,29 @@ def status(
         raise typer.Exit(2) from None
     if not found:
         raise typer.Exit(2)
+
+
+def print_stage_plan(campaign: Any, until: str | None = None) -> None:
+    """The funnel as the spec declares it: each stage, what it selects from, its rule."""
+    from mlipflows.commands.ui import err_console
+
+    stages = ["relax (every candidate)", "hull (every relaxed candidate)"]
+    for k, stage in enumerate(campaign.stages):
+        sel = stage.select
+        rule = ", ".join(
+            f"{name} {value}"
+            for name, value in (("where", sel.where), ("order_by", sel.order_by), ("max", sel.max))
+            if value is not None
+        )
+        stages.append(
+            f"{stage.name} ({stage.kind}) ← {campaign.stage_source(k)}" + (f": {rule}" if rule else "")
+        )
+    names = ["relax", "hull", *(s.name for s in campaign.stages)]
+    stop = names.index(until) + 1 if until in names else len(names)
+    for k, line in enumerate(stages):
+        err_console.print(
+            f"  {k + 1}. {line}" + ("" if k < stop else "  [dim](after --until: not run)[/dim]")
+        )
 
 
 def unknown_campaign(store: object, name: str) -> str:

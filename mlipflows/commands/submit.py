@@ -20,6 +20,9 @@ def submit(
     ] = None,
     retry_failed: Annotated[bool, typer.Option(help="relax again candidates stored as failed")] = False,
     force: Annotated[bool, typer.Option(help="submit although an unfinished workflow exists")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the plan; add nothing to the LaunchPad")
+    ] = False,
 ) -> None:
     """Add the campaign (minus structures already stored) to a LaunchPad; run it with `rlaunch`."""
     from mlipflows.campaign import SpecError, load_spec
@@ -32,6 +35,20 @@ def submit(
         campaign = load_spec(spec)
         store = get_job_store(uri)
         lp = load_launchpad(launchpad)
+        if dry_run:
+            from mlipflows.campaign.run import plan_campaign
+            from mlipflows.commands.campaign import print_stage_plan
+
+            with err_console.status("generating candidates"):
+                plan = plan_campaign(campaign, store, retry_failed)
+            console.print(
+                f"campaign [bold]{campaign.name}[/bold]: {len(plan.candidates)} candidates, "
+                f"{plan.n_to_relax} structures to relax ({plan.n_skipped} already stored); "
+                f"LaunchPad {launchpad_location(lp)}, results → {describe_store(store)}"
+            )
+            print_stage_plan(campaign)
+            err_console.print("dry run: nothing added to the LaunchPad")
+            return
         with err_console.status("generating candidates"):
             sub = submit_campaign(campaign, store, lp, worker_config, retry_failed, force)
     except (SpecError, MlipflowsError) as exc:

@@ -133,3 +133,15 @@ def test_spec_errors_exit_before_compute(tmp_path):
     )
     result = runner.invoke(app, ["campaign", "run", str(missing)], env={"MP_API_KEY": ""})
     assert result.exit_code == 2 and "MP_API_KEY" in result.output
+
+
+def test_a_dry_run_prints_the_plan_and_stores_nothing(tmp_path):
+    spec = _spec(tmp_path, name="dry-test", extra="stages:\n  - {name: ph, kind: phonons}\n")
+    dry = runner.invoke(app, ["campaign", "run", str(spec), "--dry-run", "--until", "hull"])
+    assert dry.exit_code == 0, dry.output
+    words = " ".join(dry.output.split())
+    assert (
+        "9 candidates" in words and "3. ph (phonons) ← hull" in words and "(after --until: not run)" in words
+    )
+    assert "nothing computed or stored" in words
+    assert runner.invoke(app, ["results", "--campaign", "dry-test"]).exit_code == 2  # no such campaign yet

@@ -212,3 +212,17 @@ def test_a_funnel_on_two_workers_with_a_killed_one_equals_run_locally(tmp_path, 
         for field in ("e_above_hull", "min_frequency", "k_vrh", "b0"):
             if d.get(field) is not None:
                 assert here[key][field] == pytest.approx(d[field], rel=1e-6, abs=1e-9), (key, field)
+
+
+def test_a_dry_run_adds_nothing_and_an_unreset_launchpad_is_one_line(tmp_path, mongo_server, monkeypatch):
+    files = CampaignFiles.create(tmp_path, mongo_server)
+    monkeypatch.setenv("MLIPFLOWS_CONFIG", str(files.config))
+    args = ["campaign", "submit", str(files.spec), "--launchpad", str(files.launchpad)]
+    dry = CliRunner().invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert f"{N_CANDIDATES} candidates" in dry.output and "nothing added to the LaunchPad" in dry.output
+    lp = load_launchpad(files.launchpad)
+    assert lp.fireworks.count_documents({}) == 0
+    unreset = CliRunner().invoke(app, args)  # this LaunchPad database was never `lpad reset`
+    assert unreset.exit_code == 2 and "lpad -l my_launchpad.yaml reset" in " ".join(unreset.output.split())
+    assert "Traceback" not in unreset.output

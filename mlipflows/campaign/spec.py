@@ -209,6 +209,18 @@ class SurrogateSpec(_Strict):
     seed: int = 0
 
 
+def _stage_prefixes(select: SelectSpec) -> list[tuple[str, str]]:
+    """(``where``/``order_by``, STAGE) for every ``STAGE.field`` name a selection uses."""
+    from mlipflows.results import parse_where
+
+    out = []
+    names = list(parse_where(select.where)) if select.where else []
+    out += [("where", n.split(".", 1)[0]) for n in names if "." in n]
+    if select.order_by and "." in select.order_by:
+        out.append(("order_by", select.order_by.lstrip("-").split(".", 1)[0]))
+    return out
+
+
 class SpecFieldError(ValueError):
     """A problem a check across fields finds in one field: ``loc`` names it, so the message
     gets that field's line, not the spec's first."""
@@ -249,6 +261,15 @@ class CampaignSpec(_Strict):
                     ("stages", k, "select", "source"),
                     f"{source!r} is not an earlier stage ({', '.join(seen)}){suggest(source, seen)}",
                 )
+            later = [s.name for s in self.stages[k:]]
+            for key, prefix in _stage_prefixes(stage.select):
+                if prefix in later:  # it has not run when this stage selects
+                    raise SpecFieldError(
+                        ("stages", k, "select", key),
+                        f"{prefix}.… reads stage {prefix!r}, which runs "
+                        f"{'as' if prefix == stage.name else 'after'} this one; a stage reads earlier "
+                        f"stages only ({', '.join(seen)})",
+                    )
             seen.append(stage.name)
         return self
 

@@ -44,6 +44,16 @@ def test_valid_spec_has_defaults(tmp_path):
         (GOOD + STAGES + "    select: {source: phh}\n", 12, "select.source: 'phh' is not an earlier stage"),
         (GOOD + STAGES.replace("name: el", "name: ph"), 10, "stages.1.name: 'ph' is used twice"),
         (GOOD + "stages:\n  - {name: k, kind: kappa, settings: {mesh: [6, 6]}}\n", 8, "at least 3 items"),
+        (
+            GOOD + STAGES.replace("kind: phonons", 'kind: phonons\n    select: {where: "el.k_vrh > 1"}'),
+            10,
+            "reads stage 'el', which runs after this one",
+        ),
+        (
+            GOOD + STAGES + "    select: {order_by: -el.k_vrh}\n",
+            12,
+            "reads stage 'el', which runs as this one",
+        ),
         (GOOD + "stages:\n  - {name: k, kind: kappa, settings: {temperatures: [-5]}}\n", 8, "greater than 0"),
         (
             GOOD + "stages:\n  - {name: p, kind: phonons, settings: {supercell: [2, 0, 2]}}\n",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from jobflow import Job, Maker
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 from pymatgen.core import Structure
 
 from mlipflows.engine import RelaxSettings
@@ -43,8 +43,22 @@ def stage_class(kind: str) -> type[CampaignStage]:
     return getattr(importlib.import_module(module), name)
 
 
+def _words_to_list(value: Any) -> Any:
+    """'2 2 2' or '2,2,2' (as the CLI takes them) → [2, 2, 2]; anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return [int(x) for x in value.replace(",", " ").split()]
+        except ValueError:
+            return value
+    return value
+
+
 # three integers ≥ 1: a mesh or a diagonal supercell (phono3py reads [6, 6] as a Γ-only mesh)
-Three = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3)]
+Three = Annotated[
+    list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3), BeforeValidator(_words_to_list)
+]
+# the CLI calls it --max-atoms; the stage setting takes either name
+MAX_ATOMS = AliasChoices("max_supercell_atoms", "max_atoms")
 Temperatures = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
 
 
@@ -164,7 +178,7 @@ class PhononStageSettings(StageSettings):
     max_steps: int = Field(300, ge=1)
     no_relax: bool = False
     symprec: float = Field(1e-5, gt=0)
-    max_supercell_atoms: int = Field(600, ge=1)
+    max_supercell_atoms: int = Field(600, ge=1, validation_alias=MAX_ATOMS)
 
 
 class PhononStage(CampaignStage):
@@ -260,7 +274,7 @@ class KappaStageSettings(StageSettings):
     max_steps: int = Field(300, ge=1)
     no_relax: bool = False
     two_stage: bool = False
-    max_supercell_atoms: int = Field(300, ge=1)
+    max_supercell_atoms: int = Field(300, ge=1, validation_alias=MAX_ATOMS)
 
 
 class KappaStage(CampaignStage):

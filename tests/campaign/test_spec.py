@@ -89,3 +89,11 @@ def test_shipped_workflows_are_valid():
         if "launchpad" in path.name or path.name.startswith(("mlipflows", "jobflow")):
             continue
         load_spec(path)
+
+
+def test_stage_settings_take_the_cli_spellings():
+    from mlipflows.campaign.stages import KappaStageSettings, PhononStageSettings
+
+    phonons = PhononStageSettings(max_atoms=100, supercell="2 2 2")  # --max-atoms, --supercell '2 2 2'
+    assert phonons.max_supercell_atoms == 100 and phonons.supercell == [2, 2, 2]
+    assert KappaStageSettings(mesh="6,6,6").mesh == [6, 6, 6]

@@ -201,6 +201,9 @@ class PhononMaker(PhononChunkMaker):
         )
         if props is None:
             return doc
+        narrow = supercell_width_warning(np.asarray(phonon.supercell.cell), potential.cutoff)
+        if narrow:
+            doc.warnings.append(narrow)
         doc.has_imaginary_modes = props.imaginary["any"]
         doc.imaginary_flags = props.imaginary
         if props.imaginary["any"]:
@@ -225,3 +228,16 @@ class PhononMaker(PhononChunkMaker):
         }
         doc.dos = {"frequencies": props.dos_frequencies.tolist(), "dos": props.dos.tolist()}
         return doc
+
+
+def supercell_width_warning(cell: np.ndarray, cutoff: float) -> str | None:
+    """A supercell narrower than twice the model's cutoff: a displaced atom's force reaches its
+    own periodic images, so the force constants are aliased (a 3.6 Å copper cell, say)."""
+    volume = abs(np.linalg.det(cell))
+    width = min(volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3))
+    if cutoff and width < 2 * cutoff:
+        return (
+            f"supercell only {width:.1f} Å wide, under twice the model's cutoff ({2 * cutoff:.1f} Å): "
+            "its force constants are aliased by periodic images; raise --min-length (or --supercell)"
+        )
+    return None

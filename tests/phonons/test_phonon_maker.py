@@ -113,7 +113,10 @@ def test_symmetry_change_is_recorded(phonon_run):
     po = docs["po"]["setup"]
     assert (po["spacegroup_before"], po["spacegroup_after"]) == (123, 221)
     assert po["symmetry_changed"]
-    assert any("space group changed" in w for w in docs["po"]["warnings"])
+    # P4/mmm → Pm-3m: the tetragonal input found its cubic form, said as such
+    assert any(
+        "relaxed to a higher symmetry during relaxation: 123 → 221" in w for w in docs["po"]["warnings"]
+    )
 
 
 def test_too_large_supercell_is_refused_with_its_size(phonon_run):
@@ -201,3 +204,11 @@ def test_a_failing_structure_does_not_sink_the_chunk():
     kr, cu = unrelaxed.make.original(unrelaxed, structures, ["kr", "cu"])
     assert kr.state == "failed" and "displaced supercell 0 failed" in kr.error
     assert cu.state == "successful"
+
+
+def test_a_supercell_narrower_than_the_interaction_range_is_flagged():
+    from mlipflows.makers.phonons import supercell_width_warning
+
+    cu = 3.61 * np.eye(3)  # the conventional fcc cell alone, morse cutoff 6 Å
+    assert "supercell only 3.6 Å wide" in supercell_width_warning(cu, 6.0)
+    assert supercell_width_warning(3 * cu, 5.0) is None  # 10.8 Å ≥ 2 × 5 Å

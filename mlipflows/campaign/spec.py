@@ -130,7 +130,7 @@ class SelectSpec(_Strict):
     )
     where: str | None = None
     order_by: str | None = None
-    max: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=1, description="keep the top N (omit it to keep every one)")
 
     @field_validator("where")
     @classmethod

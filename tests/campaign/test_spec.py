@@ -54,6 +54,7 @@ def test_valid_spec_has_defaults(tmp_path):
             12,
             "reads stage 'el', which runs as this one",
         ),
+        (GOOD + STAGES + "    select: {max: 0}\n", 12, "greater than or equal to 1"),
         (GOOD + "stages:\n  - {name: k, kind: kappa, settings: {temperatures: [-5]}}\n", 8, "greater than 0"),
         (
             GOOD + "stages:\n  - {name: p, kind: phonons, settings: {supercell: [2, 0, 2]}}\n",

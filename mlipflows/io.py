@@ -73,6 +73,11 @@ def read_structures(path: str | Path) -> list[Candidate]:
     except StructureReadError:
         raise
     except Exception as exc:
+        if path.suffix.lower() == ".json":  # pymatgen reads one Structure.as_dict() per file
+            raise StructureReadError(
+                f"{path}: not a structure JSON (a pymatgen Structure.as_dict()); results JSON and "
+                "other documents are not inputs (export structures with results --export-structures)"
+            ) from exc
         raise StructureReadError(f"{path}: not a readable structure file ({exc})") from exc
     if not structures:
         raise StructureReadError(f"{path}: file contains no structure")

@@ -323,3 +323,13 @@ def test_a_misspelt_model_suffix_is_named_not_dropped(spec):
     result = runner.invoke(app, ["relax", str(EXAMPLES / "Cu_fcc.cif"), "--model", spec])
     assert result.exit_code == 2
     assert "is not a suffix; write MODEL+d3" in " ".join(result.output.split())
+
+
+def test_a_results_json_given_as_a_structure_is_named_as_such(tmp_path):
+    from mlipflows.errors import StructureReadError
+    from mlipflows.io import read_structures
+
+    path = tmp_path / "elastic.json"
+    path.write_text('[{"structure_id": "Cu_fcc", "k_vrh": 140.0}]')
+    with pytest.raises(StructureReadError, match="not a structure JSON"):
+        read_structures(path)

@@ -56,9 +56,15 @@ def load_wbm(path: Path, limit: int | None = None, seed: int = 0) -> list[WbmRec
             f"WBM formation-energy data not found at {path}. Pass --data pointing to "
             f"{WBM_FILE} (matcalc benchmark_data, BSD-3; shipped in shared/data/matcalc-benchmarks)"
         )
-    with zopen(path, "rt") as f:
-        raw = json.load(f)
-    raw = sorted(raw, key=lambda d: d["material_id"])
+    try:
+        with zopen(path, "rt") as f:
+            raw = json.load(f)
+        raw = sorted(raw, key=lambda d: d["material_id"])
+    except (ValueError, TypeError, KeyError, OSError) as exc:  # another file given as --data
+        raise DataNotFoundError(
+            f"{path} is not the WBM formation-energy set ({WBM_FILE}: a JSON list of records with "
+            f"material_id, structure, corrected_energy): {type(exc).__name__}: {exc}"
+        ) from None
     if limit is not None and limit < len(raw):
         idx = np.random.default_rng(seed).choice(len(raw), size=limit, replace=False)
         raw = [raw[i] for i in sorted(idx)]

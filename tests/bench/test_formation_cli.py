@@ -42,6 +42,10 @@ def test_missing_data_is_a_clear_error(tmp_path):
     result = _bench(tmp_path, "--data", str(tmp_path / "nowhere"))
     assert result.exit_code == 2
     assert "not found" in result.output and "--data" in result.output
+    wrong = tmp_path / "Cu.cif"
+    wrong.write_text("data_x\n")
+    other = _bench(tmp_path, "--data", str(wrong))  # a file, but not the WBM set: no traceback
+    assert other.exit_code == 2 and "is not the WBM formation-energy set" in " ".join(other.output.split())
 
 
 # SevenNet-0 formation energies (eV/atom) of the WBM benchmark's protocol for five structures,

@@ -233,8 +233,9 @@ class PhononMaker(PhononChunkMaker):
 def supercell_width_warning(cell: np.ndarray, cutoff: float) -> str | None:
     """A supercell narrower than twice the model's cutoff: a displaced atom's force reaches its
     own periodic images, so the force constants are aliased (a 3.6 Å copper cell, say)."""
-    volume = abs(np.linalg.det(cell))
-    width = min(volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3))
+    from mlipflows.phonons.harmonic import periodic_widths
+
+    width = min(periodic_widths(cell))
     if cutoff and width < 2 * cutoff:
         return (
             f"supercell only {width:.1f} Å wide, under twice the model's cutoff ({2 * cutoff:.1f} Å): "

@@ -28,11 +28,15 @@ class SupercellTooLargeError(ValueError):
     """The supercell the settings ask for has more atoms than allowed."""
 
 
+def periodic_widths(lattice: np.ndarray) -> list[float]:
+    """Face-to-face widths V / |a_j × a_k| of a cell (rows), shorter than |a_i| when skewed."""
+    volume = abs(np.linalg.det(lattice))
+    return [volume / np.linalg.norm(np.cross(lattice[(i + 1) % 3], lattice[(i + 2) % 3])) for i in range(3)]
+
+
 def _diagonal_for(lattice: np.ndarray, min_length: float) -> np.ndarray:
     """Diagonal repeats of ``lattice`` (rows) whose every periodic width is ≥ ``min_length``."""
-    volume = abs(np.linalg.det(lattice))
-    widths = [volume / np.linalg.norm(np.cross(lattice[(i + 1) % 3], lattice[(i + 2) % 3])) for i in range(3)]
-    return np.diag([max(1, int(np.ceil(min_length / w - 1e-8))) for w in widths])
+    return np.diag([max(1, int(np.ceil(min_length / w - 1e-8))) for w in periodic_widths(lattice)])
 
 
 def _conventional_transform(structure: Structure, symprec: float) -> np.ndarray | None:

@@ -340,14 +340,7 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
             f'<section id="failures"><h2>Failed or unphysical relaxations</h2><ul>{items}</ul></section>'
         )
     if data.funnel:
-        items = "".join(
-            f"<li>{esc(s.stage)} ({esc(s.kind)}): {s.selected} selected, {s.successful} successful, "
-            f"{s.passed} through its gate"
-            + (f", {s.failed + s.unphysical} failed" if s.failed + s.unphysical else "")
-            + "".join(f"<br><small>{n} × {esc(r)}</small>" for r, n in s.failure_reasons)
-            + "</li>"
-            for s in data.funnel
-        )
+        items = "".join(_funnel_item(s) for s in data.funnel)
         fig = f'<img src="{esc(figures["funnel"])}" alt="funnel">' if figures.get("funnel") else ""
         parts.append(f'<section id="funnel"><h2>Funnel</h2>{fig}<ul>{items}</ul></section>')
     if len(data.finalists):
@@ -424,6 +417,8 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
 def _funnel_item(s: Any) -> str:
     esc = html.escape
     bad = s.failed + s.unphysical
+    if not s.ran:
+        return f"<li>{esc(s.stage)} ({esc(s.kind)}) ← {esc(str(s.source))}: {esc(s.state)}</li>"
     text = f"{esc(s.stage)} ({esc(s.kind)}): {s.selected} selected, {s.successful} successful, "
     text += f"{s.passed} through its gate" + (f", {bad} failed or unphysical" if bad else "")
     text += "".join(f"<br><small>{n} × {esc(r)}</small>" for r, n in s.failure_reasons)

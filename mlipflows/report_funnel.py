@@ -38,6 +38,8 @@ def funnel_svg(stages: list[StageStatus], path: Path) -> Path:
     for yi, s in zip(y, stages, strict=True):
         bad = s.failed + s.unphysical
         note = f"{s.passed} / {s.selected}" + (f"  ({bad} failed)" if bad else "")
+        if not s.ran:
+            note = s.state
         ax.text(s.selected, yi, "  " + note, va="center", fontsize=8)
     ax.set_yticks(list(y), names)
     ax.set_xlabel("structures")
@@ -56,8 +58,8 @@ def finalists(store: JobStore, campaign: str, stages: list[StageStatus]) -> pd.D
     frames = []
     last_ok: set[str] | None = None
     for s in stages:
-        if s.stage == "relax" or s.settings_digest is None:
-            continue
+        if s.stage == "relax" or s.settings_digest is None or not s.ran:
+            continue  # finalists: through every stage that has run
         kind = s.kind
         docs = stage_docs(results, campaign, s.stage, s.settings_digest, task_type_of(kind))
         gate = gate_of(kind)

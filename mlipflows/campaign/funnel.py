@@ -242,6 +242,54 @@ def manifest_uuid(campaign: str, stage: str, digest: str) -> str:
     return result_uuid(campaign, f"stage:{stage}", MANIFEST, digest, {})
 
 
+PLANNED = "planned"  # the state of a declared stage's manifest until the stage first runs
+
+
+def record_planned_stages(store: Any, spec: Any, digests: dict[str, str]) -> None:
+    """A ``planned`` manifest for each declared stage that has none yet, so ``campaign status``
+    lists the whole funnel (a stage cut by ``--until`` or not reached yet included).
+
+    A stage that has run keeps its manifests (a changed spec does not hide its stored results
+    before it reruns); planned manifests of stages no longer in the spec are removed.
+    """
+    results = store.additional_stores[RESULTS]
+    results.connect()
+    manifests = list(results.query({"campaign": spec.name, "task_type": MANIFEST}, ["stage", "state"]))
+    have = {d["stage"] for d in manifests}
+    ran = {d["stage"] for d in manifests if d.get("state") != PLANNED}
+    declared = {s.name for s in spec.stages}
+    # a planned manifest goes once its stage has run (under any settings) or left the spec
+    planned = {d["stage"] for d in manifests if d.get("state") == PLANNED}
+    gone = sorted((planned - declared) | (planned & ran))
+    if gone:
+        results.remove_docs(
+            {"campaign": spec.name, "task_type": MANIFEST, "state": PLANNED, "stage": {"$in": gone}}
+        )
+    now = datetime.now(UTC).isoformat()
+    docs = [
+        {
+            "uuid": manifest_uuid(spec.name, s.name, digests[s.name]),
+            "structure_id": f"stage:{s.name}",
+            "campaign": spec.name,
+            "stage": s.name,
+            "task_type": MANIFEST,
+            "kind": s.kind,
+            "source": spec.stage_source(k),
+            "query": s.select.model_dump(exclude={"source"}),
+            "settings": s.settings,
+            "settings_digest": digests[s.name],
+            "model": {"name": s.model or spec.model},
+            "state": PLANNED,
+            "position": k + 2,  # after relax and hull
+            "created_at": now,
+        }
+        for k, s in enumerate(spec.stages)
+        if s.name not in have
+    ]
+    if docs:
+        write_results(store, docs)
+
+
 @job(config=JobConfig(expose_store=True))
 def run_stage(plan: StagePlan) -> Response:
     """Select, write the manifest, and replace this job with the stage's chunk jobs + a check."""
@@ -261,6 +309,8 @@ def run_stage(plan: StagePlan) -> Response:
     stage: CampaignStage = stage_class(plan.kind)(plan.settings)
     uuid = manifest_uuid(plan.campaign, plan.stage, plan.digest)
     previous = next(iter(results.query({"uuid": uuid}, properties={"_id": 0})), {})
+    if previous.get("state") == PLANNED:  # declared, never run: no earlier run to keep
+        previous = {}
     now = datetime.now(UTC).isoformat()
     # a resumed stage keeps the history of its earlier runs, so its time is not lost
     runs = [*previous.get("runs", []), {"started_at": now, "n_to_run": len(todo)}]
@@ -270,6 +320,7 @@ def run_stage(plan: StagePlan) -> Response:
         "campaign": plan.campaign,
         "stage": plan.stage,
         "task_type": MANIFEST,
+        "position": list(plan.digests).index(plan.stage),  # its place in the funnel, for status
         "kind": plan.kind,
         "source": plan.source,
         "query": plan.select,

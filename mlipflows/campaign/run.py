@@ -35,6 +35,7 @@ class CampaignPlan:
     unsupported: dict[str, str]
     unreadable: dict[str, str] = field(default_factory=dict)
     n_relax_chunks: int = 0
+    digests: dict[str, str] = field(default_factory=dict)  # every stage's settings digest
 
 
 def _stored_ids(
@@ -56,12 +57,13 @@ def plan_campaign(
     retry_failed: bool = False,
     strict: bool = False,
     until: str | None = None,
+    record: bool = True,
 ) -> CampaignPlan:
     """Everything that can go wrong before compute goes wrong here, with a clear message.
 
     Files that cannot be read are stored at once as failed candidates with the reader's
-    message (``strict``: they stop the campaign instead). ``until`` names the last stage to
-    run ("relax", "hull" or a funnel stage).
+    message (``strict``: they stop the campaign instead; ``record=False``, a dry run: they
+    are only listed). ``until`` names the last stage to run ("relax", "hull" or a funnel stage).
     """
     pool = generate_candidates(spec, strict)
     candidates = pool.candidates
@@ -103,7 +105,7 @@ def plan_campaign(
         stage="relax",
         settings_digest=digests["relax"],
     )
-    if pool.unreadable:
+    if pool.unreadable and record:
         record_unreadable(store, pool.unreadable, chunk, potential, relax.recorded_settings())
     hull = HullMaker(
         campaign=spec.name,
@@ -131,12 +133,12 @@ def plan_campaign(
         )
         if stages:
             flow = Flow([flow, *stages], order=JobOrder.LINEAR, output=flow.output, name=flow.name)
-        return CampaignPlan(spec, flow, candidates, n_todo, 0, unsupported, pool.unreadable, 0)
+        return CampaignPlan(spec, flow, candidates, n_todo, 0, unsupported, pool.unreadable, 0, digests)
     flow = campaign_flow(spec.name, todo, refs_todo, dimers_todo, chunk, relax, hull, spec.chunk_size, stages)
     n_todo = len(todo) + len(refs_todo) + len(dimers_todo)
     n_chunks = sum(math.ceil(len(x) / spec.chunk_size) for x in (todo, refs_todo, dimers_todo))
     return CampaignPlan(
-        spec, flow, candidates, n_todo, n_all - n_todo, unsupported, pool.unreadable, n_chunks
+        spec, flow, candidates, n_todo, n_all - n_todo, unsupported, pool.unreadable, n_chunks, digests
     )
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobflow import JobStore
 
-from mlipflows.campaign.funnel import MANIFEST, gate_of, stage_docs
+from mlipflows.campaign.funnel import MANIFEST, PLANNED, gate_of, stage_docs
 from mlipflows.store import RESULTS, store_errors
 
+NOT_RUN = "not run yet"  # a declared stage (its planned manifest) that has not started
 SUMMARY = "surrogate"  # a surrogate stage's summary document (not a structure's result)
 # stages without manifests, in run order: a surrogate campaign's (see campaign.surrogate), then
 # every campaign's relax and hull
@@ -44,6 +46,11 @@ class StageStatus:
     stopped_at_source: dict[str, int] = field(default_factory=dict)
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)
     work_s: float | None = None  # wall seconds of the runs that did work (funnel stages)
+
+    @property
+    def ran(self) -> bool:
+        """False for a declared stage that has not started (cut by ``--until``, or not reached)."""
+        return self.state != NOT_RUN
 
 
 def _counts(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
@@ -86,7 +93,21 @@ def campaign_status(store: JobStore, campaign: str) -> list[StageStatus]:
         newest: dict[str, dict[str, Any]] = {}
         for m in sorted(manifests, key=lambda m: str(m.get("created_at", ""))):
             newest[m["stage"]] = m
-        for m in sorted(newest.values(), key=lambda m: str(m.get("created_at", ""))):
+        # funnel order (manifests written before positions were recorded: run order)
+        for m in sorted(newest.values(), key=_funnel_place):
+            if m.get("state") == PLANNED:
+                out.append(
+                    StageStatus(
+                        m["stage"],
+                        m.get("kind", "?"),
+                        0,
+                        state=NOT_RUN,
+                        query=m.get("query") or {},
+                        source=m.get("source"),
+                        settings_digest=m["settings_digest"],
+                    )
+                )
+                continue
             docs = stage_docs(results, campaign, m["stage"], m["settings_digest"])
             ids = set(m.get("selected_ids", []))
             mine = [d for d in docs if d["structure_id"] in ids]
@@ -105,6 +126,11 @@ def campaign_status(store: JobStore, campaign: str) -> list[StageStatus]:
             )
             out.append(status)
     return out
+
+
+def _funnel_place(manifest: dict[str, Any]) -> tuple[float, str]:
+    """The stage's place in the funnel; then time (manifests stored before places were recorded)."""
+    return manifest.get("position", math.inf), str(manifest.get("created_at", ""))
 
 
 def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
@@ -126,6 +152,7 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
                 "structure_id",
                 "task_type",
                 "stage",
+                "position",
                 "model.name",
                 "created_at",
                 "state",
@@ -138,7 +165,7 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
                 "ids": set(),
                 "failed": set(),
                 "models": set(),
-                "stages": {},  # stage → its first document's time: funnel order
+                "stages": {},  # stage → (its manifest's funnel place, first document's time)
                 "last": "",
             }
         )
@@ -146,7 +173,8 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
             c = info[r["campaign"]]
             when = str(r.get("created_at", ""))
             if r.get("stage"):
-                c["stages"][r["stage"]] = min(c["stages"].get(r["stage"], when), when)
+                place = (r.get("position", math.inf), when)
+                c["stages"][r["stage"]] = min(c["stages"].get(r["stage"], place), place)
             if r.get("task_type") == MANIFEST:
                 continue
             c["n_results"] += 1
@@ -172,7 +200,7 @@ def list_campaigns(store: JobStore) -> list[dict[str, Any]]:
     ]
 
 
-def _funnel_order(first_seen: dict[str, str]) -> list[str]:
-    """relax, hull, then the stages in the order they first ran."""
+def _funnel_order(first_seen: dict[str, tuple[float, str]]) -> list[str]:
+    """relax, hull, then the stages by funnel place (stores from before places: first run)."""
     later = sorted((t, s) for s, t in first_seen.items() if s not in ("relax", "hull"))
     return [s for s in ("relax", "hull") if s in first_seen] + [s for _, s in later]

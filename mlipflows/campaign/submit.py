@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from jobflow import JobStore
 
+from mlipflows.campaign.funnel import record_planned_stages
 from mlipflows.campaign.run import CampaignPlan, plan_campaign
 from mlipflows.campaign.spec import CampaignSpec
 from mlipflows.errors import StoreConfigError
@@ -113,4 +114,6 @@ def submit_campaign(
                 f"the LaunchPad at {launchpad_location(lp)} is not initialised: run "
                 "`lpad -l my_launchpad.yaml reset` once (it empties that FireWorks database)"
             ) from None
+    with store_errors(store, "recording the campaign's stages"):
+        record_planned_stages(store, spec, plan.digests)
     return Submission(plan, sorted(id_map.values()))

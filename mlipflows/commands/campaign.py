@@ -38,6 +38,7 @@ def run(
     changed runs again, with every stage after it.
     """
     from mlipflows.campaign import SpecError, load_spec
+    from mlipflows.campaign.funnel import record_planned_stages
     from mlipflows.campaign.run import plan_campaign
     from mlipflows.commands.ui import console, err_console, print_results, run_with_progress
     from mlipflows.errors import MlipflowsError
@@ -49,7 +50,7 @@ def run(
         store = get_job_store(uri)
         with err_console.status("generating candidates"), store_errors(store, "reading stored results"):
             ensure_indexes(store)  # MongoDB only: the fields users query
-            plan = plan_campaign(campaign, store, retry_failed, strict, until)
+            plan = plan_campaign(campaign, store, retry_failed, strict, until, record=not dry_run)
     except (SpecError, MlipflowsError) as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
@@ -80,6 +81,7 @@ def run(
         return
     try:
         with store_errors(store, "running the campaign"):
+            record_planned_stages(store, campaign, plan.digests)
             run_with_progress(plan.flow, plan.n_to_relax, store, plan.n_relax_chunks, raise_immediately=True)
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}\nrun the same command again to resume")
@@ -173,7 +175,8 @@ def show_status(store: object, name: str) -> bool:
         right = h in numbers or h == "time"
         table.add_column("passed gate" if h == "passed" else h, justify="right" if right else "left")
     for s in stages:
-        table.add_row(s.stage, s.kind, *[str(getattr(s, n)) for n in numbers], s.state, _duration(s.work_s))
+        counts = [str(getattr(s, n)) if s.ran else "" for n in numbers]
+        table.add_row(s.stage, s.kind, *counts, s.state, _duration(s.work_s))
     console.print(table)
     for s in stages:
         if s.source:

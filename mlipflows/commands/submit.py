@@ -40,7 +40,7 @@ def submit(
             from mlipflows.commands.campaign import print_stage_plan
 
             with err_console.status("generating candidates"):
-                plan = plan_campaign(campaign, store, retry_failed)
+                plan = plan_campaign(campaign, store, retry_failed, record=False)
             console.print(
                 f"campaign [bold]{campaign.name}[/bold]: {len(plan.candidates)} candidates, "
                 f"{plan.n_to_relax} structures to relax ({plan.n_skipped} already stored); "

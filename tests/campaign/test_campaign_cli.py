@@ -137,11 +137,17 @@ def test_spec_errors_exit_before_compute(tmp_path):
 
 def test_a_dry_run_prints_the_plan_and_stores_nothing(tmp_path):
     spec = _spec(tmp_path, name="dry-test", extra="stages:\n  - {name: ph, kind: phonons}\n")
+    (tmp_path / "broken.cif").write_text("data_x\n_cell_length_a 3.0\nnot a loop\n")
+    spec.write_text(
+        spec.read_text().replace("candidates:\n", "candidates:\n  structures: [{file: broken.cif}]\n")
+    )
     dry = runner.invoke(app, ["campaign", "run", str(spec), "--dry-run", "--until", "hull"])
     assert dry.exit_code == 0, dry.output
     words = " ".join(dry.output.split())
     assert (
-        "9 candidates" in words and "3. ph (phonons) ← hull" in words and "(after --until: not run)" in words
+        "10 candidates (1 unreadable)" in words
+        and "3. ph (phonons) ← hull" in words
+        and "(after --until: not run)" in words
     )
     assert "nothing computed or stored" in words
     assert runner.invoke(app, ["results", "--campaign", "dry-test"]).exit_code == 2  # no such campaign yet

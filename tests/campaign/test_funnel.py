@@ -148,11 +148,39 @@ def test_zero_survivors_are_a_normal_result(tmp_path):
     assert all(m["state"] == "done" for m in manifests)
 
 
-def test_until_stops_after_the_named_stage(tmp_path):
-    result = runner.invoke(app, ["campaign", "run", str(_spec(tmp_path, "until")), "--until", "phonons"])
+def _status_rows(name: str) -> list[list[str]]:
+    status = runner.invoke(app, ["campaign", "status", name])
+    assert status.exit_code == 0, status.output
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in status.output.splitlines() if "│" in line]
+
+
+def test_until_stops_after_the_named_stage_and_status_lists_the_stages_not_run(tmp_path):
+    spec = _spec(tmp_path, "until")
+    extra = tmp_path / "extra.yaml"  # the same funnel with one more stage at the end
+    extra.write_text(spec.read_text() + "  - name: eos2\n    kind: eos\n    settings: {n_points: 7}\n")
+    result = runner.invoke(app, ["campaign", "run", str(extra), "--until", "phonons"])
     assert result.exit_code == 0, result.output
-    assert {d.get("stage") for d in _docs("until")} == {"relax", "hull", "phonons"}
-    bad = runner.invoke(app, ["campaign", "run", str(_spec(tmp_path, "until")), "--until", "nosuch"])
+    ran = [d for d in _docs("until") if d.get("state") != "planned"]
+    assert {d.get("stage") for d in ran} == {"relax", "hull", "phonons"}
+    # the stages after --until are listed in funnel order, with no counts, as not run yet
+    rows = _status_rows("until")
+    assert [r[0] for r in rows] == ["relax", "hull", "phonons", "elastic", "eos", "eos2"]
+    assert rows[2][8] == "done" and rows[2][2] == "4"
+    for row in rows[3:]:
+        assert row[2:8] == [""] * 6 and row[8] == "not run yet", row
+    report = runner.invoke(app, ["report", "until", "--out", str(tmp_path / "report")])
+    assert report.exit_code == 0, report.output
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "elastic (elastic) ← phonons: not run yet" in page and "phonons (phonons): 4 selected" in page
+    assert "phonons min_frequency" in page[page.index('id="finalists-table"') :]  # through what ran
+
+    # the rest runs under a spec without eos2: nothing planned is left, and eos2 is gone
+    assert runner.invoke(app, ["campaign", "run", str(spec)]).exit_code == 0
+    assert not [d for d in _docs("until") if d.get("state") == "planned"]
+    rows = _status_rows("until")
+    assert [r[0] for r in rows] == ["relax", "hull", "phonons", "elastic", "eos"]
+    assert all(r[8] == "done" for r in rows), rows
+    bad = runner.invoke(app, ["campaign", "run", str(spec), "--until", "nosuch"])
     assert bad.exit_code == 2 and "no such stage" in bad.output
 
 
@@ -165,7 +193,9 @@ def test_too_many_failures_stop_the_campaign_naming_the_stage_and_reasons(tmp_pa
     text = " ".join(result.output.split())
     assert "stage 'phonons' (phonons): 4 of 4 structures failed" in text and "max_failed_fraction" in text
     assert "needs" in text  # the commonest reason: the supercell size needed
-    assert not [d for d in _docs("failing") if d.get("stage") == "elastic"]
+    elastic = [d for d in _docs("failing") if d.get("stage") == "elastic"]
+    assert [d["state"] for d in elastic] == ["planned"]  # declared, never started
+    assert [r[8] for r in _status_rows("failing") if r[0] == "elastic"] == ["not run yet"]
 
 
 def test_stage_errors_name_file_and_line(tmp_path):
@@ -271,5 +301,6 @@ def test_killed_run_resumes_with_nothing_lost_or_duplicated(tmp_path, monkeypatc
 def test_manifest_and_results_are_json(tmp_path):
     runner.invoke(app, ["campaign", "run", str(_spec(tmp_path, "json")), "--until", "phonons"])
     res = runner.invoke(app, ["results", "--campaign", "json", "--task", "manifest", "--format", "json"])
-    rows = json.loads(res.output)
-    assert rows and rows[0]["stage"] == "phonons" and rows[0]["n_selected"] == 4
+    rows = {r["stage"]: r for r in json.loads(res.output)}
+    assert rows["phonons"]["n_selected"] == 4 and rows["phonons"]["state"] == "done"
+    assert rows["elastic"]["state"] == "planned" and rows["elastic"]["settings_digest"]

@@ -156,6 +156,7 @@ def test_a_funnel_on_two_workers_with_a_killed_one_equals_run_locally(tmp_path, 
     from jobflow import run_locally
 
     from mlipflows.campaign.run import plan_campaign
+    from mlipflows.campaign.status import campaign_status
 
     files = CampaignFiles.create(tmp_path, mongo_server, template=FUNNEL_SPEC)
     monkeypatch.setenv("MLIPFLOWS_CONFIG", str(files.config))
@@ -164,6 +165,9 @@ def test_a_funnel_on_two_workers_with_a_killed_one_equals_run_locally(tmp_path, 
     sub = submit_campaign(load_spec(files.spec), get_job_store(), lp)
     n_submitted = len(sub.fw_ids)
     assert n_submitted == sub.plan.n_relax_chunks + 1 + 3  # relax chunks, the hull, 3 stage jobs
+    # before any worker: `campaign status` already lists the declared stages
+    waiting = {s.stage: s.state for s in campaign_status(get_job_store(), files.name)}
+    assert waiting == dict.fromkeys(("phonons", "elastic", "eos"), "not run yet")
 
     files.gate.touch()  # the first phonon supercell evaluation waits here
     gated = {**files.env(), "MLIPFLOWS_TEST_GATE_MIN_ATOMS": "8"}
@@ -196,6 +200,7 @@ def test_a_funnel_on_two_workers_with_a_killed_one_equals_run_locally(tmp_path, 
     assert len(keyed) == len(docs)
     manifests = {d["stage"]: d for d in docs if d["task_type"] == "manifest"}
     assert set(manifests) == {"phonons", "elastic", "eos"} and manifests["phonons"]["n_selected"] == 3
+    assert {m["state"] for m in manifests.values()} == {"done"}
 
     # the same spec with run_locally in an embedded store: the same results
     monkeypatch.delenv("MLIPFLOWS_CONFIG")

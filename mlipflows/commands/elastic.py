@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,7 +69,14 @@ def elastic(
     )
     store = open_store(uri)
     err_console.print(f"{len(loaded)} structures × 25 cells → {describe_store(store)}")
-    run_with_progress(flow, len(loaded), store)
+    # each structure's warnings are printed with its tensor below, not also as log lines
+    maker_log = logging.getLogger("mlipflows.makers.elastic")
+    level = maker_log.level
+    maker_log.setLevel(logging.ERROR)
+    try:
+        run_with_progress(flow, len(loaded), store)
+    finally:
+        maker_log.setLevel(level)
     store.connect()
     docs: list[dict[str, Any]] = []
     for j in flow.jobs:
@@ -91,7 +99,8 @@ def print_elastic(docs: list[dict[str, Any]], model: str) -> None:
     from mlipflows.commands.ui import console
 
     for d in docs:
-        title = f"{d['structure_id']} ({d['formula_pretty']}, space group {d.get('spacegroup')}) with {model}"
+        group = f", space group {d['spacegroup']}" if d.get("spacegroup") else ""
+        title = f"{d['structure_id']} ({d['formula_pretty']}{group}) with {model}"
         if d["state"] != "successful":
             console.print(f"[red]{title}: failed[/red] {d['error']}")
             continue

@@ -214,7 +214,10 @@ def _fit(o: ElasticOutcome, settings: ElasticSettings) -> None:
         note = symmetry_change_note(
             o.relaxed.spacegroup_before,
             o.relaxed.spacegroup_after,
-            "during the symmetrized relaxation",
+            # a P1 input has no symmetry to keep: its relaxation was unconstrained
+            "during the relaxation"
+            if o.relaxed.spacegroup_before == 1
+            else "during the symmetrized relaxation",
             loose=o.input_loose,
         )
         o.fit.warnings.append(f"{note}; the tensor belongs to the relaxed structure")

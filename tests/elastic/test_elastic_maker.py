@@ -107,3 +107,24 @@ def test_cli_elastic_prints_tensor_and_stores_results(tmp_path):
 
     missing = runner.invoke(app, ["elastic", str(tmp_path / "nope.cif"), "--model", "morse"])
     assert missing.exit_code == 1
+
+
+def test_cli_elastic_says_a_symmetry_change_once_and_in_true_words(tmp_path, caplog):
+    """A rattled (P1) input relaxes without constraints: the note says so, once, by its tensor."""
+    from typer.testing import CliRunner
+
+    from mlipflows.cli import app
+
+    rattled = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.0), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    rattled.perturb(0.02, 0.01, seed=0)
+    path = tmp_path / "rattled.cif"
+    rattled.to(filename=str(path))
+    with caplog.at_level("WARNING"):
+        res = CliRunner().invoke(app, ["elastic", str(path), "--model", "morse"])
+    assert res.exit_code in (0, 1), res.output
+    text = " ".join(res.output.split())
+    assert "during the relaxation: 1 →" in text, text
+    assert "symmetrized relaxation" not in text
+    assert text.index("C_ij") < text.index("during the relaxation")  # printed with its tensor
+    # … and not a second time as a log line while the job runs
+    assert not [r for r in caplog.records if r.name == "mlipflows.makers.elastic"], caplog.text

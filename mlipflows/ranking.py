@@ -32,17 +32,43 @@ ALL_SPACEGROUPS = tuple(range(2, 231))  # P1 (1) adds nothing a relaxation of P-
 
 @dataclass
 class Generation:
-    """What was generated and what was skipped (reproducible from ``seed``)."""
+    """What was generated and what was skipped (reproducible from ``seed``).
+
+    ``random_misses`` are PyXtal draws that could not be placed (a normal part of random
+    search); ``rejected_files`` are the user's own files that were unreadable or of another
+    composition (a mistake to report)."""
 
     candidates: list[Candidate] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    random_misses: list[str] = field(default_factory=list)
+    rejected_files: list[str] = field(default_factory=list)
     seed: int = 0
 
-    def record(self) -> dict[str, Any]:
+    @property
+    def skipped(self) -> list[str]:
+        return [*self.random_misses, *self.rejected_files]
+
+    def counts(self) -> dict[str, int]:
         by_source: dict[str, int] = {}
         for c in self.candidates:
             by_source[c.source] = by_source.get(c.source, 0) + 1
-        return {"seed": self.seed, "n_candidates": by_source, "skipped": self.skipped}
+        return by_source
+
+    def record(self) -> dict[str, Any]:
+        return {"seed": self.seed, "n_candidates": self.counts(), "skipped": self.skipped}
+
+    def misses_line(self) -> str:
+        """One line for the random draws that PyXtal could not place ('' when none)."""
+        if not self.random_misses:
+            return ""
+        draws = [
+            m.split(":")[0].removeprefix("space group ").replace(", Z=", " Z=") for m in self.random_misses
+        ]
+        shown = "; ".join(draws[:6]) + ("; …" if len(draws) > 6 else "")
+        n_ok = self.counts().get("random", 0)
+        return (
+            f"random crystals: {n_ok} placed, after {len(draws)} draws that could not hold the composition "
+            f"or that PyXtal gave up on (space group and formula units: {shown})"
+        )
 
 
 def check_elements(formula: str, potential: Potential) -> Composition:
@@ -142,15 +168,16 @@ def generate(
     gen = Generation(seed=seed)
     if prototypes:
         gen.candidates += prototype_candidates(formula)
-    rand, skipped = random_candidates(formula, n_random, seed, spacegroups) if n_random > 0 else ([], [])
+    rand, misses = random_candidates(formula, n_random, seed, spacegroups) if n_random > 0 else ([], [])
     gen.candidates += rand
-    gen.skipped += skipped
+    gen.random_misses += misses
     from_files, unreadable = file_candidates(files) if files else ([], {})
-    gen.skipped += list(unreadable.values())
+    gen.rejected_files += list(unreadable.values())
     for c in from_files:
         if c.structure.composition.reduced_composition != comp:
-            gen.skipped.append(
-                f"{c.structure_id}: composition {c.structure.composition.reduced_formula} ≠ {formula}"
+            gen.rejected_files.append(
+                f"{c.structure_id.removeprefix('file-')}: its composition "
+                f"{c.structure.composition.reduced_formula} is not {comp.reduced_formula}"
             )
         else:
             gen.candidates.append(c)

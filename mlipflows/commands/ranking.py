@@ -91,13 +91,18 @@ def rank(
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
     gen = generate(formula, n_random, seed, groups, cif or [], prototypes=prototypes)
-    for reason in gen.skipped:
-        err_console.print(f"[yellow]skipped[/yellow] {reason}")
+    for reason in gen.rejected_files:
+        err_console.print(f"[red]error[/red] --cif {reason}: not ranked")
+    if gen.misses_line():
+        err_console.print(gen.misses_line())
     if not gen.candidates:
         err_console.print(f"[red]error[/red] no candidates for {formula}")
         raise typer.Exit(1)
     record = gen.record()
-    err_console.print(f"{formula}: {record['n_candidates']} candidates (seed {seed}), relaxing with {model}")
+    pools = ", ".join(f"{n} {source}" for source, n in gen.counts().items())
+    err_console.print(
+        f"{formula}: {len(gen.candidates)} candidates ({pools}; seed {seed}), relaxing with {model}"
+    )
     maker = RankingMaker(
         chunk=ChunkSettings(model=model, device=device, campaign=campaign, tags=["ranking"]),
         relax=RelaxSettings(fmax=fmax, max_steps=steps),
@@ -121,6 +126,8 @@ def rank(
     show_ranking(doc, model, top)
     if out is not None:
         write_ranking(doc, out, f"{doc['formula']}-{potential.name}")
+    if gen.rejected_files:  # the user's own file was left out: the run is not what was asked
+        raise typer.Exit(1)
 
 
 def show_ranking(doc: dict[str, Any], model: str, top: int = 20) -> None:

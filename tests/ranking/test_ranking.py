@@ -203,3 +203,19 @@ def test_sevennet_ranks_diamond_first_for_si_and_rocksalt_for_mgo():
         ]
         table = ranking_table(merge_duplicates(entries))
         assert table.iloc[0]["spacegroup"] == expected, formula
+
+
+def test_cli_a_wrong_cif_is_an_error_and_random_misses_are_one_line(tmp_path):
+    """Your own file left out is a mistake (exit 1, after ranking the rest); PyXtal's misses are
+    a normal part of random search (one summary line, not one line per draw)."""
+    cu = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.6), ["Cu"], [[0, 0, 0]])
+    cu.to(filename=str(tmp_path / "cu.cif"))
+    args = ["rank", "NaCl", "--model", "morse", "--n-random", "5", "--cif", str(tmp_path / "cu.cif")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 1, res.output
+    text = " ".join(res.output.split())
+    assert "--cif cu: its composition Cu is not NaCl: not ranked" in text
+    assert "NaCl with morse" in text  # the rest is ranked
+    assert "15 candidates (10 prototype, 5 random; seed 0)" in text
+    assert text.count("random crystals: 5 placed, after") == 1 and "Comp_CompatibilityError" not in text
+    assert "skipped" not in text

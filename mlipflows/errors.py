@@ -1,6 +1,14 @@
 """One exception type per failure class; each message says what the user can do about it."""
 
 
+def short_reason(error: object, limit: int = 160) -> str:
+    """A failure message for a count line: whole when short, else cut at a word with ' …'."""
+    text = " ".join(str(error or "unknown reason").split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+
+
 class MlipflowsError(Exception):
     """Base class of every error mlipflows raises on purpose."""
 

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from jobflow import JobStore
 
-from mlipflows.errors import MlipflowsError
+from mlipflows.errors import MlipflowsError, short_reason
 from mlipflows.results import find_results, join_tasks
 from mlipflows.schemas import BaseDocument
 from mlipflows.store import describe_store, redact_uri
@@ -148,7 +148,7 @@ def collect(store: JobStore, campaign: str) -> ReportData:
 def _reason(error: Any) -> str:
     """A failure reason without per-structure numbers, so equal causes group together."""
     text = str(error or "unknown reason")
-    return text.split(":")[0][:120] if len(text) > 120 else text
+    return short_reason(text.split(":")[0] if len(text) > 160 else text)
 
 
 def histogram_svg(stability: pd.DataFrame, path: Path) -> Path | None:
@@ -348,7 +348,9 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
 
         parts.append(
             f'<section id="finalists"><h2>Finalists ({len(data.finalists)}: through every stage)</h2>'
-            + html_table(data.finalists.head(top), funnel_columns(data.finalists), "finalists-table")
+            + html_table(
+                data.finalists.head(top), funnel_columns(data.finalists, data.funnel), "finalists-table"
+            )
             + "</section>"
         )
     if data.surrogate is not None:
@@ -397,7 +399,9 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
         ]
         first = [f"{kind}.{h}" for h in HEADLINE.get(task, ()) if f"{kind}.{h}" in fields]
         cols = {"structure_id": "structure", "formula_pretty": "formula"}
-        cols |= {c: c.split(".", 1)[1] for c in [*first, *[f for f in fields if f not in first]]}
+        cols |= {
+            c: _with_unit(task, c.split(".", 1)[1]) for c in [*first, *[f for f in fields if f not in first]]
+        }
         title = SECTION_TITLES.get(task, task)
         if kind != task:
             title += f", stage “{kind}”"
@@ -412,6 +416,14 @@ def render_html(data: ReportData, figures: dict[str, Any], top: int, where: str)
         f"<title>mlipflows report: {esc(data.campaign)}</title><style>{CSS}</style></head>"
         f"<body>{body}<script>{SORTER_JS}</script></body></html>"
     )
+
+
+def _with_unit(task: str, name: str) -> str:
+    """'min_frequency (THz)': a column header with its schema's unit, when it has one."""
+    from mlipflows.schemas.units import field_unit
+
+    unit = field_unit(task, name)
+    return f"{name} ({unit})" if unit else name
 
 
 def _funnel_item(s: Any) -> str:

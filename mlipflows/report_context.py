@@ -33,9 +33,10 @@ def context(
     relax = frame[frame["task_type"] == "relax"] if "task_type" in frame else frame.iloc[:0]
     if len(relax):
         first = relax.iloc[0]
-        ctx.model = f"{first.get('model.name')} {first.get('model.version', '')} " + (
-            f"(weights {str(first.get('model.checksum', ''))[:19]}…)"
-        )
+        checksum = str(first.get("model.checksum", ""))
+        # a hash is cut (its head identifies it); an analytic model's parameters are shown whole
+        shown = f"{checksum[:19]}…" if checksum.startswith("sha256:") else checksum
+        ctx.model = f"{first.get('model.name')} {first.get('model.version', '')} (weights {shown})"
         keys = [c for c in relax.columns if c.startswith("settings.")]
         shown = [c for c in keys if pd.notna(first[c])]
         ctx.settings = ", ".join(f"{c.split('.', 1)[1]} {_plain(first[c])}" for c in shown)

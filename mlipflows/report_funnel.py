@@ -84,5 +84,14 @@ def finalists(store: JobStore, campaign: str, stages: list[StageStatus]) -> pd.D
     return table.sort_values(sort) if sort else table
 
 
-def funnel_columns(frame: pd.DataFrame) -> dict[str, Any]:
-    return {c: c.replace(".", " ") for c in frame.columns}
+def funnel_columns(frame: pd.DataFrame, stages: list[StageStatus]) -> dict[str, Any]:
+    """Headers of the finalists table: 'STAGE field (unit)'."""
+    from mlipflows.schemas.units import field_unit
+
+    kinds = {s.stage: s.kind for s in stages}
+    headers = {}
+    for c in frame.columns:
+        stage, _, name = c.partition(".")
+        unit = field_unit(task_type_of(kinds[stage]), name) if stage in kinds and name else None
+        headers[c] = c.replace(".", " ") + (f" ({unit})" if unit else "")
+    return headers

@@ -333,3 +333,17 @@ def test_a_results_json_given_as_a_structure_is_named_as_such(tmp_path):
     path.write_text('[{"structure_id": "Cu_fcc", "k_vrh": 140.0}]')
     with pytest.raises(StructureReadError, match="not a structure JSON"):
         read_structures(path)
+
+
+def test_long_failure_reasons_are_cut_at_a_word_not_inside_one():
+    from mlipflows.errors import short_reason
+
+    reason = (
+        "phonon supercell needs 216 atoms, more than max_supercell_atoms=100; raise max_supercell_atoms " * 3
+    )
+    short = short_reason(reason)
+    assert len(short) <= 162 and short.endswith(" …")
+    assert (
+        reason.startswith(short.removesuffix(" …")) and short.removesuffix(" …").split()[-1] in reason.split()
+    )
+    assert short_reason("one\n  line") == "one line" and short_reason(None) == "unknown reason"

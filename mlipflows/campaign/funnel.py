@@ -27,7 +27,7 @@ from monty.json import MSONable
 from pymatgen.core import Structure
 
 from mlipflows.campaign.stages import CampaignStage, Selected, stage_class
-from mlipflows.errors import MlipflowsError
+from mlipflows.errors import MlipflowsError, short_reason
 from mlipflows.makers.base import ChunkSettings, result_uuid
 from mlipflows.progress import report_stage
 from mlipflows.results import parse_where
@@ -371,7 +371,7 @@ def check_stage(plan: StagePlan, selected_ids: list[str]) -> dict[str, Any]:
     gate = gate_of(plan.kind)
     passed = sum(1 for d in mine if d.get("state") == "successful" and not gate(d))
     bad = [d for d in mine if d.get("state") != "successful"]
-    reasons = Counter(_short(d.get("error")) for d in bad).most_common(5)
+    reasons = Counter(short_reason(d.get("error")) for d in bad).most_common(5)
     counts = {
         "n_selected": len(selected_ids),
         "n_done": len(mine),
@@ -417,8 +417,3 @@ def stage_work_seconds(runs: list[dict[str, Any]]) -> float | None:
         if r.get("n_to_run") and r.get("finished_at")
     ]
     return sum(spans) if spans else None
-
-
-def _short(error: Any) -> str:
-    text = str(error or "unknown")
-    return text if len(text) <= 100 else text[:97] + "..."

@@ -10,6 +10,7 @@ from typing import Any
 from jobflow import JobStore
 
 from mlipflows.campaign.funnel import MANIFEST, PLANNED, gate_of, stage_docs
+from mlipflows.errors import short_reason
 from mlipflows.store import RESULTS, store_errors
 
 NOT_RUN = "not run yet"  # a declared stage (its planned manifest) that has not started
@@ -56,7 +57,7 @@ class StageStatus:
 def _counts(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     states = Counter(d.get("state", "failed") for d in docs)
     gate = gate_of(kind)
-    bad = Counter(str(d.get("error") or "")[:100] for d in docs if d.get("state") != "successful")
+    bad = Counter(short_reason(d.get("error")) for d in docs if d.get("state") != "successful")
     return {
         "successful": states.get("successful", 0),
         "failed": states.get("failed", 0),

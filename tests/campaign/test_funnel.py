@@ -101,12 +101,13 @@ def test_a_funnel_runs_every_stage_and_reports_them(tmp_path):
     assert '<section id="funnel">' in page and (tmp_path / "report" / "funnel.svg").stat().st_size > 2000
     assert "phonons (phonons): 4 selected" in page
     finalists = page[page.index('id="finalists-table"') :]
-    assert "elastic k_vrh" in finalists and "eos b0" in finalists and "hull e_above_hull" in finalists
+    assert "elastic k_vrh (GPa)" in finalists and "eos b0 (GPa)" in finalists
+    assert "hull e_above_hull (eV/atom)" in finalists and "weights analytic:D=0.3,a=1.6,rc=6.0)" in page
     # a stage's section: named by its task, the answer first, counts as integers
     phonons = page[page.index("Phonons, stage “phonons”") :]
     phonons = phonons[: phonons.index("</table>")]
     headers = re.findall(r"<th[^>]*>([^<]+)</th>", phonons)
-    assert headers[2:4] == ["has_imaginary_modes", "min_frequency"], headers
+    assert headers[2:4] == ["has_imaginary_modes", "min_frequency (THz)"], headers
     first_row = re.findall(r"<td[^>]*>([^<]*)</td>", phonons.split("<tbody>")[1].split("</tr>")[0])
     n_displacements = first_row[headers.index("setup.n_displacements")]
     assert n_displacements.isdigit(), n_displacements
@@ -172,7 +173,7 @@ def test_until_stops_after_the_named_stage_and_status_lists_the_stages_not_run(t
     assert report.exit_code == 0, report.output
     page = (tmp_path / "report" / "index.html").read_text()
     assert "elastic (elastic) ← phonons: not run yet" in page and "phonons (phonons): 4 selected" in page
-    assert "phonons min_frequency" in page[page.index('id="finalists-table"') :]  # through what ran
+    assert "phonons min_frequency (THz)" in page[page.index('id="finalists-table"') :]  # what ran
 
     # the rest runs under a spec without eos2: nothing planned is left, and eos2 is gone
     assert runner.invoke(app, ["campaign", "run", str(spec)]).exit_code == 0

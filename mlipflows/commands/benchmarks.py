@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mlipflows.commands.ui import UriOption, check_model
+from mlipflows.home import reference_data
 
 
 def formation_energy(
@@ -44,7 +45,7 @@ def formation_energy(
     from mlipflows.makers.base import ChunkSettings
 
     try:
-        records = load_wbm(data, limit, seed)
+        records = load_wbm(reference_data(data), limit, seed)
     except DataNotFoundError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None

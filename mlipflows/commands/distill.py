@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from mlipflows.commands.ui import UriOption
+from mlipflows.home import reference_data
 
 
 def distill_command(
@@ -67,7 +68,9 @@ def distill_command(
 
             with store_errors(store, "labelling the base pool"):
                 chosen = [e.strip() for e in elements.split(",")] if elements else None
-                counts = label_pool(teacher, data, store, n_binaries=binaries, elements=chosen)
+                counts = label_pool(
+                    teacher, reference_data(data), store, n_binaries=binaries, elements=chosen
+                )
             err_console.print(
                 f"labelled {counts['labelled']} structures ({counts['already_stored']} were stored)"
             )

@@ -11,6 +11,7 @@ import typer
 
 from mlipflows.commands.ui import UriOption, check_model, output_path, positive
 from mlipflows.engine.symmetry import DEFAULT_SYMPREC
+from mlipflows.home import reference_data
 
 
 def elastic(
@@ -149,7 +150,7 @@ def bench_elastic(
     from mlipflows.makers.elastic import ElasticMaker, elastic_flow
 
     try:
-        name, records = load_elastic_data(data, limit, seed, max_sites)
+        name, records = load_elastic_data(reference_data(data), limit, seed, max_sites)
     except DataNotFoundError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from mlipflows.commands.ui import UriOption, check_model
+from mlipflows.home import reference_data
 
 
 def kappa(
@@ -76,7 +77,7 @@ def kappa(
     if limit is not None and ids:
         raise typer.BadParameter("give --limit or --ids, not both")
     try:
-        records = load_phonondb(data, limit, ids)
+        records = load_phonondb(reference_data(data), limit, ids)
     except DataNotFoundError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from mlipflows.commands.ui import UriOption, check_model, output_folder, positive
+from mlipflows.home import reference_data
 
 
 def parse_spacegroups(values: list[str] | None) -> list[int] | None:
@@ -279,7 +280,7 @@ def bench_ranking(
     console.print(table.drop(columns=["note"]).to_string(index=False))
     console.print(f"top-1 ground-state recovery: {hits}/{len(table)}")
     if not skip_si:
-        summary["si_polymorphs"] = _si_part(potential, si_data, si_limit, seed, out)
+        summary["si_polymorphs"] = _si_part(potential, reference_data(si_data), si_limit, seed, out)
     (out / f"{potential.name}-metrics.json").write_text(json.dumps(summary, indent=2))
     console.print(f"wrote {out}/{stem}.csv, {potential.name}-metrics.json")
 

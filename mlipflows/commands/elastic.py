@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlipflows.commands.ui import UriOption, check_model, output_path, positive
+from mlipflows.commands.ui import JsonOption, TagOption, UriOption, check_model, positive, write_documents
 from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 from mlipflows.home import reference_data
 
@@ -24,7 +24,7 @@ def elastic(
     ] = 0.002,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto")] = "cpu",
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="label stored with every result (repeatable)")] = None,
+    tag: TagOption = None,
     chunk_size: Annotated[int, typer.Option(help="structures per job (25 cells each)", min=1)] = 32,
     symprec: Annotated[
         float,
@@ -32,14 +32,10 @@ def elastic(
             help="symmetry tolerance, Å, as for every command (0.1 for a noisy input)", callback=positive
         ),
     ] = DEFAULT_SYMPREC,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="write full documents here", callback=output_path)
-    ] = None,
+    json_out: JsonOption = None,
     uri: UriOption = None,
 ) -> None:
     """Elastic tensor C_ij (GPa), K/G (VRH), Young's modulus, Poisson ratio and Born stability."""
-    from monty.json import jsanitize
-
     from mlipflows.commands.ui import err_console, open_store, run_with_progress
     from mlipflows.io import read_many
     from mlipflows.makers.base import ChunkSettings
@@ -84,11 +80,7 @@ def elastic(
         docs.extend(store.get_output(j.uuid, load=True))
     print_elastic(docs, model)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(
-            json.dumps(jsanitize(docs, strict=False, enum_values=True), indent=1, default=str)
-        )
-        err_console.print(f"wrote {json_out}")
+        write_documents(json_out, docs)
     n_bad = sum(d["state"] != "successful" for d in docs)
     raise typer.Exit(1 if failed or n_bad else 0)
 

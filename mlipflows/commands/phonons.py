@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from mlipflows.commands.ui import UriOption, output_path, positive
+from mlipflows.commands.ui import (
+    JsonOption,
+    TagOption,
+    UriOption,
+    explicit,
+    output_path,
+    positive,
+    write_documents,
+)
 from mlipflows.engine.symmetry import DEFAULT_SYMPREC
 
 ModelOption = Annotated[str, typer.Option(help="registry name, checkpoint path or pkg.module:factory")]
@@ -123,6 +131,7 @@ def _table(rows: list[dict[str, Any]], title: str) -> None:
 
 
 def phonons(
+    ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files, or folders of them")],
     model: ModelOption = "sevennet-0",
     device: DeviceOption = "cpu",
@@ -146,6 +155,8 @@ def phonons(
         Path | None, typer.Option(help="band structure + DOS figure (PNG)", callback=output_path)
     ] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
+    tag: TagOption = None,
+    json_out: JsonOption = None,
     uri: UriOption = None,
 ) -> None:
     """Harmonic phonons: band structure, DOS, F/S/C_v(T), imaginary-mode check; results stored."""
@@ -153,9 +164,11 @@ def phonons(
     from mlipflows.makers.base import ChunkSettings
     from mlipflows.phonons.plots import plot_bands_dos
 
+    if supercell is not None and explicit(ctx, "min_length"):
+        raise typer.BadParameter("give --supercell or --min-length, not both", param_hint="--supercell")
     maker = PhononMaker(
         chunk=ChunkSettings(
-            model=model, device=device, dtype=dtype, campaign=campaign, max_atoms=batch_atoms
+            model=model, device=device, dtype=dtype, campaign=campaign, max_atoms=batch_atoms, tags=tag or []
         ),
         relax=None if no_relax else phonon_relax_settings(fmax=fmax),
         supercell_matrix=_ints(supercell, "--supercell"),
@@ -200,10 +213,13 @@ def phonons(
                 typer.echo(f"wrote {path}")
             else:
                 typer.echo(f"no plot for {d['structure_id']}: its phonons {d['state']} (see the table)")
+    if json_out is not None and docs:
+        write_documents(json_out, docs)
     raise typer.Exit(1 if failed or not docs or any(d["state"] != "successful" for d in docs) else 0)
 
 
 def kappa(
+    ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="CIF / POSCAR / extxyz files, or folders of them")],
     model: ModelOption = "sevennet-0",
     device: DeviceOption = "cpu",
@@ -227,6 +243,8 @@ def kappa(
     batch_atoms: BatchAtomsOption = None,
     plot: Annotated[Path | None, typer.Option(help="κ(T) figure (PNG)", callback=output_path)] = None,
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
+    tag: TagOption = None,
+    json_out: JsonOption = None,
     uri: UriOption = None,
 ) -> None:
     """Lattice thermal conductivity (phono3py; Wigner κ_P + κ_C, W/m·K); results stored."""
@@ -237,9 +255,13 @@ def kappa(
     q_mesh = _ints(mesh, "--mesh")
     if q_mesh is None or isinstance(q_mesh[0], list):
         raise typer.BadParameter("--mesh takes three integers")
+    if fc3_supercell is not None and explicit(ctx, "fc3_min_length"):
+        raise typer.BadParameter(
+            "give --fc3-supercell or --fc3-min-length, not both", param_hint="--fc3-supercell"
+        )
     maker = KappaMaker(
         chunk=ChunkSettings(
-            model=model, device=device, dtype=dtype, campaign=campaign, max_atoms=batch_atoms
+            model=model, device=device, dtype=dtype, campaign=campaign, max_atoms=batch_atoms, tags=tag or []
         ),
         relax=None if no_relax else phonon_relax_settings(fmax=fmax),
         fc3_supercell_matrix=_ints(fc3_supercell, "--fc3-supercell"),
@@ -279,6 +301,8 @@ def kappa(
         typer.echo(f"wrote {plot}")
     elif plot is not None:
         typer.echo(f"no plot written to {plot}: no structure has a κ (see the table)")
+    if json_out is not None and docs:
+        write_documents(json_out, docs)
     raise typer.Exit(1 if failed or not docs or any(d["state"] != "successful" for d in docs) else 0)
 
 

@@ -58,6 +58,30 @@ def output_folder(value: Path | None) -> Path | None:
     return _writable(value, folder=True)
 
 
+TagOption = Annotated[list[str] | None, typer.Option(help="label stored with every result (repeatable)")]
+JsonOption = Annotated[
+    Path | None, typer.Option("--json", help="write full documents here", callback=output_path)
+]
+
+
+def write_documents(path: Path, docs: list[dict[str, Any]]) -> None:
+    """The stored documents of a run as one JSON list (data-store fields included)."""
+    import json
+
+    from monty.json import jsanitize
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsanitize(docs, strict=False, enum_values=True), indent=1, default=str))
+    err_console.print(f"wrote {path}")
+
+
+def explicit(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option ``name`` (not its default)."""
+    source = ctx.get_parameter_source(name)
+    # by name: typer's click and the installed click may be two copies of the same enum
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
 def positive(value: float) -> float:
     """Option callback: a threshold that must be > 0 (typer's ``min`` admits the bound)."""
     if not value > 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ase.build import bulk
 from ase.io import write
 from typer.testing import CliRunner
@@ -22,14 +24,22 @@ def test_phonons_command_stores_and_plots(tmp_path):
     cu = tmp_path / "cu.vasp"
     write(cu, bulk("Cu", "fcc", 3.6), format="vasp")
     png = tmp_path / "bands.png"
-    result = runner.invoke(
-        app, ["phonons", str(cu), "--model", "morse", "--min-length", "6", "--plot", str(png)]
-    )
+    args = ["phonons", str(cu), "--model", "morse", "--min-length", "6", "--plot", str(png)]
+    result = runner.invoke(app, [*args, "--tag", "mine", "--json", str(tmp_path / "out" / "ph.json")])
     assert result.exit_code == 0, result.output
     assert "successful" in result.output and png.stat().st_size > 10_000
     stored = _results("phonon")["cu"]
     assert stored["state"] == "successful" and stored["has_imaginary_modes"] is False
-    assert stored["band_labels"][0] == "Γ"
+    assert stored["band_labels"][0] == "Γ" and stored["tags"] == ["mine"]
+    written = json.loads((tmp_path / "out" / "ph.json").read_text())
+    assert [d["structure_id"] for d in written] == ["cu"] and written[0]["force_constants"]  # full
+    tagged = runner.invoke(app, ["results", "--tag", "mine", "--format", "json"])
+    assert [d["task_type"] for d in json.loads(tagged.output)] == ["phonon"]
+    both = runner.invoke(
+        app, ["phonons", str(cu), "--model", "morse", "--min-length", "6", "--supercell", "2 2 2"]
+    )
+    message = " ".join(both.output.replace("│", " ").split())
+    assert both.exit_code == 2 and "--supercell or --min-length, not both" in message
 
 
 def test_kappa_command_stores_and_plots(tmp_path):
@@ -37,12 +47,17 @@ def test_kappa_command_stores_and_plots(tmp_path):
     write(cu, bulk("Cu", "fcc", 3.6), format="vasp")
     png = tmp_path / "kappa.png"
     args = ["kappa", str(cu), "--model", "morse", "--mesh", "4 4 4", "--fc3-supercell", "2 2 2"]
-    result = runner.invoke(app, [*args, "--temperatures", "300", "--temperatures", "500", "--plot", str(png)])
+    extra = ["--temperatures", "300", "--temperatures", "500", "--plot", str(png), "--tag", "k"]
+    result = runner.invoke(app, [*args, *extra, "--json", str(tmp_path / "k.json")])
     assert result.exit_code == 0, result.output
     assert "κ_TOT" in result.output and png.stat().st_size > 5_000
     stored = _results("kappa")["cu"]
-    assert stored["temperatures"] == [300.0, 500.0]
+    assert stored["temperatures"] == [300.0, 500.0] and stored["tags"] == ["k"]
     assert len(stored["kappa_tot_avg"]) == 2 and "mode_kappa" not in stored
+    written = json.loads((tmp_path / "k.json").read_text())
+    assert written[0]["kappa_tot_avg"] == stored["kappa_tot_avg"] and "mode_kappa" in written[0]
+    both = runner.invoke(app, [*args, "--fc3-min-length", "9"])
+    assert both.exit_code == 2 and "not both" in " ".join(both.output.replace("│", " ").split())
 
 
 def test_kappa_command_rejects_a_bad_mesh(tmp_path):

@@ -56,16 +56,38 @@ def plot_bands_dos(doc: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_kappa(docs: list[dict[str, Any]], path: Path) -> None:
-    """κ_TOT (mean of xx, yy, zz; W/(m·K)) against temperature, one line per document."""
+def plot_kappa(docs: list[dict[str, Any]], path: Path) -> str:
+    """κ_TOT (mean of xx, yy, zz; W/(m·K)) against temperature, one line per document; at a
+    single temperature (a line of one point says nothing), bars of κ_P + κ_C per structure.
+    Returns which: "lines" or "bars"."""
     plt = _pyplot()
+    docs = [d for d in docs if d.get("kappa_tot_avg")]
+    temps = {tuple(d["temperatures"]) for d in docs}
+    if len(temps) == 1 and len(next(iter(temps))) == 1:
+        _kappa_bars(plt, docs, path)
+        return "bars"
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     for doc in docs:
-        if not doc.get("kappa_tot_avg"):
-            continue
         label = f"{doc['structure_id']} ({doc['formula_pretty']})"
         ax.plot(doc["temperatures"], doc["kappa_tot_avg"], "o-", label=label)
     ax.set(xlabel="temperature (K)", ylabel="κ (W/m·K)")
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return "lines"
+
+
+def _kappa_bars(plt: Any, docs: list[dict[str, Any]], path: Path) -> None:
+    """κ_P (particle) and κ_C (coherences) stacked per structure, at the one temperature."""
+    labels = [f"{d['structure_id']}\n{d['formula_pretty']}" for d in docs]
+    k_p = [sum(d["kappa_p_rta"][0][:3]) / 3 for d in docs]
+    k_c = [sum(d["kappa_c"][0][:3]) / 3 if d.get("kappa_c") else 0.0 for d in docs]
+    fig, ax = plt.subplots(figsize=(max(3.5, 0.8 * len(docs) + 1.5), 3.5))
+    x = range(len(docs))
+    ax.bar(x, k_p, color="#24507a", label="κ_P")
+    ax.bar(x, k_c, bottom=k_p, color="#7fa3cc", label="κ_C")
+    ax.set_xticks(list(x), labels, fontsize=8)
+    ax.set(ylabel="κ (W/m·K)", title=f"κ at {docs[0]['temperatures'][0]:g} K (mean of xx, yy, zz)")
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)

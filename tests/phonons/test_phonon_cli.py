@@ -64,3 +64,23 @@ def test_kappa_command_rejects_a_bad_mesh(tmp_path):
     result = runner.invoke(app, ["kappa", str(tmp_path / "x.cif"), "--model", "morse", "--mesh", "4 4"])
     assert result.exit_code != 0
     assert "--mesh" in result.output
+
+
+def test_a_kappa_plot_at_one_temperature_is_bars_not_one_point_lines(tmp_path):
+    from mlipflows.phonons.plots import plot_kappa
+
+    def doc(sid, temps, k_p, k_c):
+        return {
+            "structure_id": sid,
+            "formula_pretty": "Si",
+            "temperatures": temps,
+            "kappa_p_rta": [[k] * 3 + [0.0] * 3 for k in k_p],
+            "kappa_c": [[k] * 3 + [0.0] * 3 for k in k_c],
+            "kappa_tot_avg": [p + c for p, c in zip(k_p, k_c, strict=True)],
+        }
+
+    one = [doc("a", [300.0], [120.0], [1.0]), doc("b", [300.0], [40.0], [2.0]), {"structure_id": "x"}]
+    assert plot_kappa(one, tmp_path / "bars.png") == "bars"
+    assert (tmp_path / "bars.png").stat().st_size > 5_000
+    several = [doc("a", [300.0, 600.0], [120.0, 60.0], [1.0, 1.5])]
+    assert plot_kappa(several, tmp_path / "lines.png") == "lines"

@@ -99,6 +99,9 @@ def run(
 @campaign_app.command("status")
 def status(
     name: Annotated[str, typer.Argument(help="campaign name")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the stages as a JSON list (for scripts), not a table")
+    ] = False,
     uri: UriOption = None,
 ) -> None:
     """Per-stage counts (selected / done / failed / unphysical / passed / pending) and queries."""
@@ -107,7 +110,7 @@ def status(
     from mlipflows.store import get_job_store
 
     try:
-        found = show_status(get_job_store(uri), name)
+        found = show_status(get_job_store(uri), name, as_json)
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
@@ -157,7 +160,7 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def show_status(store: object, name: str) -> bool:
+def show_status(store: object, name: str, as_json: bool = False) -> bool:
     """Print the per-stage table and each stage's query; False when the campaign is unknown."""
     from rich.markup import escape
     from rich.table import Table
@@ -169,6 +172,15 @@ def show_status(store: object, name: str) -> bool:
     if not stages:
         err_console.print(f"[red]error[/red] {unknown_campaign(store, name)}")
         return False
+    if as_json:
+        import json
+        from dataclasses import asdict
+
+        counts = ("selected", "successful", "failed", "unphysical", "passed", "pending")
+        # a stage not started has no counts (null), not zero of each
+        rows = [{**asdict(s), "ran": s.ran} | ({} if s.ran else dict.fromkeys(counts)) for s in stages]
+        typer.echo(json.dumps(rows, indent=1, default=str))
+        return True
     table = Table(title=f"campaign {name}")
     numbers = ("selected", "successful", "failed", "unphysical", "passed", "pending")
     for h in ("stage", "kind", *numbers, "state", "time"):

@@ -169,6 +169,11 @@ def test_until_stops_after_the_named_stage_and_status_lists_the_stages_not_run(t
     assert rows[2][8] == "done" and rows[2][2] == "4"
     for row in rows[3:]:
         assert row[2:8] == [""] * 6 and row[8] == "not run yet", row
+    as_json = runner.invoke(app, ["campaign", "status", "until", "--json"])
+    stages = {s["stage"]: s for s in json.loads(as_json.output)}
+    assert stages["phonons"]["ran"] and stages["phonons"]["selected"] == 4
+    assert not stages["eos2"]["ran"] and stages["eos2"]["selected"] is None
+    assert stages["eos2"]["source"] == "eos" and stages["eos2"]["state"] == "not run yet"
     report = runner.invoke(app, ["report", "until", "--out", str(tmp_path / "report")])
     assert report.exit_code == 0, report.output
     page = (tmp_path / "report" / "index.html").read_text()

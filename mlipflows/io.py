@@ -144,19 +144,40 @@ def _read_extxyz(path: Path) -> list[Candidate]:
     return out
 
 
+def _subfolder_hint(folder: Path) -> str:
+    """Where the structures are when they sit one level down (a folder per calculation): a
+    glob to pass. Folders are not searched recursively on purpose: a calculation folder holds
+    its POSCAR and CONTCAR, and both would be read."""
+    names = sorted({f.name for d in folder.iterdir() if d.is_dir() for f in expand_paths(d)})
+    if not names:
+        return ""
+    example = "CONTCAR" if "CONTCAR" in names else names[0]
+    return (
+        f"; its subfolders do (folders are not searched recursively): pass a glob such as "
+        f"'{folder}/*/{example}'"
+    )
+
+
 def read_many(paths: list[str | Path]) -> tuple[list[Candidate], dict[str, str]]:
-    """Read every file once (a folder: the structure files in it); return the structures (ids
-    unique) and ``{path: reason}`` for files that failed."""
+    """Read every file once (a folder: the structure files in it; a quoted glob: its matches,
+    ``**`` recursing); return the structures (ids unique) and ``{path: reason}`` for files that
+    failed."""
     loaded: list[Candidate] = []
     failed: dict[str, str] = {}
     seen: set[Path] = set()
     files: list[str | Path] = []
     for p in paths:  # a folder stands for the structure files in it, as in a campaign spec
-        if Path(p).is_dir():
+        if not Path(p).exists() and any(ch in str(p) for ch in "*?["):  # a quoted glob
+            found = expand_paths(p)
+            files.extend(found)
+            if not found:
+                failed[str(p)] = f"{p}: the pattern matches no file"
+        elif Path(p).is_dir():
             found = expand_paths(p)
             files.extend(found)
             if not found:
                 failed[str(p)] = f"{p}: folder holds no structure file (CIF, POSCAR, CONTCAR, *.vasp, extxyz)"
+                failed[str(p)] += _subfolder_hint(Path(p))
         else:
             files.append(p)
     for p in files:

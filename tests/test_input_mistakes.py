@@ -347,3 +347,19 @@ def test_long_failure_reasons_are_cut_at_a_word_not_inside_one():
         reason.startswith(short.removesuffix(" …")) and short.removesuffix(" …").split()[-1] in reason.split()
     )
     assert short_reason("one\n  line") == "one line" and short_reason(None) == "unknown reason"
+
+
+def test_a_folder_of_calculation_folders_names_the_glob_and_a_quoted_glob_is_read(tmp_path):
+    from mlipflows.io import read_many
+
+    for name, example in (("a", "Cu_fcc.cif"), ("b", "NaCl_rocksalt.cif")):
+        (tmp_path / "calcs" / name).mkdir(parents=True)
+        poscar = Structure.from_file(EXAMPLES / example).to(fmt="poscar")
+        (tmp_path / "calcs" / name / "CONTCAR").write_text(poscar)
+    calcs = tmp_path / "calcs"
+    loaded, failed = read_many([calcs])
+    assert not loaded and f"pass a glob such as '{calcs}/*/CONTCAR'" in failed[str(calcs)]
+    loaded, failed = read_many([f"{tmp_path}/calcs/*/CONTCAR"])  # as a quoted shell argument
+    assert not failed and sorted(c.structure_id for c in loaded) == ["a/CONTCAR", "b/CONTCAR"]
+    loaded, failed = read_many([f"{tmp_path}/calcs/*/POSCAR"])
+    assert not loaded and "matches no file" in failed[f"{tmp_path}/calcs/*/POSCAR"]

@@ -66,10 +66,12 @@ def read_structures(path: str | Path) -> list[Candidate]:
     try:
         if path.suffix.lower() in EXTXYZ_SUFFIXES:
             return _read_extxyz(path)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             cif = path.suffix.lower() == ".cif"
             structures = _read_cif(path) if cif else [Structure.from_file(path)]
+        if any("Elements in POSCAR cannot be determined" in str(w.message) for w in caught):
+            structures = [_vasp4_species(path, structures[0])]
     except StructureReadError:
         raise
     except Exception as exc:
@@ -89,6 +91,28 @@ def read_structures(path: str | Path) -> list[Candidate]:
     if len(structures) == 1:
         return [Candidate(file_id(path), structures[0], str(path))]
     return [Candidate(f"{file_id(path)}-{k}", s, str(path)) for k, s in enumerate(structures)]
+
+
+def _vasp4_species(path: Path, placeholder: Structure) -> Structure:
+    """A POSCAR without VASP 5's species line: pymatgen names its elements H, He, … (a
+    placeholder, never to be computed). VASP 4 files carry the symbols on the comment line, as
+    ASE reads them; anything else is refused, naming the fix."""
+    from pymatgen.core import Element
+
+    lines = path.read_text().splitlines()
+    counts = lines[5].split() if len(lines) > 5 else []
+    words = lines[0].split() if lines else []
+    if counts and len(words) >= len(counts) and all(Element.is_valid_symbol(w) for w in words[: len(counts)]):
+        names = iter(words[: len(counts)])
+        mapping: dict[str, str] = {}
+        for site in placeholder:  # pymatgen's placeholders follow the counts' order
+            if site.specie.symbol not in mapping:
+                mapping[site.specie.symbol] = next(names)
+        return placeholder.copy().replace_species(mapping)
+    raise StructureReadError(
+        f"{path}: a VASP 4 POSCAR without element symbols (no species line, and the comment line "
+        "does not name them): add the VASP 5 species line above the counts, e.g. 'Na Cl'"
+    )
 
 
 def _read_cif(path: Path) -> list[Structure]:

@@ -363,3 +363,21 @@ def test_a_folder_of_calculation_folders_names_the_glob_and_a_quoted_glob_is_rea
     assert not failed and sorted(c.structure_id for c in loaded) == ["a/CONTCAR", "b/CONTCAR"]
     loaded, failed = read_many([f"{tmp_path}/calcs/*/POSCAR"])
     assert not loaded and "matches no file" in failed[f"{tmp_path}/calcs/*/POSCAR"]
+
+
+VASP4 = "{comment}\n1.0\n0.0 2.82 2.82\n2.82 0.0 2.82\n2.82 2.82 0.0\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+
+
+def test_a_vasp4_poscar_is_read_from_its_comment_line_or_refused_never_h_and_he(tmp_path):
+    """pymatgen names the species of a POSCAR without a species line H, He, …: never compute those."""
+    from mlipflows.errors import StructureReadError
+    from mlipflows.io import read_structures
+
+    (tmp_path / "named.vasp").write_text(VASP4.format(comment="Na Cl"))
+    (s,) = read_structures(tmp_path / "named.vasp")
+    assert [site.specie.symbol for site in s.structure] == ["Na", "Cl"]
+    (tmp_path / "POSCAR").write_text(VASP4.format(comment="NaCl rocksalt vasp4 style"))
+    with pytest.raises(StructureReadError, match="VASP 4 POSCAR without element symbols"):
+        read_structures(tmp_path / "POSCAR")
+    res = CliRunner().invoke(app, ["relax", str(tmp_path / "POSCAR"), "--model", "morse"])
+    assert res.exit_code == 1 and "species line" in res.output and "HHe" not in res.output

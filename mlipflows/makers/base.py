@@ -131,6 +131,34 @@ def default_ids(structures: Sequence[Structure]) -> list[str]:
     return ids
 
 
+def as_structures(structures: Any, structure_ids: Any = None) -> tuple[list[Structure], list[str] | None]:
+    """The structures of a chunk from what a user or an upstream job passes: a list or one
+    item (atomate2's habit), each a pymatgen Structure, its dict, or an upstream job's result
+    document (``relax_job.output``: its structure, and its ``structure_id`` unless ids are
+    given)."""
+    if isinstance(structures, Structure | dict | BaseDocument):
+        structures = [structures]
+        structure_ids = [structure_ids] if isinstance(structure_ids, str) else structure_ids
+    out, doc_ids = [], []
+    for k, item in enumerate(structures):
+        if isinstance(item, BaseDocument):
+            item = item.model_dump()
+        if isinstance(item, dict) and "structure" in item and "lattice" not in item:  # a document
+            doc_ids.append(item.get("structure_id"))
+            item = item["structure"]
+        if isinstance(item, dict):
+            item = Structure.from_dict(item)
+        if not isinstance(item, Structure):
+            raise TypeError(
+                f"structure {k} is a {type(item).__name__}: pass pymatgen Structures (or their "
+                "dicts, or an upstream job's result documents)"
+            )
+        out.append(item)
+    if structure_ids is None and doc_ids and len(doc_ids) == len(out) and all(doc_ids):
+        structure_ids = doc_ids
+    return out, structure_ids
+
+
 def checked_ids(structures: Sequence[Structure], structure_ids: Sequence[str] | None) -> list[str]:
     """The given ids (one per structure) or content hashes."""
     ids = list(structure_ids) if structure_ids else default_ids(structures)
@@ -185,6 +213,7 @@ class ChunkMaker(Maker):
         self, structures: list[Structure], structure_ids: list[str] | None = None, **per_structure: Any
     ) -> list[BaseDocument]:
         """Compute, build and store one document per structure, in input order."""
+        structures, structure_ids = as_structures(structures, structure_ids)
         ids = checked_ids(structures, structure_ids)
         potential = self.chunk.potential()
         t0 = time.perf_counter()

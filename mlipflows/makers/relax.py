@@ -10,7 +10,7 @@ from jobflow import Flow, Job, Maker, job
 from pymatgen.core import Structure
 
 from mlipflows.engine import BatchBudget, RelaxSettings, SystemResult, relax, static
-from mlipflows.makers.base import CHUNK_JOB, ChunkMaker, checked_ids
+from mlipflows.makers.base import CHUNK_JOB, ChunkMaker, as_structures, checked_ids
 from mlipflows.potentials import Potential
 from mlipflows.progress import report
 from mlipflows.schemas import TaskDocument
@@ -112,7 +112,7 @@ def chunk_jobs(
     """One ``maker.make`` job per ``chunk_size`` structures (per-structure arguments split alike)."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be ≥ 1")
-    structures = list(structures)
+    structures, structure_ids = as_structures(structures, structure_ids)
     ids = checked_ids(structures, structure_ids) if structure_ids is not None else None
     jobs: list[Job] = []
     for k, start in enumerate(range(0, len(structures), chunk_size)):

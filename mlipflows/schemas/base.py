@@ -13,7 +13,8 @@ import uuid as _uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from monty.json import MSONable
+from pydantic import BaseModel, Field, model_validator
 from pymatgen.core import Element, Structure
 from scipy.constants import atomic_mass
 
@@ -98,6 +99,13 @@ class BaseDocument(BaseModel):
     structure: dict[str, Any] = Field(description="final structure, pymatgen dict")
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _objects_as_dicts(cls, data: Any) -> Any:
+        """When a later job reads a stored document, jobflow decodes its pymatgen dicts into
+        objects (Structure, …); the fields hold the dicts, so chained jobs validate."""
+        return _as_dicts(data) if isinstance(data, dict) else data
+
     def get_structure(self) -> Structure:
         return Structure.from_dict(self.structure)
 
@@ -105,6 +113,17 @@ class BaseDocument(BaseModel):
     def flat_exclude(cls) -> tuple[str, ...]:
         """Fields left out of the flat ``results`` collection."""
         return (*cls.DATA_FIELDS, *cls.FLAT_EXCLUDE)
+
+
+def _as_dicts(value: Any) -> Any:
+    """``value`` with every MSONable object (not a pydantic model) turned back into its dict."""
+    if isinstance(value, MSONable) and not isinstance(value, BaseModel):
+        return value.as_dict()
+    if isinstance(value, dict):
+        return {k: _as_dicts(v) for k, v in value.items()}
+    if isinstance(value, list) and value and not isinstance(value[0], int | float):
+        return [_as_dicts(v) for v in value]  # (lists of numbers, the bulk of a document, skipped)
+    return value
 
 
 _AMU_PER_A3_TO_G_PER_CM3 = atomic_mass * 1e27  # kg → g (1e3) over Å³ → cm³ (1e-24)

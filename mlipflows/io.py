@@ -145,6 +145,7 @@ def _read_cif(path: Path) -> list[Structure]:
 
 
 def _read_extxyz(path: Path) -> list[Candidate]:
+    from ase import Atoms
     from ase.io import read
     from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -160,7 +161,10 @@ def _read_extxyz(path: Path) -> list[Candidate]:
         sid = atoms.info.get("structure_id") or (
             file_id(path) if len(frames) == 1 else f"{file_id(path)}-{k}"
         )
-        out.append(Candidate(str(sid), AseAtomsAdaptor.get_structure(atoms), str(path)))
+        # only the structure: a frame's info (an export's result fields, dotted keys) and
+        # labels would ride along as Structure.properties into every job output
+        bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        out.append(Candidate(str(sid), AseAtomsAdaptor.get_structure(bare), str(path)))
     if bad and not out:
         raise StructureReadError(next(iter(bad.values())) + f" (and every other of its {len(frames)} frames)")
     if bad:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -77,3 +78,19 @@ def test_demo_relaxes_the_examples_with_sevennet():
     for name in ("MgO_rocksalt", "GaAs_zincblende", "Cu_fcc", "SrTiO3_perovskite"):
         assert name in result.output
     assert "failed" not in result.output
+
+
+def test_a_job_that_fails_says_why_in_one_line_not_a_traceback(tmp_path, monkeypatch):
+    from mlipflows.makers.relax import RelaxMaker
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("the engine ran out of something")
+
+    monkeypatch.setattr(RelaxMaker, "compute", broken)
+    cu = tmp_path / "cu.cif"
+    shutil.copy(EXAMPLES / "Cu_fcc.cif", cu)
+    res = CliRunner().invoke(app, ["relax", str(cu), "--model", "morse"])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert "job 'mlipflows relax 1' failed: RuntimeError: the engine ran out of something" in text
+    assert "Traceback" not in text and "did not finish running" not in text

@@ -191,11 +191,49 @@ def run_with_progress(
         chunk_task = progress.add_task("chunks", total=n_chunks, rate="") if n_chunks else None
         set_reporter(_BarReporter(progress, task, chunk_task))
         try:
-            run_locally(
-                flow, store=store, log=False, ensure_success=True, raise_immediately=raise_immediately
+            with _job_failures() as failures:
+                run_locally(
+                    flow, store=store, log=False, ensure_success=True, raise_immediately=raise_immediately
+                )
+        except RuntimeError as exc:
+            if not failures:
+                raise
+            name, reason = failures[0]
+            more = f" ({len(failures) - 1} more jobs failed)" if len(failures) > 1 else ""
+            err_console.print(
+                f"[red]error[/red] job {name!r} failed: {reason}{more}; the other jobs' results are stored"
             )
+            raise typer.Exit(2) from exc
         finally:
             set_reporter(None)
+
+
+@contextmanager
+def _job_failures() -> Iterator[list[tuple[str, str]]]:
+    """(job name, the exception's last line) of each job jobflow's run_locally saw fail; it
+    only logs them (at INFO, a whole traceback), and the CLI runs it without a log."""
+    import logging
+
+    failures: list[tuple[str, str]] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if " failed with exception:" in text:
+                name, _, trace = text.partition(" failed with exception:")
+                failures.append((name, trace.strip().splitlines()[-1] if trace.strip() else "?"))
+
+    logger = logging.getLogger("jobflow.managers.local")
+    handler, level, propagate = Catch(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # the tracebacks stay out of the terminal
+    try:
+        yield failures
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 @contextmanager

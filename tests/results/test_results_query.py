@@ -153,6 +153,14 @@ def test_structures_to_one_extxyz_keep_their_fields(store, tmp_path):
     bad = runner.invoke(app, [*args, "--export-structures", str(out), "--structure-format", "cif"])
     words = " ".join(bad.output.replace("│", " ").split())  # typer's error box wraps the line
     assert bad.exit_code == 2 and "drop --structure-format cif" in words
+    # the export reads back: the frames' fields (dotted keys) are not carried into the jobs
+    again = runner.invoke(
+        app, ["relax", str(out), "--model", "morse", "--tag", "reread", "--json", str(tmp_path / "r.json")]
+    )
+    assert again.exit_code == 0, again.output
+    docs = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert [d["structure_id"] for d in docs] == [r["structure_id"] for r in table]
+    assert all(d["forces"] and not d["structure"].get("properties") for d in docs)
 
 
 def test_parquet_keeps_arrays_as_arrays(store, tmp_path):

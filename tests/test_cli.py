@@ -94,3 +94,18 @@ def test_a_job_that_fails_says_why_in_one_line_not_a_traceback(tmp_path, monkeyp
     text = " ".join(res.output.split())
     assert "job 'mlipflows relax 1' failed: RuntimeError: the engine ran out of something" in text
     assert "Traceback" not in text and "did not finish running" not in text
+
+
+def test_relax_exits_1_when_a_structure_failed_and_only_stuck_ones_are_told_more_steps(tmp_path):
+    nacl = tmp_path / "NaCl.cif"
+    shutil.copy(EXAMPLES / "NaCl_rocksalt.cif", nacl)
+    out = tmp_path / "new" / "r.json"  # its folder is made
+    res = CliRunner().invoke(
+        app, ["relax", str(nacl), "--model", "tests.helpers:morse_no_xe", "--json", str(out)]
+    )
+    assert res.exit_code == 0, res.output  # a model that covers Na and Cl
+    res = CliRunner().invoke(app, [*args, "--model", "mpnice-si-mlearn"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "1 of 1 failed or unphysical" in text
+    assert "did not converge" not in text  # it stopped for its elements, not for --steps
+    assert json.loads(out.read_text())["results"][0]["state"] == "failed"

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from mlipflows.commands.ui import (
     EXAMPLES,
+    JsonOption,
     UriOption,
     check_model,
     console,
@@ -116,17 +117,25 @@ def _relax_files(
     crit = {"job_uuid": {"$in": [j.uuid for j in flow.jobs]}, "task_type": "relax"}
     frame = query_results(store, build_criteria(campaign=campaign, model=potential.name, extra=crit))
     print_results(frame, title=f"relaxed with {model}", total=len(frame))
-    stuck = int((frame["converged"] == False).sum()) if "converged" in frame else 0  # noqa: E712
+    ok = frame["state"] == "successful" if "state" in frame else frame.index == frame.index
+    # only relaxations that ran out of steps: a failed or unphysical one stopped for its reason
+    stuck = int((ok & (frame["converged"] == False)).sum()) if "converged" in frame else 0  # noqa: E712
     if stuck:
         err_console.print(
             f"[yellow]warning[/yellow] {stuck} of {len(frame)} did not converge within {steps} steps "
             f"(fmax {fmax} eV/Å): stored with converged=False; more --steps, or leave them out with "
             '--where "converged == true"'
         )
+    n_bad = int((~ok).sum())
+    if n_bad:
+        err_console.print(
+            f"[yellow]warning[/yellow] {n_bad} of {len(frame)} failed or unphysical (stored with their "
+            "reason, see the error column)"
+        )
     if json_out is not None:
         _write_json(store, flow, json_out, failed)
         err_console.print(f"wrote {json_out}")
-    return 1 if failed else 0
+    return 1 if failed or n_bad else 0
 
 
 def _write_json(store: object, flow: object, path: Path, failed: dict[str, str]) -> None:
@@ -140,6 +149,7 @@ def _write_json(store: object, flow: object, path: Path, failed: dict[str, str])
         "results": jsanitize(docs, strict=False, enum_values=True),
         "unreadable_files": failed,
     }
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1, default=str))
 
 
@@ -155,7 +165,7 @@ def relax(
     campaign: Annotated[str | None, typer.Option(help="campaign name stored with every result")] = None,
     cell_filter: Annotated[str, typer.Option(help="frechet, hydrostatic or fixed")] = "frechet",
     chunk_size: Annotated[int, typer.Option(help="structures per job", min=1)] = 256,
-    json_out: Annotated[Path | None, typer.Option("--json", help="write full documents here")] = None,
+    json_out: JsonOption = None,
     uri: UriOption = None,
 ) -> None:
     """Relax structures (positions + cell) in batches and store one result per structure."""

@@ -100,9 +100,8 @@ def test_relax_exits_1_when_a_structure_failed_and_only_stuck_ones_are_told_more
     nacl = tmp_path / "NaCl.cif"
     shutil.copy(EXAMPLES / "NaCl_rocksalt.cif", nacl)
     out = tmp_path / "new" / "r.json"  # its folder is made
-    res = CliRunner().invoke(
-        app, ["relax", str(nacl), "--model", "tests.helpers:morse_no_xe", "--json", str(out)]
-    )
+    args = ["relax", str(nacl), "--json", str(out)]
+    res = CliRunner().invoke(app, [*args, "--model", "tests.helpers:morse_no_xe"])
     assert res.exit_code == 0, res.output  # a model that covers Na and Cl
     res = CliRunner().invoke(app, [*args, "--model", "mpnice-si-mlearn"])
     text = " ".join(res.output.split())

@@ -88,7 +88,11 @@ def run(
         raise typer.Exit(2) from None
     if campaign.stages:
         show_status(store, campaign.name)
-    frame = query_results(store, {"campaign": campaign.name, "task_type": "stability"}, sort="e_above_hull")
+    # the campaign's hull as it stands: not a surrogate's provisional screen-hull, not a hull
+    # of superseded settings, not a polymorph stage's rebuilt one
+    final = {"stage": "hull", "settings_digest": plan.digests.get("hull")}
+    crit = {"campaign": campaign.name, "task_type": "stability", **final}
+    frame = query_results(store, crit, sort="e_above_hull")
     ok = frame[frame["state"] == "successful"] if len(frame) else frame
     n_stable = int(ok["is_stable"].sum()) if len(ok) else 0
     console.print(f"{len(frame)} stability results, {len(frame) - len(ok)} failed, {n_stable} on the hull")
@@ -249,6 +253,10 @@ def hull(
         subsystems = ["-".join(c) for n in range(1, len(elements) + 1) for c in combinations(elements, n)]
         crit["chemsys"] = {"$in": subsystems}
     frame = query_results(store, crit, sort="e_above_hull")
+    if "stage" in frame:  # the final hull of the current settings (not a surrogate's screen-hull)
+        from mlipflows.results import current_stage_documents
+
+        frame = current_stage_documents(frame[frame["stage"].isna() | (frame["stage"] == "hull")])
     if frame.empty and query_results(store, {"campaign": campaign}, limit=1).empty:
         err_console.print(f"[red]error[/red] {unknown_campaign(store, campaign)}")
         raise typer.Exit(2)

@@ -200,6 +200,19 @@ def test_surrogate_campaign_teacher_decides_near_the_hull(tmp_path: Path, base_s
     assert stages["screen-hull"].selected == 27 and stages["hull"].selected == 27
     assert stages["check"].selected == len(checked)
 
+    # the CLI's hull and the run's summary are the final hull only, not the student's screen
+    from typer.testing import CliRunner
+
+    from mlipflows.cli import app
+
+    shown = CliRunner().invoke(app, ["hull", "surr", "--limit", "0"])
+    assert shown.exit_code == 0, shown.output
+    rows = [line for line in shown.output.splitlines() if line.startswith("│")]
+    assert len(rows) == 27 and len({r.split("│")[1].strip() for r in rows}) == 27, shown.output
+    rerun = CliRunner().invoke(app, ["campaign", "run", str(spec_path)])
+    assert rerun.exit_code == 0, rerun.output
+    assert "27 stability results" in rerun.output, rerun.output
+
 
 def test_side_by_side_benchmark_halves_in_two_stores(
     tmp_path: Path, base_student: Path, monkeypatch: pytest.MonkeyPatch

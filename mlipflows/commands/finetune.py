@@ -36,6 +36,9 @@ def finetune_command(
     )
     if result.single_head:
         console.print(f"wrote {result.single_head} (head {cfg.new_head!r} alone)")
+    # a multi-head file evaluates its first head unless told: say how to use the new one
+    use = result.single_head or f"{train.checkpoint}@{cfg.new_head}"
+    console.print(f"use the new head with --model {use}")
     v = train.validation.get("all")
     if v:
         console.print(

@@ -15,6 +15,7 @@ checkpoint runs no code from it. :func:`potential_from_checkpoint` is what
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from mlipflows.errors import ModelLoadError
 from mlipflows.models.base import EnergyModel, build_model
 from mlipflows.models.potential import ModelPotential
 from mlipflows.potentials.base import ModelCard, file_checksum
+
+log = logging.getLogger(__name__)
 
 FORMAT = "mlipflows"
 FORMAT_VERSION = 1
@@ -111,13 +114,28 @@ def potential_from_checkpoint(
     name: str | None = None,
     head: str | None = None,
 ) -> ModelPotential:
-    """A warm :class:`ModelPotential` from a checkpoint already read with ``weights_only``."""
+    """A warm :class:`ModelPotential` from a checkpoint already read with ``weights_only``.
+
+    A multi-head model evaluates ``head`` (default: its first, with a warning naming the
+    others); the head is part of its name and checksum, so two heads' results never mix."""
     model = model_from_content(content)
     meta = content.get("metadata", {})
+    heads = list(model.readout.heads)
+    if head is not None and head not in heads:
+        raise ModelLoadError(f"{path}@{head}: no such head; this model has heads {heads}")
+    label, checksum = name or str(meta.get("name") or Path(path).stem), file_checksum(path)
+    if len(heads) > 1:
+        if head is None:
+            head = heads[0]
+            log.warning(
+                "%s has heads %s: evaluating %r, its first; write %s@HEAD for another (e.g. %s@%s)",
+                path, heads, head, path, path, heads[-1],
+            )  # fmt: skip
+        label, checksum = f"{label}@{head}", f"{checksum}@{head}"
     card = ModelCard(
-        name=name or str(meta.get("name") or Path(path).stem),
+        name=label,
         version=str(meta.get("version", "1")),
-        checksum=file_checksum(path),
+        checksum=checksum,
         source=str(path),
         cutoff=model.cutoff,
         elements=frozenset(model.elements),

@@ -44,9 +44,9 @@ def load_potential(
 
     Args:
         spec: a registry name (``mlipflows models`` lists them), a checkpoint path (read
-            with ``weights_only=True``), ``sevennet:PATH`` / ``chgnet:PATH`` for checkpoints of
-            those packages that you trust (their loaders unpickle), or an import path
-            ``package.module:factory``.
+            with ``weights_only=True``; ``PATH@HEAD`` picks a head of a multi-head one),
+            ``sevennet:PATH`` / ``chgnet:PATH`` for checkpoints of those packages that you
+            trust (their loaders unpickle), or an import path ``package.module:factory``.
         device: "cpu", "cuda", "cuda:N" or "auto".
         dtype: preferred float dtype; models that support only float32 (CHGNet, Morse uses its own)
             ignore it.
@@ -89,6 +89,11 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Poten
         from mlipflows.potentials.custom import load_checkpoint
 
         return load_checkpoint(path, device, dtype)
+    file, at, head = spec.rpartition("@")
+    if at and Path(file).expanduser().is_file():  # CHECKPOINT@HEAD: one head of a multi-head model
+        from mlipflows.potentials.custom import load_checkpoint
+
+        return load_checkpoint(Path(file).expanduser(), device, dtype, head=head)
     if ":" in spec and not path.exists():
         from mlipflows.potentials.custom import load_import_path
 

@@ -34,8 +34,11 @@ def load_import_path(spec: str, device: torch.device, dtype: torch.dtype) -> Pot
     return potential
 
 
-def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype) -> Potential:
-    """Recognise a checkpoint by its contents and build the matching adapter."""
+def load_checkpoint(
+    path: Path, device: torch.device, dtype: torch.dtype, head: str | None = None
+) -> Potential:
+    """Recognise a checkpoint by its contents and build the matching adapter (``head``: one
+    readout head of a multi-head mlipflows checkpoint)."""
     from mlipflows.io import STRUCTURE_SUFFIXES, VASP_NAMES
 
     if path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.upper().startswith(VASP_NAMES):
@@ -58,7 +61,9 @@ def load_checkpoint(path: Path, device: torch.device, dtype: torch.dtype) -> Pot
     if content.get("format") == "mlipflows":
         from mlipflows.models.checkpoint import potential_from_checkpoint
 
-        return potential_from_checkpoint(path, content, device=device, dtype=dtype)
+        return potential_from_checkpoint(path, content, device=device, dtype=dtype, head=head)
+    if head is not None:
+        raise ModelLoadError(f"{path}@{head}: only mlipflows checkpoints have named heads")
     if "model" in content and "model_args" in content.get("model", {}):
         from mlipflows.potentials.chgnet import CHGNetPotential
 

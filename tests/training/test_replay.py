@@ -12,6 +12,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from mlipflows.engine import Batch
+from mlipflows.errors import ModelLoadError
 from mlipflows.models.checkpoint import load_model
 from mlipflows.models.potential import predict
 from mlipflows.potentials import clear_cache, load_potential
@@ -155,6 +156,15 @@ def test_fine_tune_new_head_with_replay(tmp_path):
     batch = Batch.from_atoms(new[:2], dtype=torch.float32)
     ref = predict(model, batch, head=torch.tensor([1, 1]))
     np.testing.assert_allclose(pot.evaluate(batch).energy, ref.energy.detach(), rtol=1e-6)
+    # … and so does CHECKPOINT@HEAD of the two-head file; its heads never share a name or checksum
+    both = str(tmp_path / "ft.pt")
+    picked = load_potential(f"{both}@new", dtype=torch.float32)
+    np.testing.assert_allclose(picked.evaluate(batch).energy, ref.energy.detach(), rtol=1e-6)
+    first = load_potential(both, dtype=torch.float32)  # the first head, with a warning
+    assert (picked.card.name, first.card.name) == ("ft@new", "ft@pbe")
+    assert picked.card.checksum != first.card.checksum
+    with pytest.raises(ModelLoadError, match="no such head; this model has heads"):
+        load_potential(f"{both}@nope")
     clear_cache()
 
 

@@ -16,10 +16,10 @@ from pydantic import (
 )
 from pymatgen.core import Element
 
-from mlipflows.campaign.yaml_lines import line_of, load_with_lines
 from mlipflows.engine import RelaxSettings
 from mlipflows.errors import MlipflowsError
 from mlipflows.prototypes import PROTOTYPES
+from mlipflows.yaml_lines import line_of, load_with_lines
 
 
 class SpecError(MlipflowsError):

@@ -13,21 +13,18 @@ def finetune_command(
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Add a readout head for new data to a trained checkpoint and train it with replay."""
-    from pydantic import ValidationError
-
     from mlipflows.commands.ui import console, err_console
     from mlipflows.errors import MlipflowsError
     from mlipflows.training.replay import FineTuneConfig, fine_tune
 
     try:
         cfg = FineTuneConfig.from_yaml(config)
-    except (OSError, ValidationError) as exc:
-        err_console.print(f"[red]error[/red] cannot read fine-tuning config {config}: {exc}")
-        raise typer.Exit(2) from None
-    try:
         result = fine_tune(cfg, show_progress=not quiet)
     except (MlipflowsError, ValueError) as exc:
         err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    except KeyError as exc:  # an unknown head (the message names the model's heads)
+        err_console.print(f"[red]error[/red] {config}: {exc.args[0]}")
         raise typer.Exit(2) from None
     train = result.train
     console.print(

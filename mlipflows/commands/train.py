@@ -16,20 +16,14 @@ def train_command(
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Train one of our architectures; writes a weights-only checkpoint usable as a model spec."""
-    from pydantic import ValidationError
-
     from mlipflows.commands.ui import console, err_console
     from mlipflows.errors import MlipflowsError
     from mlipflows.training import TrainConfig, train
 
     try:
         cfg = TrainConfig.from_yaml(config)
-    except (OSError, ValidationError) as exc:
-        err_console.print(f"[red]error[/red] cannot read training config {config}: {exc}")
-        raise typer.Exit(2) from None
-    updates = {k: v for k, v in {"output": output, "epochs": epochs}.items() if v is not None}
-    cfg = cfg.model_copy(update=updates)
-    try:
+        updates = {k: v for k, v in {"output": output, "epochs": epochs}.items() if v is not None}
+        cfg = cfg.with_updates(**updates) if updates else cfg
         result = train(cfg, show_progress=not quiet, console=err_console)
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}")
@@ -63,6 +57,9 @@ def model_errors(
         samples = read_dataset(data, head=target_head)
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    except KeyError as exc:  # --head: the message names the model's heads
+        err_console.print(f"[red]error[/red] --head: {exc.args[0]}")
         raise typer.Exit(2) from None
     table = errors(pot.model, samples)
     if as_json:

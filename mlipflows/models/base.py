@@ -64,11 +64,17 @@ def register_architecture(cls: type[M]) -> type[M]:
     return cls
 
 
-def build_model(architecture: str, config: dict[str, Any]) -> EnergyModel:
-    """Instantiate a registered architecture (importing the built-in ones on first use)."""
+def known_architectures() -> dict[str, type[EnergyModel]]:
+    """Every registered architecture (the built-in ones imported on first use)."""
     import mlipflows.models.mpnice  # noqa: F401  (registers "mpnice")
     from mlipflows.models import geodite, nequip_lr  # noqa: F401  (register "geodite", "nequip_lr")
 
+    return ARCHITECTURES
+
+
+def build_model(architecture: str, config: dict[str, Any]) -> EnergyModel:
+    """Instantiate a registered architecture (importing the built-in ones on first use)."""
+    known_architectures()
     if architecture not in ARCHITECTURES:
         raise KeyError(f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[architecture].from_config(config)

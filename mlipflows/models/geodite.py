@@ -161,6 +161,7 @@ class Geodite(EnergyModel):
     """Tensor-product-free equivariant message passing (see module docstring)."""
 
     architecture = "geodite"
+    config_class = GeoditeConfig  # its options (the training YAML's ``model:``)
 
     def __init__(self, **kwargs: Any) -> None:
         cfg = GeoditeConfig(**kwargs)

@@ -138,6 +138,7 @@ class MPNICE(EnergyModel):
     """Charge-equilibrated invariant message passing (see module docstring)."""
 
     architecture = "mpnice"
+    config_class = MPNICEConfig  # its options (the training YAML's ``model:``)
 
     def __init__(self, **kwargs: Any) -> None:
         cfg = MPNICEConfig(**kwargs)

@@ -119,6 +119,7 @@ class NequIPLR(EnergyModel):
     """Equivariant short-range model with exact global Qeq and charge feedback."""
 
     architecture = "nequip_lr"
+    config_class = NequIPLRConfig  # its options (the training YAML's ``model:``)
 
     @property
     def max_atoms_per_call(self) -> int | None:

@@ -16,12 +16,25 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from mlipflows.errors import MlipflowsError
 from mlipflows.training.store_data import StoreQuery
+from mlipflows.yaml_lines import validate_yaml
+
+
+class ConfigError(MlipflowsError):
+    """A training or fine-tuning config that cannot be used, said as ``file:line: message``."""
 
 
 class DatasetSpec(BaseModel):
@@ -97,11 +110,58 @@ class TrainConfig(BaseModel):
     threads: int | None = Field(1, ge=1, description="torch CPU threads")
     output: Path = Path("model.pt")
 
+    @field_validator("architecture")
     @classmethod
-    def from_yaml(cls, path: str | Path) -> TrainConfig:
-        """Read a YAML config; relative data/output paths stay relative to the working directory."""
-        with open(path) as f:
-            return cls.model_validate(yaml.safe_load(f))
+    def _known_architecture(cls, value: str) -> str:
+        from difflib import get_close_matches
+
+        from mlipflows.models.base import known_architectures
+
+        name = value.replace("-", "_")  # nequip-lr, as `distill --architecture` spells it
+        known = sorted(known_architectures())
+        if name not in known:
+            near = get_close_matches(name, known, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise ValueError(f"unknown architecture {value!r}: {hint}known: {', '.join(known)}")
+        return name
+
+    @field_validator("model")
+    @classmethod
+    def _model_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Options of the architecture's config (checked before any data are read)."""
+        from dataclasses import fields
+        from difflib import get_close_matches
+
+        from mlipflows.models.base import ARCHITECTURES
+
+        arch = ARCHITECTURES.get(str(info.data.get("architecture")))
+        config = getattr(arch, "config_class", None)
+        if config is None:
+            return value
+        names = [f.name for f in fields(config)]
+        for key in value:
+            if key not in names:
+                near = get_close_matches(key, names, n=2)
+                hint = f"did you mean {' or '.join(near)}? " if near else ""
+                raise ValueError(
+                    f"{key!r} is not an option of {arch.architecture}: {hint}options: {', '.join(names)}"
+                )
+        return value
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        """Read a YAML config; relative data/output paths stay relative to the working directory.
+        Every mistake is a :class:`ConfigError` of ``file:line: field: message`` lines."""
+        return validate_yaml(cls, path, ConfigError)
+
+    def with_updates(self, **updates: Any) -> Self:
+        """A copy with some settings replaced, validated as the YAML's were (``epochs=0`` fails)."""
+        try:
+            return type(self).model_validate({**self.model_dump(), **updates})
+        except ValidationError as exc:
+            raise ConfigError(
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            ) from None
 
     @property
     def heads(self) -> list[str]:

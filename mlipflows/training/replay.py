@@ -40,7 +40,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from pymatgen.core import Element
 
 from mlipflows.engine.batch import Batch, segment_sum
@@ -57,7 +57,21 @@ class FineTuneConfig(TrainConfig):
     """A :class:`TrainConfig` whose ``datasets`` are the *new* data (all with head ``new_head``)
     plus where to start from and how to replay the original data."""
 
-    checkpoint: Path = Field(description="trained mlipflows checkpoint to start from")
+    checkpoint: Path = Field(
+        description="trained mlipflows checkpoint (or a packaged model's name) to start from"
+    )
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _existing(cls, value: Path) -> Path:
+        from mlipflows.models.checkpoint import PACKAGED
+
+        if value.is_file():
+            return value
+        if (PACKAGED / f"{value}.pt").is_file():  # a packaged model's registry name
+            return PACKAGED / f"{value}.pt"
+        raise ValueError(f"{value}: no such checkpoint file (nor a packaged model's name)")
+
     new_head: str = "finetune"
     source_head: str | None = Field(None, description="head to copy and replay (default: the first)")
     replay_data: list[DatasetSpec] = Field(default_factory=list, description="original training data")

@@ -21,7 +21,9 @@ def test_checkpoint_round_trip_through_load_potential(tmp_path):
     assert content["format"] == "mlipflows" and content["architecture"] == "mpnice"
     clear_cache()
     pot = load_potential(str(path), dtype=torch.float64)
-    assert pot.name == "tiny" and pot.card.checksum.startswith("sha256:") and pot.cutoff == 4.0
+    # two heads (pbe, r2scan): the first serves, and the name and checksum say which
+    assert pot.name == "tiny@pbe" and pot.card.checksum.startswith("sha256:") and pot.cutoff == 4.0
+    assert pot.card.checksum.endswith("@pbe")
     atoms = bulk("NaCl", "rocksalt", 5.2, cubic=True)
     atoms.rattle(0.1, seed=0)
     batch = Batch.from_atoms([atoms], dtype=torch.float64)

@@ -11,6 +11,7 @@ import typer
 def finetune_command(
     config: Annotated[Path, typer.Argument(help="fine-tuning YAML (see mlipflows.training.replay)")],
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    force: Annotated[bool, typer.Option(help="write over a model mlipflows ships (its output path)")] = False,
 ) -> None:
     """Add a readout head for new data to a trained checkpoint and train it with replay."""
     from mlipflows.commands.ui import console, err_console
@@ -19,6 +20,7 @@ def finetune_command(
 
     try:
         cfg = FineTuneConfig.from_yaml(config)
+        cfg.check_output(force)
         result = fine_tune(cfg, show_progress=not quiet)
     except (MlipflowsError, ValueError) as exc:
         err_console.print(f"[red]error[/red] {exc}")

@@ -14,6 +14,7 @@ def train_command(
     output: Annotated[Path | None, typer.Option(help="checkpoint path (overrides the config)")] = None,
     epochs: Annotated[int | None, typer.Option(help="override the number of epochs")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    force: Annotated[bool, typer.Option(help="write over a model mlipflows ships (its output path)")] = False,
 ) -> None:
     """Train one of our architectures; writes a weights-only checkpoint usable as a model spec."""
     from mlipflows.commands.ui import console, err_console
@@ -24,6 +25,9 @@ def train_command(
         cfg = TrainConfig.from_yaml(config)
         updates = {k: v for k, v in {"output": output, "epochs": epochs}.items() if v is not None}
         cfg = cfg.with_updates(**updates) if updates else cfg
+        cfg.check_output(force)
+        if Path(cfg.output).is_file():
+            err_console.print(f"{cfg.output} exists: it is replaced when training ends")
         result = train(cfg, show_progress=not quiet, console=err_console)
     except MlipflowsError as exc:
         err_console.print(f"[red]error[/red] {exc}")

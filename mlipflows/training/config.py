@@ -154,6 +154,18 @@ class TrainConfig(BaseModel):
         Every mistake is a :class:`ConfigError` of ``file:line: field: message`` lines."""
         return validate_yaml(cls, path, ConfigError)
 
+    def check_output(self, force: bool = False) -> None:
+        """Refuse to write over a model mlipflows ships (a README example run as is would
+        replace it) unless ``force``."""
+        from mlipflows.models.checkpoint import PACKAGED
+
+        out = Path(self.output).resolve()
+        if not force and out.parent == PACKAGED.resolve() and out.is_file():
+            raise ConfigError(
+                f"output {self.output} is the packaged model {out.stem!r} that mlipflows ships: write "
+                "elsewhere (--output my-model.pt), or pass --force to retrain it in place"
+            )
+
     def with_updates(self, **updates: Any) -> Self:
         """A copy with some settings replaced, validated as the YAML's were (``epochs=0`` fails)."""
         try:

@@ -65,3 +65,13 @@ def test_finetune_names_a_missing_checkpoint_and_takes_a_packaged_models_name(tm
     assert res.exit_code == 2 and "tinyy.pt: no such checkpoint file" in " ".join(res.output.split())
     missing.write_text(text.format(ck="mpnice-si-mlearn"))
     assert FineTuneConfig.from_yaml(missing).checkpoint == PACKAGED / "mpnice-si-mlearn.pt"
+
+
+def test_the_packaged_models_are_not_overwritten_without_force(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    monkeypatch.chdir(root)  # the YAML's output path is relative to the repository root
+    shipped = root / "analysis" / "models" / "mpnice-si-mlearn.yaml"
+    res = CliRunner().invoke(app, ["train", str(shipped), "--quiet", "--epochs", "1"])
+    assert res.exit_code == 2 and "is the packaged model 'mpnice-si-mlearn'" in " ".join(res.output.split())

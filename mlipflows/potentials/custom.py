@@ -24,11 +24,20 @@ def load_import_path(spec: str, device: torch.device, dtype: torch.dtype) -> Pot
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ModelLoadError(f"cannot import module {module_name!r} of model spec {spec!r}: {exc}") from exc
+        raise ModelLoadError(
+            f"cannot import module {module_name!r} of model spec {spec!r}: {exc} (is its folder on "
+            "PYTHONPATH? the current directory is not searched)"
+        ) from exc
     factory = getattr(module, attr, None)
     if factory is None:
         raise ModelLoadError(f"module {module_name!r} has no attribute {attr!r} (model spec {spec!r})")
-    potential = factory(device=device, dtype=dtype)
+    try:
+        potential = factory(device=device, dtype=dtype)
+    except TypeError as exc:  # the commonest mistake: a factory without these keywords
+        raise ModelLoadError(
+            f"{spec}: a model factory is called as factory(device=..., dtype=...) and returns a "
+            f"mlipflows Potential; this one failed: {exc}"
+        ) from exc
     if not isinstance(potential, Potential):
         raise ModelLoadError(f"{spec} returned {type(potential).__name__}, not a mlipflows Potential")
     return potential

@@ -176,7 +176,7 @@ def test_import_path_factory():
         load_potential("tests.helpers:not_a_potential")
     with pytest.raises(ModelLoadError, match="no attribute"):
         load_potential("tests.helpers:missing_factory")
-    with pytest.raises(ModelLoadError, match="cannot import.*PYTHONPATH"):
+    with pytest.raises(ModelLoadError, match=r"cannot import.*PYTHONPATH"):
         load_potential("no_such_module.x:factory")
     with pytest.raises(ModelLoadError, match=r"called as factory\(device=..., dtype=...\)"):
         load_potential("os.path:join")  # a function, but not a factory

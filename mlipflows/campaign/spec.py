@@ -273,6 +273,18 @@ class CampaignSpec(_Strict):
             seen.append(stage.name)
         return self
 
+    @model_validator(mode="after")
+    def _model_files_next_to_the_spec(self) -> CampaignSpec:
+        """Checkpoint paths in model specs are relative to the spec file, as data paths are
+        (also inside ``PATH+zbl``, ``PATH@HEAD``, ``sevennet:PATH``)."""
+        self.model = _spec_relative_model(self.model, self.base_dir)
+        for stage in self.stages:
+            if stage.model is not None:
+                stage.model = _spec_relative_model(stage.model, self.base_dir)
+        if self.surrogate is not None:
+            self.surrogate.student = _spec_relative_model(self.surrogate.student, self.base_dir)
+        return self
+
     def stage_source(self, k: int) -> str:
         """The stage that stage ``k`` selects from."""
         stage = self.stages[k]
@@ -292,6 +304,21 @@ class CampaignSpec(_Strict):
         """Paths in a spec are relative to the spec file."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.base_dir / p
+
+
+def _spec_relative_model(model: str, base: Path) -> str:
+    """``model`` with a relative checkpoint path that exists next to the spec made absolute."""
+    if base == Path(".") or Path(model).is_absolute():
+        return model
+    kind, colon, rest = model.partition(":")
+    prefix, body = (f"{kind}:", rest) if colon and kind in ("sevennet", "chgnet") else ("", model)
+    file, plus, suffix = body.partition("+")
+    stem, at, head = file.rpartition("@") if "@" in file else (file, "", "")
+    for name, tail in ((file, ""), (stem, f"{at}{head}")):
+        near = base / Path(name).expanduser()
+        if name and not Path(name).is_absolute() and near.is_file():
+            return f"{prefix}{near.resolve()}{tail}{plus}{suffix}"
+    return model
 
 
 def load_spec(path: str | Path) -> CampaignSpec:

@@ -151,3 +151,19 @@ def test_a_dry_run_prints_the_plan_and_stores_nothing(tmp_path):
     )
     assert "nothing computed or stored" in words
     assert runner.invoke(app, ["results", "--campaign", "dry-test"]).exit_code == 2  # no such campaign yet
+
+
+def test_a_checkpoint_in_a_model_spec_is_found_next_to_the_spec_file(tmp_path, monkeypatch):
+    import shutil
+
+    from mlipflows.campaign import load_spec
+    from mlipflows.models.checkpoint import PACKAGED
+    from mlipflows.potentials import load_potential
+
+    shutil.copy(PACKAGED / "mpnice-si-mlearn.pt", tmp_path / "si.pt")
+    (tmp_path / "specs").mkdir()
+    spec = _spec(tmp_path / "specs", model="../si.pt+zbl")
+    monkeypatch.chdir("/")  # run from anywhere
+    loaded = load_spec(spec)
+    assert loaded.model == f"{(tmp_path / 'si.pt').resolve()}+zbl"
+    assert load_potential(loaded.model).name == "mpnice-si-mlearn+zbl"  # its metadata name

@@ -19,7 +19,10 @@ from mlipflows.potentials.base import (
     symbols_from_numbers,
 )
 
-_PACKAGED = {"0.3.0": "pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar"}
+_PACKAGED = {
+    "0.3.0": "pretrained/0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar",
+    "0.2.0": "pretrained/0.2.0/chgnet_0.2.0_e30f77s348m32.pth.tar",
+}
 
 
 def pretrained_path(version: str) -> Path:
@@ -49,7 +52,13 @@ class CHGNetPotential(Potential):
         try:
             # CHGNet prints "CHGNet v... initialized with N parameters" on load: not our user's business
             with contextlib.redirect_stdout(io.StringIO()):
-                model = CHGNet.from_file(str(checkpoint), mlp_out_bias=version == "0.2.0", version=version)
+                bias = version == "0.2.0"
+                try:
+                    model = CHGNet.from_file(str(checkpoint), mlp_out_bias=bias, version=version)
+                except RuntimeError as exc:  # a 0.2.0 file given by path: its layers have biases
+                    if bias or "mlp_out" not in str(exc):
+                        raise
+                    model = CHGNet.from_file(str(checkpoint), mlp_out_bias=True, version=version)
         except Exception as exc:
             raise ModelLoadError(f"could not load CHGNet checkpoint {checkpoint}: {exc}") from exc
         self.model = model.to(device).eval()

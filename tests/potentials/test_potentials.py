@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 from mlipflows.engine import Batch
 from mlipflows.errors import ModelLoadError
@@ -207,6 +207,10 @@ def test_checkpoint_path_loads_chgnet_safely():
 
     pot = load_potential(str(pretrained_path("0.3.0")))  # weights_only=True suffices for CHGNet
     assert pot.cutoff == pytest.approx(load_potential("chgnet-0.3.0").cutoff)
+    # the 0.2.0 file (its output layers have biases) loads by path too, and computes
+    old = load_potential(str(pretrained_path("0.2.0")))
+    mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert np.isfinite(old.evaluate(Batch.from_structures([mgo])).energy.numpy()).all()
 
 
 def test_registry_has_the_pretrained_models():

@@ -63,6 +63,9 @@ def read_structures(path: str | Path) -> list[Candidate]:
     path = Path(path)
     if not path.is_file():
         raise StructureReadError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size == 0 or (size < 4096 and not path.read_bytes().strip()):  # (a big file is not blank)
+        raise StructureReadError(f"{path}: the file is empty")
     try:
         if path.suffix.lower() in EXTXYZ_SUFFIXES:
             return _read_extxyz(path)
@@ -156,7 +159,11 @@ def _read_extxyz(path: Path) -> list[Candidate]:
     bad: dict[str, str] = {}
     for k, atoms in enumerate(frames):
         if not atoms.pbc.all():
-            bad[f"{path} frame {k}"] = f"{path} frame {k}: not fully periodic (pbc={atoms.pbc})"
+            bad[f"{path} frame {k}"] = (
+                f"{path} frame {k}: not fully periodic (pbc={atoms.pbc.tolist()}): mlipflows computes "
+                "crystals; put a molecule or slab in a cell with pbc=True and enough vacuum (more "
+                "than the model's cutoff)"
+            )
             continue
         sid = atoms.info.get("structure_id") or (
             file_id(path) if len(frames) == 1 else f"{file_id(path)}-{k}"

@@ -249,7 +249,12 @@ def test_empty_json_output_is_an_empty_list_and_csv_lists_are_json():
     cu = str(EXAMPLES / "Cu_fcc.cif")
     assert runner.invoke(app, ["relax", cu, "--model", "morse", "--tag", "a"]).exit_code == 0
     empty = runner.invoke(app, ["results", "--tag", "b", "--format", "json"])
-    assert empty.exit_code == 1 and empty.stdout.strip() == "[]"
+    assert empty.exit_code == 2 and empty.stdout.strip() == "[]"  # a tag no result has …
+    assert "--tag b: no result in this store has it (here: a)" in empty.stderr  # … and the ones there are
+    none = runner.invoke(
+        app, ["results", "--tag", "a", "--where", "energy_per_atom > 100", "--format", "json"]
+    )
+    assert none.exit_code == 1 and none.stdout.strip() == "[]"  # real values that match nothing together
     csv = runner.invoke(app, ["results", "--format", "csv"]).stdout
     assert '"[""a""]"' in csv and "['a']" not in csv
 
@@ -263,6 +268,7 @@ def test_one_molecule_in_an_extxyz_skips_that_frame_only(tmp_path):
     write(tmp_path / "mixed.extxyz", [bulk("Cu", "fcc", 3.6), water, bulk("Ni", "fcc", 3.5)], format="extxyz")
     result = runner.invoke(app, ["relax", str(tmp_path / "mixed.extxyz"), "--model", "morse"])
     assert result.exit_code == 1 and "mixed.extxyz frame 1: not fully periodic" in result.output
+    assert "put a molecule or slab in a cell with pbc=True" in " ".join(result.output.split())
     assert _ids() == ["mixed-0", "mixed-2"]
 
 

@@ -96,7 +96,8 @@ def results(
     if sel.frame.empty:
         if fmt == "json":
             typer.echo("[]")  # `... --format json | jq` reads an empty list, not nothing
-        raise typer.Exit(_nothing(store, campaign, {"task_type": task, "state": state, "model.name": model}))
+        wanted = {"task_type": task, "state": state, "model.name": model, "tags": tag}
+        raise typer.Exit(_nothing(store, campaign, wanted))
     frame = sel.frame
     if export is not None:
         export_frame(frame, export)
@@ -127,11 +128,13 @@ def _nothing(store: object, campaign: str | None, values: dict[str, str | None])
         err_console.print(f"[red]error[/red] {unknown_campaign(store, campaign)}")
         return 2
     results = store.additional_stores[RESULTS]  # type: ignore[attr-defined]
-    option = {"task_type": "--task", "state": "--state", "model.name": "--model"}
+    option = {"task_type": "--task", "state": "--state", "model.name": "--model", "tags": "--tag"}
     for field, value in values.items():
         if not value:
             continue
-        known = {str(v) for v in results.distinct(field) if v is not None}
+        known = set()
+        for v in results.distinct(field):  # a list field may come back as lists
+            known |= {str(x) for x in (v if isinstance(v, list) else [v]) if x is not None}
         wanted = value.split(",") if field == "task_type" else [value]
         for v in wanted:
             if known and v not in known:

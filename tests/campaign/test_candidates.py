@@ -105,6 +105,7 @@ def test_folders_and_globs_with_malformed_files_record_them_and_go_on(tmp_path):
     assert {c.structure_id for c in pool.candidates} == {"Cu_fcc", "NaCl_rocksalt", "MgO_rocksalt"}
     assert set(pool.unreadable) == {str(export / "broken.cif"), str(export / "empty.cif")}
     assert all("broken.cif" in r or "empty.cif" in r for r in pool.unreadable.values())
+    assert pool.unreadable[str(export / "empty.cif")].endswith("empty.cif: the file is empty")
 
     globbed = generate_candidates(_spec(tmp_path, structures=[{"file": "export/*_rocksalt.cif"}]))
     assert {c.structure_id for c in globbed.candidates} == {"NaCl_rocksalt", "MgO_rocksalt"}

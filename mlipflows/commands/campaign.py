@@ -88,6 +88,13 @@ def run(
         raise typer.Exit(2) from None
     if campaign.stages:
         show_status(store, campaign.name)
+    if campaign.surrogate is not None:  # where the fine-tuned student went (a model of its own)
+        tuned = query_results(
+            store, {"campaign": campaign.name, "stage": "finetune", "task_type": "surrogate"}
+        )
+        if len(tuned) and "checkpoint" in tuned:
+            newest = tuned.sort_values("created_at").iloc[-1] if "created_at" in tuned else tuned.iloc[-1]
+            err_console.print(f"fine-tuned student: {newest['checkpoint']} (usable as --model)")
     # the campaign's hull as it stands: not a surrogate's provisional screen-hull, not a hull
     # of superseded settings, not a polymorph stage's rebuilt one
     final = {"stage": "hull", "settings_digest": plan.digests.get("hull")}
@@ -127,6 +134,16 @@ def print_stage_plan(campaign: Any, until: str | None = None) -> None:
     from mlipflows.commands.ui import err_console
 
     stages = ["relax (every candidate)", "hull (every relaxed candidate)"]
+    sur = campaign.surrogate
+    if sur is not None:  # the relax and hull above are these six surrogate steps
+        margin = f"{sur.margin} eV/atom" if sur.margin is not None else "from the student's held-out error"
+        stages[0] = (
+            f"relax, as a surrogate: label ({campaign.model} relaxes {sur.budget} farthest-point "
+            f"candidates) → finetune ({sur.student} on them, with replay) → screen (the student "
+            "relaxes every candidate) → screen-hull → check (the teacher re-relaxes those within "
+            f"{sur.threshold} eV/atom + margin of the hull; margin {margin})"
+        )
+        stages[1] = "hull (the teacher's energies where it decided, the student's elsewhere)"
     for k, stage in enumerate(campaign.stages):
         sel = stage.select
         rule = ", ".join(

@@ -212,6 +212,9 @@ def test_surrogate_campaign_teacher_decides_near_the_hull(tmp_path: Path, base_s
     rerun = CliRunner().invoke(app, ["campaign", "run", str(spec_path)])
     assert rerun.exit_code == 0, rerun.output
     assert "27 stability results" in rerun.output, rerun.output
+    assert f"fine-tuned student: {tune['checkpoint']}" in " ".join(rerun.output.split())
+    dry = CliRunner().invoke(app, ["campaign", "run", str(spec_path), "--dry-run"])
+    assert "relax, as a surrogate: label (morse relaxes 10 farthest-point" in " ".join(dry.output.split())
 
 
 def test_side_by_side_benchmark_halves_in_two_stores(

@@ -9,6 +9,7 @@ what the checkpoint holds.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -251,4 +252,7 @@ def train(
         "train_seconds": time.perf_counter() - t0,
     }
     save_checkpoint(final, config.output, metadata=metadata, training=config.model_dump(mode="json"))
+    # the per-epoch curve next to the checkpoint (the checkpoint keeps the best epoch only)
+    history = Path(config.output).with_name(f"{Path(config.output).stem}-history.json")
+    history.write_text(json.dumps({"metadata": metadata, "history": result.history}, indent=1, default=str))
     return result

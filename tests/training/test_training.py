@@ -3,6 +3,7 @@ checkpoint → load_potential → engine relax, and the CLI."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,9 @@ def test_training_reduces_the_loss_and_stops_early(tmp_path):
     )
     losses = [h["train_forces"] for h in result.history]
     assert losses[-1] < losses[0]
+    written = json.loads(result.checkpoint.with_name(f"{result.checkpoint.stem}-history.json").read_text())
+    assert [h["train_forces"] for h in written["history"]] == losses  # the curve, next to the model
+    assert written["metadata"]["best_epoch"] == result.best_epoch
     frozen = train(_config(tmp_path, lr=1e-12, patience=1, epochs=10, ema_decay=0.0), show_progress=False)
     assert frozen.stopped == "early_stopping" and len(frozen.history) <= 3
 

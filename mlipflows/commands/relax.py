@@ -29,7 +29,12 @@ def models() -> None:
     table = Table(title="mlipflows models")
     for col in ("name", "elements", "cutoff (Å)", "source", "loads offline", "measured error", "description"):
         table.add_column(col, overflow="fold")
+    status = err_console.status(
+        f"loading the {len(REGISTRY)} models (the 'loads offline' column is a real load)"
+    )
+    status.start()
     for name, entry in REGISTRY.items():
+        status.update(f"loading {name} (the 'loads offline' column is a real load)")
         try:
             pot = load_potential(name)
             row = [
@@ -43,11 +48,13 @@ def models() -> None:
         except Exception as exc:  # a broken install must not hide the other models
             row = [name, "?", "?", entry.source, f"no: {exc}", "–"]
         table.add_row(*row, entry.description)
+    status.stop()
     console.print(table)
     console.print(
         "Any model also loads as NAME+d3 (Grimme D3(BJ) dispersion, PBE parameters) or "
         "NAME+d3:XC, and as NAME+zbl (a ZBL repulsive core, for inputs of unknown quality); "
-        "a checkpoint path or package.module:factory loads a custom model."
+        "a checkpoint path (PATH@HEAD for one head of a multi-head one) or package.module:factory "
+        "loads a custom model."
     )
 
 

@@ -38,7 +38,10 @@ def test_relax_stores_results_and_names_bad_files(tmp_path):
     assert csv.output.count("\n") >= 3 and "energy_per_atom" in csv.output
     table = runner.invoke(app, ["results", "--tag", "cli"])
     assert "MgO" in table.output
-    assert "no results" in runner.invoke(app, ["results", "--tag", "nothing"]).output
+    assert (
+        "--tag nothing: no result in this store has it"
+        in runner.invoke(app, ["results", "--tag", "nothing"]).output
+    )
 
 
 def test_poscar_and_extxyz_inputs(tmp_path):
@@ -54,6 +57,7 @@ def test_poscar_and_extxyz_inputs(tmp_path):
     frame = runner.invoke(app, ["results", "--format", "json"])
     ids = {row["structure_id"] for row in json.loads(frame.output)}
     assert ids == {f"{tmp_path.name}/POSCAR", "two-0", "two-1"}  # VASP's fixed name: its folder too
+    assert f'"{tmp_path.name}/POSCAR"' in frame.output  # not pandas' "\/"
 
 
 def test_bad_options_are_rejected():

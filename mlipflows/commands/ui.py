@@ -260,7 +260,8 @@ def print_results(frame: Any, fmt: str = "table", title: str | None = None, tota
     from mlipflows.results import summary_table
 
     if fmt == "json":
-        typer.echo(frame.to_json(orient="records", indent=2, default_handler=str))
+        # pandas writes "/" as "\/" (valid JSON, but ids like "a/POSCAR" read badly in a file)
+        typer.echo(frame.to_json(orient="records", indent=2, default_handler=str).replace("\\/", "/"))
         return
     if fmt == "csv":
         from mlipflows.results import csv_ready

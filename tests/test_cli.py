@@ -112,3 +112,14 @@ def test_relax_exits_1_when_a_structure_failed_and_only_stuck_ones_are_told_more
     assert res.exit_code == 1 and "1 of 1 failed or unphysical" in text
     assert "did not converge" not in text  # it stopped for its elements, not for --steps
     assert json.loads(out.read_text())["results"][0]["state"] == "failed"
+
+
+def test_counts_print_as_integers_even_when_all_zero_and_energies_stay_floats():
+    import pandas as pd
+
+    from mlipflows.commands.ui import _integral
+
+    assert _integral(pd.Series([0.0, 0.0, None], name="steps"))  # failed runs: 0 steps, a gap
+    assert _integral(pd.Series([12.0, None], name="n_displacements"))
+    assert not _integral(pd.Series([0.0, 0.0], name="E_hull (eV/atom)"))  # all on the hull: 0.0000
+    assert not _integral(pd.Series([0.5, 2.0], name="steps"))

@@ -307,7 +307,14 @@ def _integral(col: Any) -> bool:
 
     values = pd.to_numeric(col, errors="coerce").dropna() if col.dtype.kind in "fiu" else []
     whole = len(values) > 0 and col.dtype.kind == "f" and bool((values == values.round()).all())
-    return whole and float(values.abs().max()) >= 1
+    # a count is a count even when every value is 0 (steps of failed runs); 0.0 eV stays a float
+    leaf = str(col.name).rsplit(".", 1)[-1].lower()
+    counting = (
+        leaf.startswith("n_")
+        or leaf in ("steps", "n_steps", "nsites", "sites", "dup.")
+        or "spacegroup" in leaf
+    )
+    return whole and (counting or float(values.abs().max()) >= 1)
 
 
 def _table(title: str | None, columns: list[Any], rows: list[list[str]], compact: bool) -> tuple[Table, int]:

@@ -83,13 +83,19 @@ def load_checkpoint(
 
 
 def load_trusted(kind: str, path: Path, device: torch.device) -> Potential:
-    """``sevennet:PATH`` / ``chgnet:PATH``: the package's own loader, which unpickles."""
+    """``sevennet:PATH`` / ``chgnet:PATH``: the package's own loader, which unpickles.
+    ``sevennet:PATH@MODAL`` picks a fidelity of a multi-fidelity SevenNet checkpoint."""
+    modal = None
+    if not path.is_file() and "@" in path.name:
+        path, modal = path.with_name(path.name.rpartition("@")[0]), path.name.rpartition("@")[2]
     if not path.is_file():
         raise ModelLoadError(f"{kind}:{path}: no such checkpoint file")
     if kind == "sevennet":
         from mlipflows.potentials.sevennet import SevenNetPotential
 
-        return SevenNetPotential(path, name=path.stem, device=device)
+        return SevenNetPotential(path, name=path.stem, device=device, modal=modal)
+    if modal is not None:
+        raise ModelLoadError(f"{kind}:{path}@{modal}: only SevenNet checkpoints have modals")
     from mlipflows.potentials.chgnet import CHGNetPotential
 
     return CHGNetPotential(path, name=path.stem, device=device)

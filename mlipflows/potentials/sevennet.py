@@ -82,16 +82,25 @@ class SevenNetPotential(Potential):
         self.dtype = dtype
         self.modal = modal
         if model.modal_map and modal is None:
-            raise ModelLoadError(f"{checkpoint} is multi-fidelity; choose a modal of {list(model.modal_map)}")
+            raise ModelLoadError(
+                f"{checkpoint} is multi-fidelity; choose a modal of {list(model.modal_map)}: "
+                f"sevennet:{checkpoint}@MODAL"
+            )
+        if modal is not None and modal not in (model.modal_map or {}):
+            raise ModelLoadError(f"{checkpoint}: no modal {modal!r}; it has {list(model.modal_map or {})}")
         import sevenn
 
+        fidelity = f"@{modal}" if modal else ""  # each fidelity is a model of its own
         self.card = ModelCard(
-            name=name or Path(checkpoint).stem,
+            name=(name or Path(checkpoint).stem) + fidelity,
             version=f"sevenn-{sevenn.__version__}" + ("-float64" if dtype == torch.float64 else ""),
             # float64 is numerically another model: its stored results must not mix with float32's
-            checksum=file_checksum(checkpoint)
-            if dtype == torch.float32
-            else hashlib.sha256(f"{file_checksum(checkpoint)}-float64".encode()).hexdigest(),
+            checksum=(
+                file_checksum(checkpoint)
+                if dtype == torch.float32
+                else hashlib.sha256(f"{file_checksum(checkpoint)}-float64".encode()).hexdigest()
+            )
+            + fidelity,
             source=str(checkpoint),
             cutoff=float(model.cutoff),
             elements=symbols_from_numbers(list(model.type_map)),

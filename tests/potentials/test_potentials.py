@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -302,3 +304,19 @@ def test_exact_qeq_models_cap_their_batches_on_every_device(monkeypatch):
 
     asked = ChunkSettings(model="nequip-lr-si-mlearn", max_atoms=100_000)
     assert asked.budget(nequip).max_atoms == 8192  # a chunk's own budget cannot lift the cap
+
+
+def test_a_multi_fidelity_sevennet_checkpoint_takes_its_modal_after_an_at():
+    import sevenn
+
+    path = Path(sevenn.__file__).parent / "pretrained_potentials/SevenNet_MF_0/checkpoint_sevennet_mf_0.pth"
+    with pytest.raises(ModelLoadError, match="@MODAL"):
+        load_potential(f"sevennet:{path}")
+    pbe, r2scan = load_potential(f"sevennet:{path}@PBE"), load_potential(f"sevennet:{path}@R2SCAN")
+    assert (pbe.name, r2scan.name) == ("checkpoint_sevennet_mf_0@PBE", "checkpoint_sevennet_mf_0@R2SCAN")
+    assert pbe.card.checksum != r2scan.card.checksum  # two fidelities' results never mix
+    mgo = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    batch = Batch.from_structures([mgo])
+    assert float(pbe.evaluate(batch).energy[0]) != pytest.approx(float(r2scan.evaluate(batch).energy[0]))
+    with pytest.raises(ModelLoadError, match="no modal 'XX'"):
+        load_potential(f"sevennet:{path}@XX")

@@ -136,7 +136,7 @@ def potential_from_checkpoint(
         name=label,
         version=str(meta.get("version", "1")),
         checksum=checksum,
-        source=str(path),
+        source=str(Path(path).resolve()),  # a document alone locates the weights
         cutoff=model.cutoff,
         elements=frozenset(model.elements),
     )

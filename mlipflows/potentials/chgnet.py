@@ -68,7 +68,7 @@ class CHGNetPotential(Potential):
             name=name,
             version=f"chgnet-{version or 'custom'}",
             checksum=file_checksum(checkpoint),
-            source=str(checkpoint),
+            source=str(Path(checkpoint).resolve()),
             cutoff=float(model.graph_converter.atom_graph_cutoff),
             # CHGNet's embedding covers Z = 1..94
             elements=symbols_from_numbers(list(range(1, 95))),

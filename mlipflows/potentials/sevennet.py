@@ -101,7 +101,7 @@ class SevenNetPotential(Potential):
                 else hashlib.sha256(f"{file_checksum(checkpoint)}-float64".encode()).hexdigest()
             )
             + fidelity,
-            source=str(checkpoint),
+            source=str(Path(checkpoint).resolve()),
             cutoff=float(model.cutoff),
             elements=symbols_from_numbers(list(model.type_map)),
         )

@@ -78,7 +78,9 @@ def read_store(
         rows = rows[rows["task_type"].isin(["static", "relax"])]
     if not len(rows) or "job_uuid" not in rows:
         raise DataNotFoundError(
-            f"no stored static or relax results match {query.model_dump(exclude_none=True)}"
+            f"no stored static or relax results match {query.model_dump(exclude_none=True)} "
+            "(`mlipflows campaign list` and `mlipflows results --campaign C` show what is stored; "
+            "`mlipflows distill --label` labels a base pool with the teacher first)"
         )
     wanted = {(r.job_uuid, r.structure_id, r.task_type) for r in rows.itertuples()}
     with store_errors(store, "reading training data"):

@@ -387,3 +387,16 @@ def test_a_vasp4_poscar_is_read_from_its_comment_line_or_refused_never_h_and_he(
         read_structures(tmp_path / "POSCAR")
     res = CliRunner().invoke(app, ["relax", str(tmp_path / "POSCAR"), "--model", "morse"])
     assert res.exit_code == 1 and "species line" in res.output and "HHe" not in res.output
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("morse+zbl+zbl", "+zbl is given twice"),
+        ("morse+d3+zbl+d3:pbe", "+d3 is given twice"),
+        ("MORSE", "did you mean morse?"),
+    ],
+)
+def test_a_doubled_suffix_or_a_shouted_name_is_one_line(spec, message):
+    result = runner.invoke(app, ["relax", str(EXAMPLES / "Cu_fcc.cif"), "--model", spec])
+    assert result.exit_code == 2 and message in " ".join(result.output.split())

@@ -100,7 +100,9 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype) -> Poten
         return load_import_path(spec, device, dtype)
     import difflib
 
-    close = difflib.get_close_matches(spec, sorted(REGISTRY), n=2, cutoff=0.6)
+    close = [n for n in REGISTRY if n.lower() == spec.lower()] or difflib.get_close_matches(
+        spec, sorted(REGISTRY), n=2, cutoff=0.6
+    )
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     raise ModelLoadError(
         f"unknown model {spec!r}: {hint}not a registry name ({', '.join(sorted(REGISTRY))}), "
@@ -115,6 +117,10 @@ def _load_wrapped(spec: str, device: torch.device, dtype: torch.dtype) -> Potent
     base, sep, tail = spec.rpartition("+")
     if not sep or not base:
         return None
+    applied = [t.split(":")[0] for t in spec.split("+")[1:]]
+    twice = sorted({t for t in applied if applied.count(t) > 1 and t in ("zbl", "d3")})
+    if twice:  # a second core or a second dispersion would count the same physics twice
+        raise ModelLoadError(f"cannot load {spec!r}: +{twice[0]} is given twice; once is enough")
     try:
         if tail == ZBL_SUFFIX[1:]:
             from mlipflows.potentials.repulsion import RepulsiveCore

@@ -74,7 +74,7 @@ def validate_yaml(model: type[M], path: str | Path, error: type[Exception], **ex
                 owner: Any = model
                 for part in loc[:-1]:
                     field = owner.model_fields.get(part) if isinstance(part, str) else None
-                    sub = _model_in(field.annotation) if field is not None else None
+                    sub = model_in(field.annotation) if field is not None else None
                     owner = sub or owner
                 names = (
                     list(owner.model_fields)
@@ -88,8 +88,8 @@ def validate_yaml(model: type[M], path: str | Path, error: type[Exception], **ex
         raise error("\n".join(messages)) from None
 
 
-def _model_in(annotation: Any) -> Any:
-    """The pydantic model inside ``X | None`` / ``list[X]`` (for nested key suggestions)."""
+def model_in(annotation: Any) -> Any:
+    """The pydantic model inside ``X | None`` / ``list[X]`` annotations, if any."""
     import typing
 
     from pydantic import BaseModel
@@ -97,7 +97,7 @@ def _model_in(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
-        found = _model_in(arg)
+        found = model_in(arg)
         if found is not None:
             return found
     return None

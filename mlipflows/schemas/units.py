@@ -7,6 +7,8 @@ from functools import cache
 
 from pydantic import BaseModel
 
+from mlipflows.yaml_lines import model_in
+
 # units as the schemas' descriptions write them; a description part starting with one names it
 UNITS = (
     "eV/atom",
@@ -52,17 +54,6 @@ def document_classes() -> dict[str, type[BaseModel]]:
     return out
 
 
-def _model_of(annotation: object) -> type[BaseModel] | None:
-    """The pydantic model inside ``X | None`` / ``list[X]`` annotations, if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def unit_of(description: str | None) -> str | None:
     """'bulk modulus, Voigt–Reuss–Hill, GPa' → 'GPa'; None when no part is a unit."""
     if not description:
@@ -83,5 +74,5 @@ def field_unit(task_type: str, field: str) -> str | None:
         if model is None or name not in model.model_fields:
             return None
         info = model.model_fields[name]
-        model = _model_of(info.annotation)
+        model = model_in(info.annotation)
     return unit_of(info.description) if info is not None else None
